@@ -1,0 +1,84 @@
+"""The ``mlx`` Typer app and the process entry point."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+
+from mlxstate import __version__
+from mlxstate.cli import schema, validate
+from mlxstate.cli._errors import EXIT_INTERRUPTED, report, usage_error
+
+__all__ = ["app", "main", "run"]
+
+app = typer.Typer(
+    name="mlx",
+    help="Declarative manager for local LLM model stores (Ollama, Hugging Face cache, LM Studio).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"mlx (mlxstate) {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """Declarative manager for local LLM model stores (Ollama, Hugging Face cache, LM Studio).
+
+    Write the models you want in mlx.yaml, then `mlx validate` it.
+    """
+
+
+app.command("validate", help="Check mlx.yaml offline: schema and semantic rules.")(validate.command)
+app.command("schema", help="Print the JSON Schema of mlx.yaml.")(schema.command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``mlx`` with ``argv``; return the exit code (never raises)."""
+    from typer._click.exceptions import ClickException, UsageError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_requested(args)
+    try:
+        command = typer.main.get_command(app)
+        result = command.main(args=args, prog_name="mlx", standalone_mode=False)
+    except UsageError as exc:
+        name = exc.ctx.command_path if exc.ctx is not None else "mlx"
+        return usage_error(exc.format_message(), name)
+    except ClickException as exc:
+        return usage_error(exc.format_message(), "mlx")
+    except typer.Abort:
+        return EXIT_INTERRUPTED
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place errors are mapped
+        return report(exc, debug=debug)
+    return result if isinstance(result, int) else 0
+
+
+def _debug_requested(args: Sequence[str]) -> bool:
+    flag = any(a in ("-v", "--verbose") for a in args)
+    return flag or os.environ.get("MLX_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def run() -> None:
+    """Console-script entry point."""
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # `mlx status | head`: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(code)

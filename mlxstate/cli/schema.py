@@ -1,0 +1,35 @@
+"""``mlx schema``: print the JSON Schema of mlx.yaml."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from mlxstate.cli._common import FileOpt, NoColorOpt, QuietOpt, VerboseOpt
+
+__all__ = ["command", "json_schema", "schema_text"]
+
+SCHEMA_ID = "https://raw.githubusercontent.com/mlxstate/mlxstate/main/schemas/mlx.schema.json"
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema generated from the pydantic models (``schemas/mlx.schema.json``)."""
+    from mlxstate.spec.models import Spec
+
+    schema = Spec.model_json_schema(mode="validation")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+
+
+def schema_text() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def command(
+    file: FileOpt = None,
+    no_color: NoColorOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Print the JSON Schema of mlx.yaml (the same as schemas/mlx.schema.json)."""
+    sys.stdout.write(schema_text())

@@ -1,0 +1,185 @@
+"""The ONLY place defaults and environment variables are resolved (SPEC §2, §3).
+
+``Environment`` reads the variables mlxstate honours; ``resolve`` combines them with the
+``settings:`` of an ``mlx.yaml`` into a frozen ``Settings`` with concrete paths and URLs.
+Precedence for every value: mlx.yaml, then the environment, then the built-in default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlxstate.spec.types import expand_path_text
+
+if TYPE_CHECKING:
+    from mlxstate.spec.models import SettingsSpec
+
+__all__ = ["Environment", "Settings", "normalize_ollama_host", "resolve", "spec_candidates"]
+
+OLLAMA_DEFAULT_PORT = 11434
+DEFAULT_MIN_FREE = 10_000_000_000
+_FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
+
+
+class Environment(BaseSettings):
+    """Environment variables mlxstate reads (names are case-sensitive)."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
+
+    HOME: str | None = None
+    OLLAMA_HOST: str | None = None
+    OLLAMA_MODELS: str | None = None
+    HF_HUB_CACHE: str | None = None
+    HF_HOME: str | None = None
+    XDG_CONFIG_HOME: str | None = None
+    XDG_CACHE_HOME: str | None = None
+    XDG_STATE_HOME: str | None = None
+    MLX_FILE: str | None = None
+    MLX_DEBUG: str | None = None
+
+    @property
+    def debug(self) -> bool:
+        return (self.MLX_DEBUG or "").strip().lower() not in _FALSE_WORDS
+
+    def home(self) -> Path:
+        return Path(self.HOME) if self.HOME else Path.home()
+
+    def expand(self, value: str) -> Path:
+        return expand_path_text(value, None)
+
+    def config_home(self) -> Path:
+        return self.expand(self.XDG_CONFIG_HOME) if self.XDG_CONFIG_HOME else self.home() / ".config"
+
+    def ollama_models_dir(self) -> Path:
+        if self.OLLAMA_MODELS:
+            return self.expand(self.OLLAMA_MODELS)
+        return self.home() / ".ollama" / "models"
+
+    def hf_cache_dir(self) -> Path:
+        # Same order as huggingface_hub.constants: HF_HUB_CACHE, HF_HOME/hub,
+        # $XDG_CACHE_HOME/huggingface/hub, ~/.cache/huggingface/hub.
+        if self.HF_HUB_CACHE:
+            return self.expand(self.HF_HUB_CACHE)
+        if self.HF_HOME:
+            return self.expand(self.HF_HOME) / "hub"
+        cache = self.expand(self.XDG_CACHE_HOME) if self.XDG_CACHE_HOME else self.home() / ".cache"
+        return cache / "huggingface" / "hub"
+
+    def ollama_host(self) -> str:
+        return normalize_ollama_host(self.OLLAMA_HOST or "")
+
+
+def read_environment() -> Environment:
+    """The current process environment."""
+    return Environment()
+
+
+def spec_candidates(env: Environment) -> list[Path]:
+    """Where ``mlx.yaml`` is looked for when no ``-f`` is given (SPEC §2), in order."""
+    places = [Path("mlx.yaml"), env.config_home() / "mlx" / "mlx.yaml"]
+    if env.MLX_FILE:
+        places.insert(0, env.expand(env.MLX_FILE))
+    return places
+
+
+def normalize_ollama_host(value: str, *, strict: bool = False) -> str:
+    """``[scheme://]host[:port]`` → ``scheme://host:port``, as Ollama's envconfig.Host does.
+
+    With ``strict`` a malformed value raises ``ValueError`` (mlx.yaml); otherwise it falls
+    back to the default like Ollama (environment variables).
+    """
+    text = value.strip()
+    default = f"http://127.0.0.1:{OLLAMA_DEFAULT_PORT}"
+    if not text:
+        if strict:
+            raise ValueError("empty Ollama host; expected e.g. http://127.0.0.1:11434")
+        return default
+    scheme, sep, _ = text.partition("://")
+    url = text if sep else f"http://{text}"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        if strict:
+            raise ValueError(f"invalid Ollama host {value!r}: {exc}") from None
+        return default
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        if strict:
+            raise ValueError(f"invalid Ollama host {value!r}; expected http(s)://HOST[:PORT]")
+        return default
+    if port is None:
+        # Ollama: no scheme → 11434; explicit http → 80; https → 443.
+        port = OLLAMA_DEFAULT_PORT if not sep else (443 if parts.scheme == "https" else 80)
+    host = parts.hostname
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            host = f"[{host}]"
+    except ValueError:
+        pass
+    return f"{parts.scheme}://{host}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Cleanup:
+    partials: bool = False
+    orphans: bool = False
+    detached_revisions: bool = False
+    dangling_links: bool = True
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Fully resolved settings: every value concrete, every path absolute."""
+
+    ollama_host: str
+    ollama_models_dir: Path
+    hf_cache_dir: Path
+    hf_token_env: str
+    prune: bool
+    dedup: str
+    cleanup: Cleanup
+    min_free: int
+    state_dir_override: Path | None = None
+    env: Environment | None = None
+
+    @cached_property
+    def state_dir(self) -> Path:
+        if self.state_dir_override is not None:
+            return self.state_dir_override
+        if self.env is not None and self.env.XDG_STATE_HOME:
+            return self.env.expand(self.env.XDG_STATE_HOME) / "mlxstate"
+        import platformdirs  # not on the validate path: only commands that keep state need it
+
+        return Path(platformdirs.user_state_dir("mlxstate", appauthor=False))
+
+    @property
+    def hf_token(self) -> str | None:
+        return os.environ.get(self.hf_token_env) or None
+
+
+def resolve(spec: SettingsSpec | None, env: Environment) -> Settings:
+    """Combine ``settings:`` from mlx.yaml (may be ``None``) with the environment."""
+    ollama = spec.ollama if spec else None
+    hf = spec.huggingface if spec else None
+    host = normalize_ollama_host(ollama.host) if ollama and ollama.host else env.ollama_host()
+    cleanup = spec.cleanup if spec else None
+    return Settings(
+        ollama_host=host,
+        ollama_models_dir=(ollama.models_dir if ollama and ollama.models_dir else env.ollama_models_dir()),
+        hf_cache_dir=hf.cache_dir if hf and hf.cache_dir else env.hf_cache_dir(),
+        hf_token_env=hf.token_env if hf else "HF_TOKEN",
+        prune=spec.prune if spec else False,
+        dedup=spec.dedup if spec else "off",
+        cleanup=Cleanup(**cleanup.model_dump()) if cleanup else Cleanup(),
+        min_free=int(spec.disk.min_free) if spec else DEFAULT_MIN_FREE,
+        state_dir_override=spec.state_dir if spec else None,
+        env=env,
+    )

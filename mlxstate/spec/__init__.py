@@ -1,0 +1,1 @@
+"""The ``mlx.yaml`` format: models, loading with positions, semantic rules."""

@@ -1,0 +1,221 @@
+"""Load an ``mlx.yaml``: YAML with positions → schema + semantic checks → ``LoadedSpec``.
+
+Every problem becomes a :class:`Diagnostic` pointing at the offending key or value; all
+of them are collected and raised together as one :class:`SpecError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from mlxstate.errors import Diagnostic, MlxError, SpecError
+from mlxstate.settings import Environment
+from mlxstate.spec import rules
+from mlxstate.spec.models import Spec
+from mlxstate.spec.yamlpos import Where, load_yaml, locate, to_plain
+
+__all__ = ["LoadedSpec", "load_spec", "parse_spec"]
+
+TOP_KEYS = ", ".join(Spec.model_fields)
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A valid spec with where it came from (``sha256`` of the exact bytes, for saved plans)."""
+
+    spec: Spec
+    path: Path
+    display: str
+    sha256: str
+    document: Any  # ruamel's tree, for pointing at lines in later errors
+
+    def position(self, *path: Any) -> tuple[int, int]:
+        return locate(self.document, path)
+
+
+def load_spec(path: Path, env: Environment, display: str | None = None) -> LoadedSpec:
+    """Read and validate ``path``; raise :class:`SpecError` (or ``MlxError`` if unreadable)."""
+    shown = display or str(path)
+    try:
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise MlxError(f"{shown} is a directory, not an mlx.yaml file") from None
+    except OSError as exc:
+        raise MlxError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError([Diagnostic(shown, line, 1, "", "file is not valid UTF-8 text")]) from None
+    return parse_spec(text, file=shown, base_dir=path.resolve().parent, env=env, raw=raw)
+
+
+def parse_spec(
+    text: str, *, file: str, base_dir: Path, env: Environment, raw: bytes | None = None
+) -> LoadedSpec:
+    """Validate the text of an mlx.yaml (``file`` is only used in messages)."""
+    doc = load_yaml(text, file)
+    if doc is None:
+        raise SpecError([Diagnostic(file, 1, 1, "", "the file is empty; start it with 'version: 1'")])
+    if not isinstance(doc, dict):
+        kind = "a list" if isinstance(doc, list) else f"a single value ({_describe(doc)})"
+        line, col = _doc_start(doc)
+        raise SpecError(
+            [Diagnostic(file, line, col, "", f"the top level must be a mapping with keys like {TOP_KEYS}; got {kind}")]
+        )
+    data = to_plain(doc, file)
+    diagnostics: list[Diagnostic] = []
+    spec: Spec | None = None
+    try:
+        spec = Spec.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        diagnostics += [_from_pydantic(err, doc, data, file) for err in exc.errors()]
+    for problem in rules.check(data, env, base_dir):
+        line, col = locate(doc, problem.path, problem.where)
+        diagnostics.append(Diagnostic(file, line, col, _dotted(problem.path), problem.message))
+    if diagnostics or spec is None:
+        raise SpecError(_dedupe(diagnostics))
+    digest = hashlib.sha256(raw if raw is not None else text.encode()).hexdigest()
+    return LoadedSpec(spec=spec, path=base_dir / Path(file).name, display=file, sha256=digest, document=doc)
+
+
+def _doc_start(doc: Any) -> tuple[int, int]:
+    lc = getattr(doc, "lc", None)
+    return (lc.line + 1, lc.col + 1) if lc is not None and lc.line is not None else (1, 1)
+
+
+def _dedupe(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    unique = {(d.line, d.col, d.path, d.message): d for d in diagnostics}
+    return sorted(unique.values(), key=lambda d: (d.line, d.col, d.path))
+
+
+def _dotted(path: tuple[Any, ...] | list[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _from_pydantic(err: Any, doc: Any, data: Any, file: str) -> Diagnostic:
+    loc = [p for p in err["loc"] if not _is_internal(p)]
+    kind = err["type"]
+    is_key = bool(loc) and loc[-1] == "[key]"
+    if is_key:
+        loc = loc[:-1]
+    where: Where = "key" if is_key or kind == "extra_forbidden" else "value"
+    if kind == "missing":
+        message = f"required key '{loc[-1]}' is missing"
+        loc = loc[:-1]
+        where = "key"
+    elif kind == "extra_forbidden":
+        message = _unknown_key(loc)
+    else:
+        message = _message(err, is_key)
+    line, col = locate(doc, loc, where) if loc else (1, 1)
+    return Diagnostic(file, line, col, _dotted(loc), message)
+
+
+def _is_internal(part: Any) -> bool:
+    # pydantic adds union-member tags like "literal['standard']" or "list[str]" to locations.
+    return isinstance(part, str) and ("[" in part and part != "[key]")
+
+
+def _unknown_key(loc: list[Any]) -> str:
+    allowed = _allowed_keys(loc[:-1])
+    key = str(loc[-1])
+    if not allowed:
+        return f"unknown key {key!r}"
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown key {key!r}; {hint}expected one of: {', '.join(allowed)}"
+
+
+def _allowed_keys(loc: list[Any]) -> list[str]:
+    """Field names of the model found by walking ``loc`` from ``Spec``."""
+    current: Any = Spec
+    expect_key = False
+    for part in loc:
+        if expect_key:
+            expect_key = False
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return []
+        current, expect_key = _unwrap(field.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> tuple[Any, bool]:
+    """(model type inside ``X | None`` / ``dict[str, X]``, whether a dict key comes next)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _unwrap(inner[0]) if len(inner) == 1 else (None, False)
+    if origin is dict:
+        return typing.get_args(annotation)[1], True
+    return annotation, False
+
+
+_BOUNDS = {
+    "greater_than_equal": (">=", "ge"),
+    "greater_than": (">", "gt"),
+    "less_than_equal": ("<=", "le"),
+    "less_than": ("<", "lt"),
+}
+_TYPE_WORDS = {
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "string_type": "a string",
+    "dict_type": "a mapping (key: value)",
+    "model_type": "a mapping (key: value)",
+    "model_attributes_type": "a mapping (key: value)",
+    "list_type": "a list",
+    "byte_size": "a size such as 10GB, 512MiB or a number of bytes",
+    "byte_size_unit": "a size with a known unit: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB",
+}
+
+
+def _message(err: Any, is_key: bool) -> str:
+    kind = err["type"]
+    given = _describe(err.get("input"))
+    if kind in _TYPE_WORDS:
+        return f"expected {_TYPE_WORDS[kind]}, got {given}"
+    msg = str(err["msg"])
+    if kind == "value_error":
+        return msg.removeprefix("Value error, ")
+    bound = _BOUNDS.get(kind)
+    if bound:
+        return f"expected a number {bound[0]} {err['ctx'][bound[1]]}, got {given}"
+    if kind in ("literal_error", "enum"):
+        return msg.replace("Input should be", "expected", 1) + f", got {given}"
+    if msg.startswith("Input should"):
+        return msg.replace("Input should", "expected to", 1).replace("to be ", "", 1) + f", got {given}"
+    if msg.startswith(("List should", "String should")):
+        return msg[0].lower() + msg[1:] + f", got {given}"
+    return msg[0].lower() + msg[1:]
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,284 @@
+"""Pydantic models of ``mlx.yaml`` version 1 (SPEC §3).
+
+Pydantic is used only at this boundary: values come out typed and parsed (``Source``
+values, sizes as ints, durations as ``timedelta``, paths expanded). Cross-field rules that
+need positions (undeclared models, store paths…) live in ``rules.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ByteSize,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from mlxstate.sources import SOURCE_FORMS, HfSource, Source, parse_source
+from mlxstate.spec.types import Duration, ExpandedPath, ScheduleField
+
+__all__ = [
+    "AppSpec",
+    "BenchmarkSpec",
+    "CleanupSettings",
+    "DashboardSpec",
+    "DiskSettings",
+    "HuggingFaceSettings",
+    "ModelSpec",
+    "OllamaSettings",
+    "SettingsSpec",
+    "Spec",
+]
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+_NAME_RE = re.compile(NAME_PATTERN)
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_REVISION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}$")
+PANELS = ("models", "system", "disk", "benchmarks")
+
+
+def _name(kind: str) -> Any:
+    def check(value: object) -> str:
+        if not isinstance(value, str) or not _NAME_RE.match(value):
+            raise ValueError(
+                f"invalid {kind} name {value!r}; use 1-64 lowercase letters, digits, '.', '_' "
+                "or '-', starting with a letter or digit"
+            )
+        return value
+
+    return Annotated[str, BeforeValidator(check), WithJsonSchema({"type": "string", "pattern": NAME_PATTERN})]
+
+
+ModelName = _name("model")
+AppName = _name("app")
+BenchmarkName = _name("benchmark")
+
+
+def _source(value: object, info: ValidationInfo) -> Source:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a source string: {SOURCE_FORMS}")
+    base_dir = (info.context or {}).get("base_dir")
+    return parse_source(value.strip(), Path(base_dir) if base_dir else None)
+
+
+SourceField = Annotated[
+    Any,  # a mlxstate.sources.Source; Any keeps pydantic from re-validating the dataclass
+    BeforeValidator(_source),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^(hf|ollama|file)://.+$",
+            "description": f"where the model comes from: {SOURCE_FORMS}",
+            "examples": ["ollama://qwen2.5-coder:7b", "hf://mlx-community/Llama-3.2-1B-Instruct-4bit"],
+        }
+    ),
+]
+
+
+def _revision(value: object) -> str:
+    if not isinstance(value, str) or not _REVISION_RE.match(value) or ".." in value:
+        raise ValueError(
+            f"invalid revision {value!r}; expected a branch, a tag or a 40-hex commit "
+            "(quote it if YAML reads it as a number)"
+        )
+    return value
+
+
+def _size(value: object) -> object:
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"expected a size such as 10GB, 512MiB or a number of bytes, got {value!r}")
+    if isinstance(value, int | float) and value < 0:
+        raise ValueError(f"size must not be negative, got {value!r}")
+    return value
+
+
+def _token_env(value: object) -> str:
+    if not isinstance(value, str) or not _ENV_NAME_RE.match(value):
+        raise ValueError(
+            f"expected the NAME of an environment variable (like HF_TOKEN), got {value!r}; "
+            "never put the token itself in mlx.yaml"
+        )
+    return value
+
+
+def _dedup(value: object) -> object:
+    return "off" if value is False else value  # YAML 1.2 reads `off` as a string; accept false too
+
+
+def _patterns(value: object) -> object:
+    if isinstance(value, str):
+        raise ValueError(f"expected a list of glob patterns, e.g. [{value!r}]")
+    return value
+
+
+Revision = Annotated[str, BeforeValidator(_revision), WithJsonSchema({"type": "string"})]
+Size = Annotated[
+    ByteSize,
+    BeforeValidator(_size),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string"}]}),
+]
+Pattern = Annotated[str, Field(min_length=1)]
+Patterns = Annotated[list[Pattern], BeforeValidator(_patterns)]
+
+
+class _Section(BaseModel):
+    """Base of every mapping in mlx.yaml: unknown keys are errors, `key:` alone means `{}`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_empty(cls, data: Any) -> Any:
+        return {} if data is None else data
+
+
+class OllamaSettings(_Section):
+    host: str | None = Field(None, description="Ollama API URL; default $OLLAMA_HOST, else http://127.0.0.1:11434")
+    models_dir: ExpandedPath | None = Field(None, description="default $OLLAMA_MODELS, else ~/.ollama/models")
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from mlxstate.settings import normalize_ollama_host
+
+        return normalize_ollama_host(value, strict=True)
+
+
+class HuggingFaceSettings(_Section):
+    cache_dir: ExpandedPath | None = Field(
+        None, description="default $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub"
+    )
+    token_env: Annotated[str, BeforeValidator(_token_env)] = Field(
+        "HF_TOKEN", description="NAME of the environment variable that holds a token; never the token"
+    )
+
+
+class CleanupSettings(_Section):
+    partials: StrictBool = Field(False, description="delete stale partial downloads (older than 1h)")
+    orphans: StrictBool = Field(False, description="delete blobs no manifest/snapshot references")
+    detached_revisions: StrictBool = Field(False, description="delete HF snapshots no ref or model pins")
+    dangling_links: StrictBool = Field(True, description="remove links mlx made whose target is gone")
+
+
+class DiskSettings(_Section):
+    min_free: Size = Field(ByteSize(10_000_000_000), description="refuse downloads that leave less free")
+
+
+class SettingsSpec(_Section):
+    ollama: OllamaSettings = Field(default_factory=OllamaSettings)
+    huggingface: HuggingFaceSettings = Field(default_factory=HuggingFaceSettings)
+    state_dir: ExpandedPath | None = Field(None, description="registry, lock, journal, logs")
+    prune: StrictBool = Field(False, description="delete MANAGED models that are no longer declared")
+    dedup: Annotated[
+        Literal["off", "auto", "hardlink", "clone", "symlink"], BeforeValidator(_dedup)
+    ] = "off"
+    cleanup: CleanupSettings = Field(default_factory=CleanupSettings)
+    disk: DiskSettings = Field(default_factory=DiskSettings)
+
+
+class ModelSpec(_Section):
+    source: SourceField
+    revision: Revision | None = Field(None, description="hf only: branch, tag or commit; default main")
+    include: Patterns | None = Field(None, description="hf only: allow_patterns")
+    exclude: Patterns | None = Field(None, description="hf only: ignore_patterns")
+    ensure: Literal["present", "absent"] = "present"
+    protect: StrictBool = Field(False, description="any plan that would delete it fails instead")
+
+    @property
+    def parsed_source(self) -> Source:
+        src: Source = self.source
+        return src
+
+    @property
+    def effective_revision(self) -> str | None:
+        """The revision to fetch: ``main`` by default for hf://, ``None`` otherwise."""
+        if isinstance(self.source, HfSource):
+            return self.revision or "main"
+        return None
+
+
+class AppSpec(_Section):
+    path: ExpandedPath
+    layout: Literal["dir", "lmstudio"] = "dir"
+    models: list[ModelName] = Field(default_factory=list)
+
+
+def _prompts(value: object) -> object:
+    if value == "standard":
+        return value
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"expected 'standard' or a non-empty list of prompt strings, got {value!r}")
+    return value
+
+
+Prompts = Annotated[
+    Literal["standard"] | list[Annotated[str, Field(min_length=1)]], BeforeValidator(_prompts)
+]
+
+
+class BenchmarkSpec(_Section):
+    models: list[ModelName] = Field(min_length=1)
+    schedule: ScheduleField | None = Field(None, description="when to run; none: only on demand")
+    prompts: Prompts = "standard"
+    runs: StrictInt = Field(5, ge=1, le=1000)
+    warmup: StrictInt = Field(1, ge=0, le=100)
+    max_tokens: StrictInt = Field(128, ge=1, le=1_000_000)
+
+
+def _min_refresh(value: Any) -> Any:
+    if value.total_seconds() < 0.1:
+        raise ValueError("refresh must be at least 100ms")
+    return value
+
+
+class DashboardSpec(_Section):
+    refresh: Annotated[Duration, AfterValidator(_min_refresh)] = Field(default="1s", validate_default=True)
+    panels: list[Literal["models", "system", "disk", "benchmarks"]] = Field(
+        default_factory=lambda: list(PANELS)
+    )
+    history: Duration = Field(default="7d", validate_default=True)
+
+
+def _version(value: object) -> object:
+    if isinstance(value, bool) or value != 1:
+        raise ValueError(f"unsupported version {value!r}; this mlxstate reads version 1")
+    return value
+
+
+class Spec(_Section):
+    """A whole ``mlx.yaml``."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, title="mlx.yaml"
+    )
+
+    version: Annotated[Literal[1], BeforeValidator(_version)]
+    settings: SettingsSpec = Field(default_factory=SettingsSpec)
+    models: dict[ModelName, ModelSpec] = Field(default_factory=dict)
+    apps: dict[AppName, AppSpec] = Field(default_factory=dict)
+    benchmarks: dict[BenchmarkName, BenchmarkSpec] = Field(default_factory=dict)
+    dashboard: DashboardSpec = Field(default_factory=DashboardSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections_may_be_null(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: ({} if v is None and k in _NULLABLE else v) for k, v in data.items()}
+        return data
+
+
+_NULLABLE = frozenset({"models", "apps", "benchmarks"})

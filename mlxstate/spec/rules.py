@@ -1,0 +1,161 @@
+"""Semantic rules of SPEC §3 that a per-field schema cannot express.
+
+They run on the plain (not yet validated) document so that they report problems even
+when other parts of the file are invalid: every error in a file is shown at once. Each
+rule skips what it cannot read; the schema reports those parts.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from mlxstate.settings import Environment
+from mlxstate.sources import FileSource, HfSource, Source, parse_source
+from mlxstate.spec.types import expand_path_text
+
+__all__ = ["Problem", "check"]
+
+_HF_ONLY = ("revision", "include", "exclude")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    path: tuple[Any, ...]
+    message: str
+    where: Literal["key", "value"] = "value"
+
+
+def check(data: dict[str, Any], env: Environment, base_dir: Path) -> list[Problem]:
+    """All semantic problems of a plain mlx.yaml mapping."""
+    models = _mapping(data.get("models"))
+    problems = list(_model_rules(models, base_dir))
+    present = {n for n, m in models.items() if isinstance(m, dict) and m.get("ensure") != "absent"}
+    for section in ("apps", "benchmarks"):
+        for name, entry in _mapping(data.get(section)).items():
+            if isinstance(entry, dict):
+                problems += _references(section, name, entry.get("models"), models, present)
+    problems += _app_paths(data, env, base_dir)
+    problems += _unique_items(("dashboard", "panels"), _mapping(data.get("dashboard")).get("panels"))
+    return problems
+
+
+def _mapping(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _source(entry: dict[str, Any], base_dir: Path) -> Source | None:
+    raw = entry.get("source")
+    try:
+        return parse_source(raw.strip(), base_dir) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+
+
+def _model_rules(models: dict[Any, Any], base_dir: Path) -> Iterator[Problem]:
+    seen: dict[tuple[str, str | None], Any] = {}
+    for name, entry in models.items():
+        if not isinstance(entry, dict):
+            continue
+        source = _source(entry, base_dir)
+        if source is not None and not isinstance(source, HfSource):
+            for key in _HF_ONLY:
+                if key in entry:
+                    yield Problem(
+                        ("models", name, key),
+                        f"'{key}' only applies to hf:// sources; this source is {source.scheme}://",
+                        "key",
+                    )
+        absent = entry.get("ensure") == "absent"
+        if absent and entry.get("protect") is True:
+            yield Problem(
+                ("models", name, "protect"),
+                "'protect: true' contradicts 'ensure: absent'; remove one of them",
+                "key",
+            )
+        if absent and isinstance(source, FileSource):
+            yield Problem(
+                ("models", name, "ensure"),
+                "file:// sources are never deleted by mlx; 'ensure: absent' is not allowed here",
+            )
+        if source is not None and not absent:
+            revision = entry.get("revision") if isinstance(source, HfSource) else None
+            key = (str(source), str(revision or "main") if isinstance(source, HfSource) else None)
+            if key in seen:
+                yield Problem(
+                    ("models", name, "source"),
+                    f"{source} is already declared as models.{seen[key]}; declare each source once",
+                )
+            else:
+                seen[key] = name
+
+
+def _references(
+    section: str, owner: Any, names: Any, models: dict[Any, Any], present: set[Any]
+) -> Iterator[Problem]:
+    if not isinstance(names, list):
+        return
+    kind = "an app" if section == "apps" else "a benchmark"
+    seen: set[Any] = set()
+    for i, name in enumerate(names):
+        path = (section, owner, "models", i)
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            yield Problem(path, f"model {name!r} is listed twice")
+        elif name not in models:
+            hint = difflib.get_close_matches(name, [str(m) for m in models], n=1)
+            also = f"; did you mean {hint[0]!r}?" if hint else ""
+            yield Problem(path, f"model {name!r} is not declared under 'models:'{also}")
+        elif name not in present:
+            yield Problem(path, f"model {name!r} has 'ensure: absent'; {kind} cannot use it")
+        seen.add(name)
+
+
+def _app_paths(data: dict[str, Any], env: Environment, base_dir: Path) -> Iterator[Problem]:
+    stores = _store_dirs(_mapping(data.get("settings")), env, base_dir)
+    claimed: dict[Path, Any] = {}
+    for name, app in _mapping(data.get("apps")).items():
+        if not isinstance(app, dict) or not isinstance(app.get("path"), str):
+            continue
+        try:
+            path = expand_path_text(app["path"], base_dir)
+        except ValueError:
+            continue
+        where = ("apps", name, "path")
+        for label, store in stores:
+            if path == store or path.is_relative_to(store):
+                yield Problem(where, f"{path} is inside the {label} ({store}); mlx must not put links there")
+        if path in claimed:
+            yield Problem(where, f"{path} is already the path of apps.{claimed[path]}")
+        claimed.setdefault(path, name)
+
+
+def _store_dirs(settings: dict[Any, Any], env: Environment, base_dir: Path) -> list[tuple[str, Path]]:
+    ollama = _configured(_mapping(settings.get("ollama")).get("models_dir"), base_dir)
+    hf = _configured(_mapping(settings.get("huggingface")).get("cache_dir"), base_dir)
+    return [
+        ("Ollama models dir", ollama or env.ollama_models_dir()),
+        ("Hugging Face cache", hf or env.hf_cache_dir()),
+    ]
+
+
+def _configured(value: Any, base_dir: Path) -> Path | None:
+    try:
+        return expand_path_text(value, base_dir) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _unique_items(path: tuple[str, ...], items: Any) -> Iterator[Problem]:
+    if not isinstance(items, list):
+        return
+    seen: set[Any] = set()
+    for i, item in enumerate(items):
+        if isinstance(item, str) and item in seen:
+            yield Problem((*path, i), f"{item!r} is listed twice")
+        if isinstance(item, str):
+            seen.add(item)

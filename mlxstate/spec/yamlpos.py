@@ -1,0 +1,169 @@
+"""YAML loading that keeps positions, and the position lookup for error messages.
+
+ruamel.yaml's round-trip loader records the line/column of every key and value; we load
+with it, turn syntax problems into :class:`Diagnostic` values, then convert the document to
+plain Python for validation while keeping the original for :func:`locate`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from mlxstate.errors import Diagnostic, SpecError
+
+__all__ = ["MAX_NODES", "load_yaml", "locate", "to_plain"]
+
+# An alias bomb ("billion laughs") expands exponentially when flattened; a real mlx.yaml
+# has a few hundred nodes, so anything past this is refused instead of eating memory.
+MAX_NODES = 200_000
+
+Where = Literal["key", "value"]
+
+
+def load_yaml(text: str, file: str) -> Any:
+    """Parse one YAML document with positions; syntax errors raise :class:`SpecError`."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    if "\t" in text:
+        _check_tabs(text, file)
+    yaml = YAML(typ="rt")  # round-trip: keeps line/col of keys and values, rejects duplicate keys
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return yaml.load(text)
+    except MarkedYAMLError as exc:
+        raise SpecError([_syntax_diagnostic(exc, file)]) from None
+    except (YAMLError, ValueError, TypeError, RecursionError) as exc:
+        raise SpecError([Diagnostic(file, 1, 1, "", f"invalid YAML: {exc}")]) from None
+
+
+def _check_tabs(text: str, file: str) -> None:
+    # YAML forbids tabs in indentation; ruamel's message for it ("found character '\t' that
+    # cannot start any token") does not tell a user what to do, so we say it first.
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.lstrip(" ")
+        if stripped.startswith("\t"):
+            col = len(line) - len(stripped) + 1
+            raise SpecError(
+                [Diagnostic(file, number, col, "", "tab character in indentation; YAML needs spaces")]
+            )
+
+
+def _syntax_diagnostic(exc: Any, file: str) -> Diagnostic:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    problem = " ".join(str(exc.problem or exc.context or "syntax error").split())
+    if type(exc).__name__ == "DuplicateKeyError":
+        first = exc.context_mark
+        key = problem.split('"')[1] if problem.count('"') >= 2 else "?"
+        where = f" (first defined in the mapping at line {first.line + 1})" if first else ""
+        return Diagnostic(file, line, col, "", f"duplicate key {key!r}{where}")
+    context = " ".join(str(exc.context).split()) if exc.context else ""
+    message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
+    return Diagnostic(file, line, col, "", message)
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.left = MAX_NODES
+
+
+def to_plain(node: Any, file: str) -> Any:
+    """ruamel's round-trip objects → plain dict/list/str/int/float/bool/None."""
+    return _plain(node, _Budget(), file, frozenset())
+
+
+def _plain(node: Any, budget: _Budget, file: str, stack: frozenset[int]) -> Any:
+    budget.left -= 1
+    if budget.left < 0:
+        raise SpecError([Diagnostic(file, 1, 1, "", f"document too large (over {MAX_NODES} nodes)")])
+    if isinstance(node, dict | list) and id(node) in stack:
+        raise SpecError([Diagnostic(file, 1, 1, "", "recursive YAML alias")])
+    if isinstance(node, dict):
+        inner = stack | {id(node)}
+        return {_scalar(k): _plain(v, budget, file, inner) for k, v in node.items()}
+    if isinstance(node, list):
+        inner = stack | {id(node)}
+        return [_plain(v, budget, file, inner) for v in node]
+    return _scalar(node)
+
+
+def _scalar(node: Any) -> Any:
+    # ruamel wraps anchored/styled scalars in subclasses (ScalarBoolean is an int!); unwrap.
+    if node is None or type(node) in (str, int, float, bool):
+        return node
+    name = type(node).__name__
+    if name == "ScalarBoolean":
+        return bool(node)
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, bool):
+        return bool(node)
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if name == "TaggedScalar":
+        return str(node.value)
+    if isinstance(node, tuple):
+        return tuple(_scalar(x) for x in node)
+    return node
+
+
+def locate(doc: Any, path: Sequence[Any], where: Where = "value") -> tuple[int, int]:
+    """1-based (line, col) of the deepest part of ``path`` that exists in ``doc``."""
+    best = (1, 1)
+    node = doc
+    for i, part in enumerate(path):
+        last = i == len(path) - 1
+        pos = _child_position(node, part, "key" if (last and where == "key") else "value")
+        if pos is None:
+            break
+        best = pos
+        node = _child(node, part)
+        if node is None:
+            break
+    return best
+
+
+def _child_position(node: Any, part: Any, where: Where) -> tuple[int, int] | None:
+    lc = getattr(node, "lc", None)
+    if lc is None:
+        return None
+    try:
+        if isinstance(node, dict):
+            key = _find_key(node, part)
+            if key is _MISSING:
+                return None
+            line, col = lc.key(key) if where == "key" else lc.value(key)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            line, col = lc.item(part)
+        else:
+            return None
+    except (KeyError, TypeError, AttributeError, IndexError):
+        return None
+    return line + 1, col + 1
+
+
+_MISSING = object()
+
+
+def _find_key(node: dict[Any, Any], part: Any) -> Any:
+    if part in node:
+        return part
+    for key in node:  # pydantic reports keys as it saw them; match on their text
+        if str(key) == str(part):
+            return key
+    return _MISSING
+
+
+def _child(node: Any, part: Any) -> Any:
+    if isinstance(node, dict):
+        key = _find_key(node, part)
+        return None if key is _MISSING else node[key]
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return None
