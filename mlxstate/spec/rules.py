@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from mlxstate.settings import Environment
 from mlxstate.sources import FileSource, HfSource, Source, parse_source
-from mlxstate.spec.types import expand_path_text
+from mlxstate.paths import expand_path_text
 
 __all__ = ["Problem", "check"]
 

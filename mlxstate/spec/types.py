@@ -7,7 +7,6 @@ with a message that says what was expected. The pydantic models wrap them as
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,12 +15,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ValidationInfo, WithJsonSchema
 
+from mlxstate.paths import expand_path_text
+
 __all__ = [
     "Duration",
     "ExpandedPath",
     "Schedule",
     "ScheduleField",
-    "expand_path_text",
     "parse_duration",
     "parse_schedule",
 ]
@@ -97,20 +97,6 @@ def _check_cron(text: str, original: str) -> None:
         CronSim(text, _EPOCH)
     except CronSimError as exc:
         raise ValueError(f"invalid cron line {original!r}: {exc}") from None
-
-
-def expand_path_text(value: object, base_dir: Path | None) -> Path:
-    """``~`` and ``$VARS`` expanded; relative paths are relative to ``base_dir``."""
-    if isinstance(value, Path):
-        value = str(value)
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"expected a path, got {value!r}")
-    if "\x00" in value:
-        raise ValueError("path contains a NUL character")
-    path = Path(os.path.expandvars(os.path.expanduser(value.strip())))
-    if not path.is_absolute():
-        path = (base_dir or Path.cwd()) / path
-    return Path(os.path.normpath(path))
 
 
 def expand_path(value: object, info: ValidationInfo) -> Path:
