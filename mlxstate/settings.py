@@ -63,7 +63,9 @@ class Environment:
         return expand_path_text(value, None)
 
     def config_home(self) -> Path:
-        return self.expand(self.XDG_CONFIG_HOME) if self.XDG_CONFIG_HOME else self.home() / ".config"
+        return (
+            self.expand(self.XDG_CONFIG_HOME) if self.XDG_CONFIG_HOME else self.home() / ".config"
+        )
 
     def ollama_models_dir(self) -> Path:
         if self.OLLAMA_MODELS:
@@ -109,7 +111,7 @@ def normalize_ollama_host(value: str, *, strict: bool = False) -> str:
         if strict:
             raise ValueError("empty Ollama host; expected e.g. http://127.0.0.1:11434")
         return default
-    scheme, sep, _ = text.partition("://")
+    _, sep, _ = text.partition("://")
     url = text if sep else f"http://{text}"
     try:
         parts = urlsplit(url)
@@ -180,7 +182,9 @@ def resolve(spec: SettingsSpec | None, env: Environment) -> Settings:
     cleanup = spec.cleanup if spec else None
     return Settings(
         ollama_host=host,
-        ollama_models_dir=(ollama.models_dir if ollama and ollama.models_dir else env.ollama_models_dir()),
+        ollama_models_dir=(
+            ollama.models_dir if ollama and ollama.models_dir else env.ollama_models_dir()
+        ),
         hf_cache_dir=hf.cache_dir if hf and hf.cache_dir else env.hf_cache_dir(),
         hf_token_env=hf.token_env if hf else "HF_TOKEN",
         prune=spec.prune if spec else False,

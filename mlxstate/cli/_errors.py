@@ -93,7 +93,7 @@ def _log_dirs() -> list[Path]:
         from mlxstate.settings import read_environment, resolve
 
         dirs.append(resolve(None, read_environment()).state_dir / "logs")
-    except Exception:  # noqa: BLE001 - the crash handler must not crash; fall back to /tmp
+    except Exception:
         pass
     dirs.append(Path(tempfile.gettempdir()) / "mlxstate-logs")
     return dirs

@@ -35,7 +35,9 @@ def _show_version(value: bool) -> None:
 def _root(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version and exit."),
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Declarative manager for local LLM model stores (Ollama, Hugging Face cache, LM Studio).
@@ -64,14 +66,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return usage_error(exc.format_message(), "mlx")
     except typer.Abort:
         return EXIT_INTERRUPTED
-    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place errors are mapped
+    except (Exception, KeyboardInterrupt) as exc:
         return report(exc, debug=debug)
     return result if isinstance(result, int) else 0
 
 
 def _debug_requested(args: Sequence[str]) -> bool:
     flag = any(a in ("-v", "--verbose") for a in args)
-    return flag or os.environ.get("MLX_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
+    return flag or os.environ.get("MLX_DEBUG", "").strip().lower() not in (
+        "",
+        "0",
+        "false",
+        "no",
+        "off",
+    )
 
 
 def run() -> None:

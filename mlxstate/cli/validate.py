@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -20,7 +20,7 @@ from mlxstate.errors import Diagnostic, MlxError, SpecError
 __all__ = ["Outcome", "command", "validate_file"]
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     text = "text"
     github = "github"
 

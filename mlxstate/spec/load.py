@@ -64,12 +64,22 @@ def parse_spec(
     """Validate the text of an mlx.yaml (``file`` is only used in messages)."""
     doc = load_yaml(text, file)
     if doc is None:
-        raise SpecError([Diagnostic(file, 1, 1, "", "the file is empty; start it with 'version: 1'")])
+        raise SpecError(
+            [Diagnostic(file, 1, 1, "", "the file is empty; start it with 'version: 1'")]
+        )
     if not isinstance(doc, dict):
         kind = "a list" if isinstance(doc, list) else f"a single value ({_describe(doc)})"
         line, col = _doc_start(doc)
         raise SpecError(
-            [Diagnostic(file, line, col, "", f"the top level must be a mapping with keys like {TOP_KEYS}; got {kind}")]
+            [
+                Diagnostic(
+                    file,
+                    line,
+                    col,
+                    "",
+                    f"the top level must be a mapping with keys like {TOP_KEYS}; got {kind}",
+                )
+            ]
         )
     data = to_plain(doc, file)
     diagnostics: list[Diagnostic] = []
@@ -84,7 +94,9 @@ def parse_spec(
     if diagnostics or spec is None:
         raise SpecError(_dedupe(diagnostics))
     digest = hashlib.sha256(raw if raw is not None else text.encode()).hexdigest()
-    return LoadedSpec(spec=spec, path=base_dir / Path(file).name, display=file, sha256=digest, document=doc)
+    return LoadedSpec(
+        spec=spec, path=base_dir / Path(file).name, display=file, sha256=digest, document=doc
+    )
 
 
 def _doc_start(doc: Any) -> tuple[int, int]:
@@ -204,7 +216,10 @@ def _message(err: Any, is_key: bool) -> str:
     if kind in ("literal_error", "enum"):
         return msg.replace("Input should be", "expected", 1) + f", got {given}"
     if msg.startswith("Input should"):
-        return msg.replace("Input should", "expected to", 1).replace("to be ", "", 1) + f", got {given}"
+        return (
+            msg.replace("Input should", "expected to", 1).replace("to be ", "", 1)
+            + f", got {given}"
+        )
     if msg.startswith(("List should", "String should")):
         return msg[0].lower() + msg[1:] + f", got {given}"
     return msg[0].lower() + msg[1:]

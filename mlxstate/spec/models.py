@@ -46,24 +46,23 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _NAME_RE = re.compile(NAME_PATTERN)
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _REVISION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}$")
-PANELS = ("models", "system", "disk", "benchmarks")
 
 
-def _name(kind: str) -> Any:
-    def check(value: object) -> str:
-        if not isinstance(value, str) or not _NAME_RE.match(value):
-            raise ValueError(
-                f"invalid {kind} name {value!r}; use 1-64 lowercase letters, digits, '.', '_' "
-                "or '-', starting with a letter or digit"
-            )
-        return value
-
-    return Annotated[str, BeforeValidator(check), WithJsonSchema({"type": "string", "pattern": NAME_PATTERN})]
+def _check_name(value: object, kind: str) -> str:
+    if not isinstance(value, str) or not _NAME_RE.match(value):
+        raise ValueError(
+            f"invalid {kind} name {value!r}; use 1-64 lowercase letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit"
+        )
+    return value
 
 
-ModelName = _name("model")
-AppName = _name("app")
-BenchmarkName = _name("benchmark")
+_NAME_SCHEMA = WithJsonSchema({"type": "string", "pattern": NAME_PATTERN})
+ModelName = Annotated[str, BeforeValidator(lambda v: _check_name(v, "model")), _NAME_SCHEMA]
+AppName = Annotated[str, BeforeValidator(lambda v: _check_name(v, "app")), _NAME_SCHEMA]
+BenchmarkName = Annotated[str, BeforeValidator(lambda v: _check_name(v, "benchmark")), _NAME_SCHEMA]
+Panel = Literal["models", "system", "disk", "benchmarks"]
+PANELS: tuple[Panel, ...] = ("models", "system", "disk", "benchmarks")
 
 
 def _source(value: object, info: ValidationInfo) -> Source:
@@ -81,7 +80,10 @@ SourceField = Annotated[
             "type": "string",
             "pattern": "^(hf|ollama|file)://.+$",
             "description": f"where the model comes from: {SOURCE_FORMS}",
-            "examples": ["ollama://qwen2.5-coder:7b", "hf://mlx-community/Llama-3.2-1B-Instruct-4bit"],
+            "examples": [
+                "ollama://qwen2.5-coder:7b",
+                "hf://mlx-community/Llama-3.2-1B-Instruct-4bit",
+            ],
         }
     ),
 ]
@@ -98,7 +100,9 @@ def _revision(value: object) -> str:
 
 def _size(value: object) -> object:
     if isinstance(value, bool) or value is None:
-        raise ValueError(f"expected a size such as 10GB, 512MiB or a number of bytes, got {value!r}")
+        raise ValueError(
+            f"expected a size such as 10GB, 512MiB or a number of bytes, got {value!r}"
+        )
     if isinstance(value, int | float) and value < 0:
         raise ValueError(f"size must not be negative, got {value!r}")
     return value
@@ -145,8 +149,12 @@ class _Section(BaseModel):
 
 
 class OllamaSettings(_Section):
-    host: str | None = Field(None, description="Ollama API URL; default $OLLAMA_HOST, else http://127.0.0.1:11434")
-    models_dir: ExpandedPath | None = Field(None, description="default $OLLAMA_MODELS, else ~/.ollama/models")
+    host: str | None = Field(
+        None, description="Ollama API URL; default $OLLAMA_HOST, else http://127.0.0.1:11434"
+    )
+    models_dir: ExpandedPath | None = Field(
+        None, description="default $OLLAMA_MODELS, else ~/.ollama/models"
+    )
 
     @field_validator("host")
     @classmethod
@@ -163,26 +171,37 @@ class HuggingFaceSettings(_Section):
         None, description="default $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub"
     )
     token_env: Annotated[str, BeforeValidator(_token_env)] = Field(
-        "HF_TOKEN", description="NAME of the environment variable that holds a token; never the token"
+        "HF_TOKEN",
+        description="NAME of the environment variable that holds a token; never the token",
     )
 
 
 class CleanupSettings(_Section):
-    partials: StrictBool = Field(False, description="delete stale partial downloads (older than 1h)")
+    partials: StrictBool = Field(
+        False, description="delete stale partial downloads (older than 1h)"
+    )
     orphans: StrictBool = Field(False, description="delete blobs no manifest/snapshot references")
-    detached_revisions: StrictBool = Field(False, description="delete HF snapshots no ref or model pins")
-    dangling_links: StrictBool = Field(True, description="remove links mlx made whose target is gone")
+    detached_revisions: StrictBool = Field(
+        False, description="delete HF snapshots no ref or model pins"
+    )
+    dangling_links: StrictBool = Field(
+        True, description="remove links mlx made whose target is gone"
+    )
 
 
 class DiskSettings(_Section):
-    min_free: Size = Field(ByteSize(10_000_000_000), description="refuse downloads that leave less free")
+    min_free: Size = Field(
+        ByteSize(10_000_000_000), description="refuse downloads that leave less free"
+    )
 
 
 class SettingsSpec(_Section):
     ollama: OllamaSettings = Field(default_factory=OllamaSettings)
     huggingface: HuggingFaceSettings = Field(default_factory=HuggingFaceSettings)
     state_dir: ExpandedPath | None = Field(None, description="registry, lock, journal, logs")
-    prune: StrictBool = Field(False, description="delete MANAGED models that are no longer declared")
+    prune: StrictBool = Field(
+        False, description="delete MANAGED models that are no longer declared"
+    )
     dedup: Annotated[
         Literal["off", "auto", "hardlink", "clone", "symlink"], BeforeValidator(_dedup)
     ] = "off"
@@ -192,7 +211,9 @@ class SettingsSpec(_Section):
 
 class ModelSpec(_Section):
     source: SourceField
-    revision: Revision | None = Field(None, description="hf only: branch, tag or commit; default main")
+    revision: Revision | None = Field(
+        None, description="hf only: branch, tag or commit; default main"
+    )
     include: Patterns | None = Field(None, description="hf only: allow_patterns")
     exclude: Patterns | None = Field(None, description="hf only: ignore_patterns")
     ensure: Literal["present", "absent"] = "present"
@@ -221,7 +242,9 @@ def _prompts(value: object) -> object:
     if value == "standard":
         return value
     if not isinstance(value, list) or not value:
-        raise ValueError(f"expected 'standard' or a non-empty list of prompt strings, got {value!r}")
+        raise ValueError(
+            f"expected 'standard' or a non-empty list of prompt strings, got {value!r}"
+        )
     return value
 
 
@@ -246,11 +269,15 @@ def _min_refresh(value: Any) -> Any:
 
 
 class DashboardSpec(_Section):
-    refresh: Annotated[Duration, AfterValidator(_min_refresh)] = Field(default="1s", validate_default=True)
-    panels: list[Literal["models", "system", "disk", "benchmarks"]] = Field(
-        default_factory=lambda: list(PANELS)
+    refresh: Annotated[Duration, AfterValidator(_min_refresh)] = Field(
+        default="1s", validate_default=True
     )
+    panels: list[Panel] = Field(default_factory=lambda: list(PANELS))
     history: Duration = Field(default="7d", validate_default=True)
+
+
+# Names not matching the key pattern are errors for editors too.
+_CLOSED: dict[str, Any] = {"additionalProperties": False}
 
 
 def _version(value: object) -> object:
@@ -262,15 +289,23 @@ def _version(value: object) -> object:
 class Spec(_Section):
     """A whole ``mlx.yaml``."""
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, title="mlx.yaml"
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, title="mlx.yaml")
 
-    version: Annotated[Literal[1], BeforeValidator(_version)]
-    settings: SettingsSpec = Field(default_factory=SettingsSpec)
-    models: dict[ModelName, ModelSpec] = Field(default_factory=dict)
-    apps: dict[AppName, AppSpec] = Field(default_factory=dict)
-    benchmarks: dict[BenchmarkName, BenchmarkSpec] = Field(default_factory=dict)
+    version: Annotated[Literal[1], BeforeValidator(_version)] = Field(
+        description="format version; 1 is the only accepted value"
+    )
+    settings: SettingsSpec = Field(default_factory=SettingsSpec, description="every key optional")
+    models: dict[ModelName, ModelSpec] = Field(
+        default_factory=dict, description="NAME -> model", json_schema_extra=_CLOSED
+    )
+    apps: dict[AppName, AppSpec] = Field(
+        default_factory=dict,
+        description="NAME -> app folder mlx keeps links in",
+        json_schema_extra=_CLOSED,
+    )
+    benchmarks: dict[BenchmarkName, BenchmarkSpec] = Field(
+        default_factory=dict, description="NAME -> benchmark schedule", json_schema_extra=_CLOSED
+    )
     dashboard: DashboardSpec = Field(default_factory=DashboardSpec)
 
     @model_validator(mode="before")

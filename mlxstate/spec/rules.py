@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from mlxstate.paths import expand_path_text
 from mlxstate.settings import Environment
 from mlxstate.sources import FileSource, HfSource, Source, parse_source
-from mlxstate.paths import expand_path_text
 
 __all__ = ["Problem", "check"]
 
@@ -39,7 +39,9 @@ def check(data: dict[str, Any], env: Environment, base_dir: Path) -> list[Proble
             if isinstance(entry, dict):
                 problems += _references(section, name, entry.get("models"), models, present)
     problems += _app_paths(data, env, base_dir)
-    problems += _unique_items(("dashboard", "panels"), _mapping(data.get("dashboard")).get("panels"))
+    problems += _unique_items(
+        ("dashboard", "panels"), _mapping(data.get("dashboard")).get("panels")
+    )
     return problems
 
 
@@ -83,14 +85,14 @@ def _model_rules(models: dict[Any, Any], base_dir: Path) -> Iterator[Problem]:
             )
         if source is not None and not absent:
             revision = entry.get("revision") if isinstance(source, HfSource) else None
-            key = (str(source), str(revision or "main") if isinstance(source, HfSource) else None)
-            if key in seen:
+            ident = (str(source), str(revision or "main") if isinstance(source, HfSource) else None)
+            if ident in seen:
                 yield Problem(
                     ("models", name, "source"),
-                    f"{source} is already declared as models.{seen[key]}; declare each source once",
+                    f"{source} is already declared as models.{seen[ident]}; declare each source once",
                 )
             else:
-                seen[key] = name
+                seen[ident] = name
 
 
 def _references(
@@ -128,13 +130,17 @@ def _app_paths(data: dict[str, Any], env: Environment, base_dir: Path) -> Iterat
         where = ("apps", name, "path")
         for label, store in stores:
             if path == store or path.is_relative_to(store):
-                yield Problem(where, f"{path} is inside the {label} ({store}); mlx must not put links there")
+                yield Problem(
+                    where, f"{path} is inside the {label} ({store}); mlx must not put links there"
+                )
         if path in claimed:
             yield Problem(where, f"{path} is already the path of apps.{claimed[path]}")
         claimed.setdefault(path, name)
 
 
-def _store_dirs(settings: dict[Any, Any], env: Environment, base_dir: Path) -> list[tuple[str, Path]]:
+def _store_dirs(
+    settings: dict[Any, Any], env: Environment, base_dir: Path
+) -> list[tuple[str, Path]]:
     ollama = _configured(_mapping(settings.get("ollama")).get("models_dir"), base_dir)
     hf = _configured(_mapping(settings.get("huggingface")).get("cache_dir"), base_dir)
     return [

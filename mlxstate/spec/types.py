@@ -45,7 +45,9 @@ def parse_duration(value: object) -> timedelta:
         raise ValueError(f"expected a duration such as 30s, 5m, 6h or 7d, got {value!r}")
     text = value.strip()
     if not _DURATION_RE.match(text):
-        raise ValueError(f"invalid duration {value!r}; expected a number and a unit: 30s, 5m, 6h, 7d")
+        raise ValueError(
+            f"invalid duration {value!r}; expected a number and a unit: 30s, 5m, 6h, 7d"
+        )
     seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART_RE.findall(text))
     if seconds <= 0:
         raise ValueError(f"duration {value!r} must be greater than zero")

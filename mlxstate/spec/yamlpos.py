@@ -48,7 +48,11 @@ def _check_tabs(text: str, file: str) -> None:
         if stripped.startswith("\t"):
             col = len(line) - len(stripped) + 1
             raise SpecError(
-                [Diagnostic(file, number, col, "", "tab character in indentation; YAML needs spaces")]
+                [
+                    Diagnostic(
+                        file, number, col, "", "tab character in indentation; YAML needs spaces"
+                    )
+                ]
             )
 
 
@@ -79,7 +83,9 @@ def to_plain(node: Any, file: str) -> Any:
 def _plain(node: Any, budget: _Budget, file: str, stack: frozenset[int]) -> Any:
     budget.left -= 1
     if budget.left < 0:
-        raise SpecError([Diagnostic(file, 1, 1, "", f"document too large (over {MAX_NODES} nodes)")])
+        raise SpecError(
+            [Diagnostic(file, 1, 1, "", f"document too large (over {MAX_NODES} nodes)")]
+        )
     if isinstance(node, dict | list) and id(node) in stack:
         raise SpecError([Diagnostic(file, 1, 1, "", "recursive YAML alias")])
     if isinstance(node, dict):
