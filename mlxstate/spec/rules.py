@@ -89,7 +89,8 @@ def _model_rules(models: dict[Any, Any], base_dir: Path) -> Iterator[Problem]:
             if ident in seen:
                 yield Problem(
                     ("models", name, "source"),
-                    f"{source} is already declared as models.{seen[ident]}; declare each source once",
+                    f"{source} is already declared as models.{seen[ident]}; "
+                    "declare each source once",
                 )
             else:
                 seen[ident] = name
