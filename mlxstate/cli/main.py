@@ -52,16 +52,18 @@ app.command("schema", help="Print the JSON Schema of mlx.yaml.")(schema.command)
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mlx`` with ``argv``; return the exit code (never raises)."""
-    from typer._click.exceptions import ClickException, UsageError
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
     try:
         command = typer.main.get_command(app)
         result = command.main(args=args, prog_name="mlx", standalone_mode=False)
+    except NoArgsIsHelpError:
+        return 0  # `mlx` alone printed the help; that is what was asked for
     except UsageError as exc:
         name = exc.ctx.command_path if exc.ctx is not None else "mlx"
-        return usage_error(exc.format_message(), name)
+        return usage_error(exc.format_message().replace("Value error, ", ""), name)
     except ClickException as exc:
         return usage_error(exc.format_message(), "mlx")
     except typer.Abort:
