@@ -35,11 +35,19 @@ def test_invalid_file_lists_every_error_on_stdout(
     result = mlx(capsys, "validate")
     assert result.code == 1
     lines = result.out.splitlines()
-    assert lines[0].startswith("mlx.yaml:3:3: error: models.llama: required key 'source'")
-    assert lines[1].startswith("mlx.yaml:4:5: error: models.llama.sorce: unknown key 'sorce'")
-    assert "did you mean 'source'" in lines[1]
-    assert lines[2].startswith("mlx.yaml:8:14: error: apps.a.models[0]: model 'ghost' is not")
-    assert lines[3] == "3 errors in mlx.yaml"
+    # The typo explains the missing `source`, so only the typo is reported.
+    assert lines[0].startswith("mlx.yaml:4:5: error: models.llama.sorce: unknown key 'sorce'")
+    assert "did you mean 'source'" in lines[0]
+    assert lines[1].startswith("mlx.yaml:8:14: error: apps.a.models[0]: model 'ghost' is not")
+    assert lines[2] == "2 errors in mlx.yaml"
+
+
+def test_missing_key_without_typo_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "mlx.yaml").write_text("version: 1\nmodels:\n  llama:\n    protect: true\n")
+    result = mlx(capsys, "validate")
+    assert result.out.startswith("mlx.yaml:3:3: error: models.llama: required key 'source'")
 
 
 def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -49,13 +57,14 @@ def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert result.code == 1
     doc = json.loads(result.out)
     assert doc["valid"] is False
-    assert doc["errors"][1] == {
+    assert len(doc["errors"]) == 1
+    assert doc["errors"][0] == {
         "path": "models.llama.sorce",
         "line": 4,
         "col": 5,
-        "message": doc["errors"][1]["message"],
+        "message": doc["errors"][0]["message"],
     }
-    assert "unknown key 'sorce'" in doc["errors"][1]["message"]
+    assert "unknown key 'sorce'" in doc["errors"][0]["message"]
     ok = mlx(capsys, "validate", "-f", str(EXAMPLES[0]), "--json")
     assert (
         ok.code == 0 and json.loads(ok.out)["valid"] is True and json.loads(ok.out)["errors"] == []
@@ -74,7 +83,7 @@ def test_github_annotations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     bad.write_text(BAD)
     result = mlx(capsys, "validate", "-f", "bad.yaml", "--format", "github")
     assert result.code == 1
-    assert result.out.splitlines()[1].startswith("::error file=bad.yaml,line=4,col=5::models.llama")
+    assert result.out.splitlines()[0].startswith("::error file=bad.yaml,line=4,col=5::models.llama")
 
 
 def test_github_escapes_newlines_and_percent(capsys: pytest.CaptureFixture[str]) -> None:

@@ -87,7 +87,8 @@ def parse_spec(
     try:
         spec = Spec.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
-        diagnostics += [_from_pydantic(err, doc, data, file) for err in exc.errors()]
+        errors = _drop_missing_explained_by_typo(exc.errors())
+        diagnostics += [_from_pydantic(err, doc, data, file) for err in errors]
     for problem in rules.check(data, env, base_dir):
         line, col = locate(doc, problem.path, problem.where)
         diagnostics.append(Diagnostic(file, line, col, _dotted(problem.path), problem.message))
@@ -133,6 +134,19 @@ def _from_pydantic(err: Any, doc: Any, data: Any, file: str) -> Diagnostic:
         message = _message(err, is_key)
     line, col = locate(doc, loc, where) if loc else (1, 1)
     return Diagnostic(file, line, col, _dotted(loc), message)
+
+
+def _drop_missing_explained_by_typo(errors: list[Any]) -> list[Any]:
+    """``sorce:`` gives "unknown key 'sorce'" AND "required key 'source' is missing"; the
+    first already says "did you mean 'source'?", so the second is noise."""
+    typos = set()
+    for err in errors:
+        if err["type"] == "extra_forbidden":
+            parent = tuple(err["loc"][:-1])
+            allowed = _allowed_keys(list(parent))
+            for match in difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1):
+                typos.add((*parent, match))
+    return [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) in typos)]
 
 
 def _is_internal(part: Any) -> bool:
