@@ -82,6 +82,22 @@ class Environment:
         cache = self.expand(self.XDG_CACHE_HOME) if self.XDG_CACHE_HOME else self.home() / ".cache"
         return cache / "huggingface" / "hub"
 
+    def lmstudio_home(self) -> Path:
+        """LM Studio's home, as lmstudio-js findLMStudioHome does.
+
+        The path in ``~/.lmstudio-home-pointer``, else ``~/.cache/lm-studio`` if it exists,
+        else ``~/.lmstudio``.
+        """
+        home = self.home()
+        try:
+            pointed = (home / ".lmstudio-home-pointer").read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            pointed = ""
+        if pointed:
+            return self.expand(pointed)
+        legacy = home / ".cache" / "lm-studio"
+        return legacy if legacy.is_dir() else home / ".lmstudio"
+
     def ollama_host(self) -> str:
         return normalize_ollama_host(self.OLLAMA_HOST or "")
 

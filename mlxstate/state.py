@@ -1,0 +1,285 @@
+"""Observed state: frozen facts about the stores, produced by ``mlxstate.observe``.
+
+No I/O here. Observers fill these in; the planner and ``mlx status`` only read them.
+Times are POSIX timestamps (float seconds); sizes are bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+__all__ = [
+    "AppLink",
+    "AppState",
+    "DuplicateGroup",
+    "FileFact",
+    "HfCache",
+    "HfFile",
+    "HfRepo",
+    "HfRevision",
+    "Layer",
+    "OllamaDaemon",
+    "OllamaModel",
+    "OllamaStore",
+    "RemoteFile",
+    "RunningModel",
+]
+
+Status = Literal["ok", "broken", "partial"]
+OLLAMA_MEDIA_PREFIX = "application/vnd.ollama.image."
+
+
+@dataclass(frozen=True, slots=True)
+class FileFact:
+    """A file the stores do not account for: a partial download, an orphan or temp blob."""
+
+    path: Path
+    size: int
+    mtime: float
+    kind: Literal["partial", "orphan", "temp", "incomplete"]
+    digest: str | None = None  # sha256 hex when the name says it
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One layer (or the config) of an Ollama manifest and what is on disk for it."""
+
+    media_type: str
+    digest: str  # sha256 hex, without the "sha256:" prefix
+    size: int  # as the manifest says
+    on_disk: int | None  # size of blobs/sha256-<hex>, None if missing
+
+    @property
+    def kind(self) -> str:
+        return self.media_type.removeprefix(OLLAMA_MEDIA_PREFIX)
+
+    @property
+    def ok(self) -> bool:
+        return self.on_disk == self.size
+
+
+@dataclass(frozen=True, slots=True)
+class OllamaModel:
+    """One manifest under ``manifests/<host>/<namespace>/<model>/<tag>``."""
+
+    host: str
+    namespace: str
+    model: str
+    tag: str
+    manifest_path: Path
+    manifest_digest: str  # sha256 of the manifest file: Ollama's "digest" in /api/tags
+    config: Layer | None
+    layers: tuple[Layer, ...]
+    mtime: float
+
+    @property
+    def name(self) -> str:
+        from mlxstate.sources import OllamaSource
+
+        return OllamaSource(self.host, self.namespace, self.model, self.tag).name
+
+    @property
+    def size(self) -> int:
+        return sum(layer.size for layer in self.all_layers)
+
+    @property
+    def all_layers(self) -> tuple[Layer, ...]:
+        return (self.config, *self.layers) if self.config else self.layers
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        out = []
+        for layer in self.all_layers:
+            if layer.on_disk is None:
+                out.append(f"{layer.kind} blob sha256-{layer.digest[:12]} is missing")
+            elif layer.on_disk != layer.size:
+                out.append(
+                    f"{layer.kind} blob sha256-{layer.digest[:12]} has {layer.on_disk} bytes, "
+                    f"manifest says {layer.size}"
+                )
+        return tuple(out)
+
+    @property
+    def status(self) -> Status:
+        return "broken" if self.problems else "ok"
+
+    def layer(self, kind: str) -> Layer | None:
+        return next((x for x in self.layers if x.kind == kind), None)
+
+
+@dataclass(frozen=True)
+class OllamaStore:
+    root: Path
+    exists: bool
+    models: tuple[OllamaModel, ...] = ()
+    partials: tuple[FileFact, ...] = ()
+    orphans: tuple[FileFact, ...] = ()
+    temps: tuple[FileFact, ...] = ()
+    # False when a manifest could not be parsed: then nobody can tell which blobs are
+    # orphans, and (like Ollama's own pruning) none are reported.
+    orphans_known: bool = True
+    warnings: tuple[str, ...] = ()
+
+    def find(self, name: str) -> OllamaModel | None:
+        return next((m for m in self.models if m.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class RunningModel:
+    name: str
+    size: int
+    size_vram: int
+    expires_at: str | None
+
+
+@dataclass(frozen=True)
+class OllamaDaemon:
+    host: str
+    reachable: bool
+    version: str | None = None
+    running: tuple[RunningModel, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HfFile:
+    """One file of a snapshot."""
+
+    path: str  # relative, POSIX separators
+    blob: str  # blob name (etag): sha256 for LFS files, git sha1 for small ones
+    size: int  # bytes of the blob (0 if missing)
+    present: bool  # False: dangling snapshot link
+    blob_path: Path
+    mtime: float = 0.0
+    atime: float = 0.0
+
+    @property
+    def is_lfs(self) -> bool:
+        return len(self.blob) == 64
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteFile:
+    """A file of a commit as the hub listed it (``trees/<commit>.json``)."""
+
+    path: str
+    size: int
+    blob: str  # the etag the cache would name its blob: LFS sha256, else git blob id
+
+
+@dataclass(frozen=True)
+class HfRevision:
+    commit: str
+    refs: tuple[str, ...]
+    files: tuple[HfFile, ...]
+    snapshot_path: Path
+    last_modified: float
+    # Files the hub said the commit has (trees/<commit>.json), None when not recorded.
+    remote: tuple[RemoteFile, ...] | None = None
+
+    @property
+    def size(self) -> int:
+        return sum({f.blob: f.size for f in self.files if f.present}.values())
+
+    @property
+    def dangling(self) -> tuple[str, ...]:
+        """Snapshot files whose blob is missing."""
+        return tuple(sorted(f.path for f in self.files if not f.present))
+
+    def has_file(self, path: str) -> bool:
+        return any(f.path == path and f.present for f in self.files)
+
+
+@dataclass(frozen=True)
+class HfRepo:
+    repo_type: Literal["model", "dataset", "space"]
+    repo_id: str
+    path: Path
+    refs: tuple[tuple[str, str], ...]  # (ref name, commit), sorted
+    revisions: tuple[HfRevision, ...]
+    orphans: tuple[FileFact, ...] = ()
+    incomplete: tuple[FileFact, ...] = ()
+    last_accessed: float = 0.0
+    last_modified: float = 0.0
+
+    @property
+    def size_on_disk(self) -> int:
+        blobs = {f.blob: f.size for r in self.revisions for f in r.files if f.present}
+        return sum(blobs.values())
+
+    @property
+    def nb_files(self) -> int:
+        return len({f.blob for r in self.revisions for f in r.files if f.present})
+
+    def ref(self, name: str) -> str | None:
+        return dict(self.refs).get(name)
+
+    def revision(self, commit: str) -> HfRevision | None:
+        return next((r for r in self.revisions if r.commit == commit), None)
+
+    @property
+    def detached(self) -> tuple[HfRevision, ...]:
+        pointed = {commit for _, commit in self.refs}
+        return tuple(r for r in self.revisions if r.commit not in pointed)
+
+
+@dataclass(frozen=True)
+class HfCache:
+    root: Path
+    exists: bool
+    repos: tuple[HfRepo, ...] = ()
+    warnings: tuple[str, ...] = ()
+    shared_store: bool = False
+
+    def find(self, repo_id: str, repo_type: str = "model") -> HfRepo | None:
+        return next(
+            (r for r in self.repos if r.repo_id == repo_id and r.repo_type == repo_type), None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AppLink:
+    """One entry in an app folder."""
+
+    path: Path
+    kind: Literal["link", "dangling", "file", "dir"]
+    target: Path | None = None  # where a symlink points (absolute)
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class AppState:
+    name: str
+    path: Path
+    layout: str
+    exists: bool
+    entries: tuple[AppLink, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Files with the same content; all but one could be replaced by links."""
+
+    digest: str
+    size: int
+    paths: tuple[Path, ...]
+    how: Literal["name", "hash"] = "name"
+
+    @property
+    def reclaimable(self) -> int:
+        return self.size * (len(self.paths) - 1)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything observed in one pass."""
+
+    ollama: OllamaStore
+    hf: HfCache
+    daemon: OllamaDaemon | None
+    apps: tuple[AppState, ...] = ()
+    duplicates: tuple[DuplicateGroup, ...] = ()
+    warnings: tuple[str, ...] = field(default_factory=tuple)
