@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.fakes.fixtures"]
+
 _CLEARED = (
     "MLX_FILE",
     "MLX_DEBUG",

@@ -36,9 +36,40 @@ TREE_FORMAT_VERSION = 1
 
 # Extensions the Hub's default .gitattributes sends to LFS (abridged).
 LFS_SUFFIXES = frozenset(
-    ".7z .arrow .bin .bz2 .ckpt .ftz .gguf .gz .h5 .joblib .mlmodel .model .msgpack .npy .npz "
-    ".onnx .ot .parquet .pb .pickle .pkl .pt .pth .rar .safetensors .tar .tflite .tgz .wasm "
-    ".xz .zip .zst".split()
+    {
+        ".7z",
+        ".arrow",
+        ".bin",
+        ".bz2",
+        ".ckpt",
+        ".ftz",
+        ".gguf",
+        ".gz",
+        ".h5",
+        ".joblib",
+        ".mlmodel",
+        ".model",
+        ".msgpack",
+        ".npy",
+        ".npz",
+        ".onnx",
+        ".ot",
+        ".parquet",
+        ".pb",
+        ".pickle",
+        ".pkl",
+        ".pt",
+        ".pth",
+        ".rar",
+        ".safetensors",
+        ".tar",
+        ".tflite",
+        ".tgz",
+        ".wasm",
+        ".xz",
+        ".zip",
+        ".zst",
+    }
 )
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
 
@@ -134,9 +165,7 @@ def describe_files(
 ) -> dict[str, FileFacts]:
     """Facts for many files; ``lfs`` lists the LFS paths exactly (None: decide per file)."""
     return {
-        path: describe_file(
-            path, data, lfs=None if lfs is None else path in lfs, xet=path in xet
-        )
+        path: describe_file(path, data, lfs=None if lfs is None else path in lfs, xet=path in xet)
         for path, data in files.items()
     }
 
@@ -228,7 +257,9 @@ def add_revision(
     ``snapshots/``, no ``blobs/``. ``mtime`` backdates blobs and links.
     """
     facts = describe_files(files, lfs=lfs, xet=xet)
-    commit = commit or fake_commit(f"{repo_type}/{repo_id}:" + ",".join(sorted(f.etag for f in facts.values())))
+    commit = commit or fake_commit(
+        f"{repo_type}/{repo_id}:" + ",".join(sorted(f.etag for f in facts.values()))
+    )
     base = repo_dir(cache_dir, repo_id, repo_type)
     snapshot = base / "snapshots" / commit
     snapshot.mkdir(parents=True, exist_ok=True)

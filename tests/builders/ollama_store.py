@@ -50,7 +50,7 @@ class ModelName:
         head, _, last = name.rpartition("/")
         model, sep, tag = last.partition(":")
         prefix = head.split("/") if head else []
-        if not model or len(prefix) > 2 or (sep and not tag) or "" in prefix:
+        if not model or len(prefix) > 2 or (sep and not tag) or "" in name.split("/"):
             raise ValueError(f"invalid Ollama model name: {name!r}")
         host = prefix[0] if len(prefix) == 2 else DEFAULT_HOST
         namespace = prefix[-1] if prefix else DEFAULT_NAMESPACE
@@ -187,7 +187,11 @@ def build_manifest(config_blob: bytes, layers: Layers) -> bytes:
     """Manifest bytes exactly as the registry serves them (Go ``json.Marshal`` field order)."""
 
     def entry(kind: str, data: bytes) -> dict[str, object]:
-        return {"mediaType": media_type(kind), "digest": "sha256:" + sha256_hex(data), "size": len(data)}
+        return {
+            "mediaType": media_type(kind),
+            "digest": "sha256:" + sha256_hex(data),
+            "size": len(data),
+        }
 
     return compact_json(
         {
@@ -367,8 +371,10 @@ def add_orphan_blob(models_dir: Path, data: bytes, *, age: float | None = None) 
     return path
 
 
-def add_junk_file(models_dir: Path, name: str, data: bytes = b"junk", *, age: float | None = None) -> Path:
-    """A non-digest file in ``blobs/`` (e.g. ``sha256-123abc`` temp, ``COPY123``, ``split-gguf-x``)."""
+def add_junk_file(
+    models_dir: Path, name: str, data: bytes = b"junk", *, age: float | None = None
+) -> Path:
+    """A non-digest file in ``blobs/``: a ``sha256-123abc`` temp, ``COPY123``, ``split-gguf-x``."""
     path = Path(models_dir, "blobs", name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)

@@ -1,0 +1,131 @@
+"""Files with the same content across stores (FORMATS.md "Deduplication facts").
+
+Ollama blobs and HF LFS blobs are named by the sha256 of their bytes, so duplicates among
+them are found by NAME, with no reads. Plain files in app folders are matched by size
+first and hashed only on a size collision; hashes are cached in the registry keyed by
+(dev, inode, size, mtime_ns). Names that already share an inode (hardlinks, or links that
+resolve to the same file) are not duplicates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from mlxstate.state import AppState, DuplicateGroup, HfCache, OllamaStore
+
+__all__ = ["HashCache", "find_duplicates", "sha256_file"]
+
+HashCache = tuple[
+    Callable[[int, int, int, int], str | None],  # lookup(dev, ino, size, mtime_ns)
+    Callable[[int, int, int, int, str], None],  # store(dev, ino, size, mtime_ns, sha256)
+]
+
+
+def sha256_file(path: Path) -> str:
+    """Streaming sha256 (hashlib releases the GIL, so threads scale across files)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def named_blobs(ollama: OllamaStore, hf: HfCache) -> dict[str, set[Path]]:
+    """sha256 hex → paths of blobs whose NAME is that digest, in both stores."""
+    out: dict[str, set[Path]] = defaultdict(set)
+    blobs = ollama.root / "blobs"
+    for model in ollama.models:
+        for layer in model.all_layers:
+            if layer.on_disk is not None:
+                out[layer.digest].add(blobs / f"sha256-{layer.digest}")
+    for fact in ollama.orphans:
+        if fact.digest:
+            out[fact.digest].add(fact.path)
+    for repo in hf.repos:
+        for revision in repo.revisions:
+            for f in revision.files:
+                if f.present and f.is_lfs:
+                    out[f.blob].add(f.blob_path)
+    return out
+
+
+def find_duplicates(
+    ollama: OllamaStore,
+    hf: HfCache,
+    apps: Iterable[AppState] = (),
+    cache: HashCache | None = None,
+) -> tuple[DuplicateGroup, ...]:
+    by_digest = named_blobs(ollama, hf)
+    hashed = _hash_app_files(by_digest, apps, cache)
+    for digest, paths in hashed.items():
+        by_digest[digest] |= paths
+    groups = []
+    for digest, paths in sorted(by_digest.items()):
+        group = _group(digest, paths, "hash" if digest in hashed else "name")
+        if group is not None:
+            groups.append(group)
+    return tuple(sorted(groups, key=lambda g: (-g.reclaimable, g.digest)))
+
+
+def _group(digest: str, paths: set[Path], how: str) -> DuplicateGroup | None:
+    if len(paths) < 2:
+        return None
+    by_inode: dict[tuple[int, int], Path] = {}
+    size = 0
+    for path in sorted(paths):
+        try:
+            st = os.stat(path)  # follows links: a symlinked duplicate is the same file
+        except OSError:
+            continue
+        by_inode.setdefault((st.st_dev, st.st_ino), path)
+        size = st.st_size
+    if len(by_inode) < 2:
+        return None
+    return DuplicateGroup(
+        digest, size, tuple(sorted(by_inode.values())), "hash" if how == "hash" else "name"
+    )
+
+
+def _hash_app_files(
+    by_digest: dict[str, set[Path]], apps: Iterable[AppState], cache: HashCache | None
+) -> dict[str, set[Path]]:
+    """Hash plain app files whose size matches a named blob or another plain file."""
+    sizes: dict[int, int] = defaultdict(int)
+    for paths in by_digest.values():
+        for path in list(paths)[:1]:
+            with contextlib.suppress(OSError):
+                sizes[os.stat(path).st_size] += 1
+    plain = [e for app in apps for e in app.entries if e.kind == "file" and e.size > 0]
+    for entry in plain:
+        sizes[entry.size] += 1
+    candidates = [e.path for e in plain if sizes[e.size] > 1]
+    if not candidates:
+        return {}
+    out: dict[str, set[Path]] = defaultdict(set)
+    workers = min(len(candidates), os.cpu_count() or 2)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        digests = pool.map(lambda p: _cached_hash(p, cache), candidates)
+        for path, digest in zip(candidates, digests, strict=True):
+            if digest:
+                out[digest].add(path)
+    return out
+
+
+def _cached_hash(path: Path, cache: HashCache | None) -> str | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if cache is not None and (known := cache[0](*key)):
+        return known
+    try:
+        digest = sha256_file(path)
+    except OSError:
+        return None
+    if cache is not None:
+        cache[1](*key, digest)
+    return digest

@@ -1,0 +1,43 @@
+"""Pytest fixtures for the loopback fakes.
+
+Register them for the whole suite with ``pytest_plugins = ["tests.fakes.fixtures"]`` in the
+top-level ``tests/conftest.py``, or import the ``*_fixture`` functions into a test module
+(they are defined under other names so the import does not shadow the test arguments).
+
+- ``fake_hub``: a started :class:`FakeHfHub`; ``HF_ENDPOINT`` is set to its ``url`` for code
+  that reads the variable itself. huggingface_hub does NOT (it read the variable when first
+  imported, which this module forces to happen now, before any test can set it): pass
+  ``endpoint=fake_hub.url`` to its functions.
+- ``ollama_server``: a started :class:`FakeOllama` serving ``$OLLAMA_MODELS`` (the isolated
+  per-test folder from ``tests/conftest.py``; ``tmp_path/ollama-models`` without it);
+  ``OLLAMA_HOST`` is set to its ``url``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import huggingface_hub.constants  # noqa: F401 - pin ENDPOINT before any test sets HF_ENDPOINT
+import pytest
+
+from tests.fakes.hf_hub import FakeHfHub
+from tests.fakes.ollama_server import FakeOllama
+
+
+@pytest.fixture(name="fake_hub")
+def fake_hub_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHfHub]:
+    with FakeHfHub() as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+        yield hub
+
+
+@pytest.fixture(name="ollama_server")
+def ollama_server_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOllama]:
+    models_dir = Path(os.environ.get("OLLAMA_MODELS") or tmp_path / "ollama-models")
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with FakeOllama(models_dir) as server:
+        monkeypatch.setenv("OLLAMA_HOST", server.url)
+        yield server

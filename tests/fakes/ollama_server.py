@@ -1,0 +1,444 @@
+"""A fake Ollama server on 127.0.0.1 backed by a real models folder on disk.
+
+Endpoints (FORMATS.md, "Ollama HTTP API")::
+
+    GET    /                         "Ollama is running"
+    GET    /api/version              {"version"}
+    GET    /api/tags                 re-reads manifests/ each call; digest = sha256(manifest file)
+    GET    /api/ps                   the models set with set_running()
+    POST   /api/pull                 NDJSON progress, writes blobs (via -partial files) and manifest
+    DELETE /api/delete               manifest, then the blobs no other manifest references; 404
+    POST   /api/show                 modelfile (FROM <blob path>), details, capabilities; 404
+    HEAD   /api/blobs/sha256:<hex>   200 / 404
+    POST   /api/blobs/sha256:<hex>   201 written; 200 already present; 400 digest mismatch
+
+Pullable models live in an in-memory registry filled with :meth:`FakeOllama.publish`.
+A pull streams ``pulling manifest``, then per blob (layers, then config) ``pulling <12hex>``
+lines with ``digest``/``total``/``completed`` (zeros omitted, as Ollama's ``omitempty``),
+``verifying sha256 digest``, ``writing manifest``, ``success``. While a blob downloads, its
+``<blob>-partial`` (pre-sized) and ``<blob>-partial-0`` sidecar exist; on success the
+sidecar goes and the partial is renamed to the blob. A name not in the registry gets an
+``{"error": "pull model manifest: file does not exist"}`` line after HTTP 200.
+
+Pull fault knobs (counted in NDJSON lines sent, 0-based): ``pull_error_after`` sends an
+``{"error"}`` line instead of line N and ends the stream cleanly; ``pull_drop_after`` cuts
+the connection before line N (the partial files stay, as after a crash); ``pull_pause_after``
+blocks before line N until ``pull_resume`` is set; ``pull_line_delay`` sleeps between lines;
+``corrupt`` (digests) serves wrong bytes so verification fails. ``fail()``, ``drop()`` and
+``throttle()`` from the base class work on any path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import threading
+import time
+from collections.abc import Generator, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote
+
+from tests.builders.common import sha256_hex
+from tests.builders.ollama_store import (
+    Blob,
+    Layers,
+    ManifestInfo,
+    ModelName,
+    blob_path,
+    build_manifest,
+    compact_json,
+    default_config,
+    default_layers,
+    manifest_path,
+    parse_manifest,
+    read_manifests,
+    referenced_digests,
+)
+from tests.fakes._server import Exchange, LoopbackServer
+
+DEFAULT_VERSION = "0.33.0"
+
+
+@dataclass(frozen=True)
+class RegistryModel:
+    """A model the fake registry can serve: manifest bytes and the blobs they name."""
+
+    name: ModelName
+    manifest: bytes
+    blobs: Mapping[str, bytes]  # "sha256:<hex>" -> bytes
+
+
+class PullFailed(Exception):
+    pass
+
+
+def _iso(mtime: float) -> str:
+    return datetime.fromtimestamp(mtime, UTC).astimezone().isoformat()
+
+
+class FakeOllama(LoopbackServer):
+    """Fake Ollama daemon serving ``models_dir``."""
+
+    def __init__(self, models_dir: Path, *, version: str = DEFAULT_VERSION) -> None:
+        super().__init__()
+        self.models_dir = Path(models_dir)
+        self.version = version
+        self.registry: dict[str, RegistryModel] = {}
+        self.running: dict[str, dict[str, object]] = {}
+        self.pull_chunk_size = 256 * 1024
+        self.pull_line_delay = 0.0
+        self.pull_error_after: int | None = None
+        self.pull_error_message = "max retries exceeded: unexpected EOF"
+        self.pull_drop_after: int | None = None
+        self.pull_pause_after: int | None = None
+        self.pull_resume = threading.Event()
+        self.corrupt: set[str] = set()
+        self._disk = threading.Lock()  # one pull/delete touches the store at a time
+
+    # --- registry and state -------------------------------------------------------------------
+
+    def publish(
+        self,
+        name: str,
+        layers: Layers | None = None,
+        config: Mapping[str, object] | None = None,
+    ) -> RegistryModel:
+        """Make ``name`` pullable (same defaults as ``ollama_store.add_model``)."""
+        parsed = ModelName.parse(name)
+        layers = default_layers(parsed.full) if layers is None else layers
+        config_blob = compact_json(dict(config) if config is not None else default_config(layers))
+        blobs = {"sha256:" + sha256_hex(d): d for d in (*(d for _, d in layers), config_blob)}
+        model = RegistryModel(parsed, build_manifest(config_blob, layers), blobs)
+        self.registry[parsed.full] = model
+        return model
+
+    def set_running(
+        self, name: str, *, size_vram: int | None = None, context_length: int = 4096
+    ) -> None:
+        """Report an installed model as loaded in ``/api/ps``."""
+        info = parse_manifest(self.models_dir, manifest_path(self.models_dir, name))
+        self.running[info.name.full] = {
+            "name": info.name.display,
+            "model": info.name.display,
+            "size": info.size,
+            "digest": info.digest,
+            "details": self._details(info),
+            "expires_at": _iso(time.time() + 300),
+            "size_vram": info.size if size_vram is None else size_vram,
+            "context_length": context_length,
+        }
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def handle(self, ex: Exchange) -> None:
+        path, method = ex.request.path, ex.method
+        if path == "/" and method in ("GET", "HEAD"):
+            ex.send(200, b"Ollama is running", {"Content-Type": "text/plain; charset=utf-8"})
+        elif path == "/api/version" and method == "GET":
+            ex.send_json(200, {"version": self.version})
+        elif path == "/api/tags" and method in ("GET", "HEAD"):
+            ex.send_json(200, {"models": self._tags()})
+        elif path == "/api/ps" and method == "GET":
+            ex.send_json(200, {"models": list(self.running.values())})
+        elif path == "/api/pull" and method == "POST":
+            self._pull(ex)
+        elif path == "/api/delete" and method == "DELETE":
+            self._delete(ex)
+        elif path == "/api/show" and method == "POST":
+            self._show(ex)
+        elif path.startswith("/api/blobs/") and method in ("HEAD", "POST"):
+            self._blob(ex, unquote(path.removeprefix("/api/blobs/")))
+        else:
+            ex.send(404, b"404 page not found", {"Content-Type": "text/plain"})
+
+    def _body(self, ex: Exchange) -> dict[str, object]:
+        try:
+            value = json.loads(ex.request.body or b"{}")
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def _model_arg(self, ex: Exchange) -> str:
+        body = self._body(ex)
+        return str(body.get("model") or body.get("name") or "")
+
+    def _installed(self, name: str) -> ManifestInfo | None:
+        try:
+            return parse_manifest(self.models_dir, manifest_path(self.models_dir, name))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _not_found(self, ex: Exchange, name: str) -> None:
+        ex.send_json(404, {"error": f"model '{name}' not found"})
+
+    @staticmethod
+    def _details(info: ManifestInfo) -> dict[str, object]:
+        try:
+            config = json.loads(info.blob_path(info.config).read_bytes())
+        except (OSError, ValueError):
+            config = {}
+        return {
+            "parent_model": "",
+            "format": config.get("model_format", ""),
+            "family": config.get("model_family", ""),
+            "families": config.get("model_families"),
+            "parameter_size": config.get("model_type", ""),
+            "quantization_level": config.get("file_type", ""),
+        }
+
+    def _tags(self) -> list[dict[str, object]]:
+        manifests, _broken = read_manifests(self.models_dir)  # Ollama skips what fails to parse
+        models: list[dict[str, object]] = []
+        for info in manifests:
+            if not info.blob_path(info.config).is_file():
+                continue  # Ollama logs "bad manifest filepath" and skips the model
+            models.append(
+                {
+                    "name": info.name.display,
+                    "model": info.name.display,
+                    "modified_at": _iso(info.path.stat().st_mtime),
+                    "size": info.size,
+                    "digest": info.digest,
+                    "details": self._details(info),
+                }
+            )
+        return models
+
+    # --- delete, show, blobs ------------------------------------------------------------------
+
+    def _delete(self, ex: Exchange) -> None:
+        name = self._model_arg(ex)
+        with self._disk:
+            info = self._installed(name) if name else None
+            if info is None:
+                self._not_found(ex, name)
+                return
+            self._remove_manifest(info)
+            self.running.pop(info.name.full, None)
+        ex.send(200)
+
+    def _remove_manifest(self, info: ManifestInfo) -> None:
+        """Delete a manifest, then its blobs that no remaining manifest references."""
+        info.path.unlink()
+        self._prune_empty_dirs(info.path.parent)
+        remaining, _broken = read_manifests(self.models_dir)
+        self._remove_unused(info.blobs, referenced_digests(remaining))
+
+    def _remove_unused(self, blobs: tuple[Blob, ...], keep: set[str]) -> list[str]:
+        removed: list[str] = []
+        for blob in blobs:
+            path = blob_path(self.models_dir, blob.digest)
+            if blob.digest not in keep and (path.is_file() or path.is_symlink()):
+                path.unlink()
+                removed.append(blob.digest)
+        return removed
+
+    def _prune_empty_dirs(self, folder: Path) -> None:
+        root = self.models_dir / "manifests"
+        while folder != root and folder.is_relative_to(root):
+            try:
+                folder.rmdir()
+            except OSError:
+                return
+            folder = folder.parent
+
+    def _show(self, ex: Exchange) -> None:
+        name = self._model_arg(ex)
+        info = self._installed(name) if name else None
+        if info is None:
+            self._not_found(ex, name)
+            return
+        details = self._details(info)
+        lines = [
+            '# Modelfile generated by "ollama show"',
+            "# To build a new Modelfile based on this, replace FROM with:",
+            f"# FROM {info.name.display}",
+            "",
+        ]
+        texts: dict[str, str] = {}
+        for layer in info.layers:
+            kind = layer.media_type.rsplit(".", 1)[-1]
+            if kind in ("model", "projector", "adapter"):
+                prefix = "FROM" if kind != "adapter" else "ADAPTER"
+                lines.append(f"{prefix} {info.blob_path(layer)}")
+            elif kind in ("template", "system", "license", "params"):
+                texts[kind] = info.blob_path(layer).read_text(errors="replace")
+        for kind in ("template", "system", "license"):
+            if kind in texts:
+                lines.append(f'{kind.upper()} """{texts[kind]}"""')
+        capabilities = ["completion"]
+        if info.layer("projector") is not None:
+            capabilities.append("vision")
+        ex.send_json(
+            200,
+            {
+                "modelfile": "\n".join(lines) + "\n",
+                "parameters": texts.get("params", ""),
+                "template": texts.get("template", ""),
+                "license": texts.get("license", ""),
+                "details": details,
+                "model_info": {"general.architecture": details["family"]},
+                "capabilities": capabilities,
+                "modified_at": _iso(info.path.stat().st_mtime),
+            },
+        )
+
+    def _blob(self, ex: Exchange, digest: str) -> None:
+        hex_digest = digest.removeprefix("sha256:")
+        if not digest.startswith("sha256:") or len(hex_digest) != 64:
+            ex.send_json(400, {"error": f"invalid digest {digest!r}"})
+            return
+        path = blob_path(self.models_dir, hex_digest)
+        if ex.method == "HEAD":
+            ex.send(200 if path.is_file() else 404)
+        elif path.is_file():
+            ex.send(200)
+        elif sha256_hex(ex.request.body) != hex_digest:
+            ex.send_json(400, {"error": "digest mismatch"})
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}-upload")
+            tmp.write_bytes(ex.request.body)
+            os.replace(tmp, path)
+            ex.send(201)
+
+    # --- pull ---------------------------------------------------------------------------------
+
+    def _pull(self, ex: Exchange) -> None:
+        body = self._body(ex)
+        name = self._model_arg(ex)
+        if not name:
+            ex.send_json(400, {"error": "model is required"})
+            return
+        events = self._pull_events(name)
+        if body.get("stream", True) is False:
+            self._pull_unstreamed(ex, events)
+            return
+        ex.start(200, {"Content-Type": "application/x-ndjson"}, chunked=True)
+        try:
+            self._stream(ex, events)
+        finally:
+            events.close()  # releases the store lock and closes the partial file
+
+    def _stream(self, ex: Exchange, events: Iterator[dict[str, object]]) -> None:
+        # Knobs are checked before the next step runs, so the disk shows lines 0..N-1 done.
+        for index in itertools.count():
+            if self.pull_pause_after == index:
+                while not self.pull_resume.wait(0.05):
+                    if self.stopping.is_set():
+                        ex.drop()
+            if self.pull_drop_after == index:
+                ex.drop()
+            if self.pull_error_after == index:
+                event: dict[str, object] | None = {"error": self.pull_error_message}
+            else:
+                event = next(events, None)
+            if event is None:
+                break
+            ex.write_chunk(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+            if "error" in event:
+                break
+            if self.pull_line_delay:
+                time.sleep(self.pull_line_delay)
+        ex.end_chunks()
+
+    def _pull_unstreamed(self, ex: Exchange, events: Iterator[dict[str, object]]) -> None:
+        last: dict[str, object] = {}
+        for last in events:
+            if "error" in last:
+                ex.send_json(500, {"error": last["error"]})
+                return
+        ex.send_json(200, last)
+
+    def _pull_events(self, name: str) -> Generator[dict[str, object], None, None]:
+        """Do the pull step by step, yielding each progress line as it becomes true."""
+        yield {"status": "pulling manifest"}
+        try:
+            parsed = ModelName.parse(name)
+        except ValueError:
+            yield {"error": f"invalid model name: {name}"}
+            return
+        model = self.registry.get(parsed.full)
+        if model is None:
+            yield {"error": "pull model manifest: file does not exist"}
+            return
+        with self._disk:
+            manifest = json.loads(model.manifest)
+            blobs = [*manifest["layers"], manifest["config"]]
+            fetched: list[str] = []
+            for entry in blobs:
+                digest = str(entry["digest"])
+                if not blob_path(self.models_dir, digest).is_file():
+                    fetched.append(digest)
+                yield from self._download(digest, model.blobs[digest])
+            yield {"status": "verifying sha256 digest"}
+            for digest in fetched:
+                error = self._verify(digest)
+                if error:
+                    yield {"error": error}
+                    return
+            yield {"status": "writing manifest"}
+            yield from self._write_manifest(model)
+        yield {"status": "success"}
+
+    def _download(self, digest: str, data: bytes) -> Iterator[dict[str, object]]:
+        status = f"pulling {digest.removeprefix('sha256:')[:12]}"
+        target = blob_path(self.models_dir, digest)
+        if target.is_file():  # cache hit: one line, complete
+            size = target.stat().st_size
+            yield _progress(status, digest, size, size)
+            return
+        if digest in self.corrupt:
+            data = bytes([data[0] ^ 0xFF]) + data[1:] if data else b"\0"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(f"{target}-partial")
+        sidecar = Path(f"{partial}-0")
+        total, done = len(data), 0
+        with partial.open("wb") as f:
+            f.truncate(total)  # Ollama pre-sizes the partial file
+            _write_sidecar(sidecar, total, done)
+            yield _progress(status, digest, total, done)
+            while done < total:
+                chunk = data[done : done + self.pull_chunk_size]
+                f.write(chunk)
+                f.flush()
+                done += len(chunk)
+                _write_sidecar(sidecar, total, done)
+                yield _progress(status, digest, total, done)
+        sidecar.unlink()
+        os.replace(partial, target)
+
+    def _verify(self, digest: str) -> str | None:
+        path = blob_path(self.models_dir, digest)
+        actual = "sha256:" + sha256_hex(path.read_bytes())
+        if actual == digest:
+            return None
+        path.unlink()
+        return f"digest mismatch, file must be downloaded again: want {digest}, got {actual}"
+
+    def _write_manifest(self, model: RegistryModel) -> Iterator[dict[str, object]]:
+        path = manifest_path(self.models_dir, model.name)
+        old = self._installed(model.name.full)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(model.manifest)  # stored byte-for-byte as the registry sent it
+        if old is not None:
+            remaining, _broken = read_manifests(self.models_dir)
+            if self._remove_unused(old.blobs, referenced_digests(remaining)):
+                yield {"status": "removing unused layers"}
+
+
+def _progress(status: str, digest: str, total: int, completed: int) -> dict[str, object]:
+    event: dict[str, object] = {"status": status, "digest": digest}
+    if total:
+        event["total"] = total
+    if completed:
+        event["completed"] = completed
+    return event
+
+
+def _write_sidecar(path: Path, size: int, completed: int) -> None:
+    record = {"N": 0, "Offset": 0, "Size": size, "Completed": completed}
+    path.write_bytes(compact_json(record) + b"\n")
