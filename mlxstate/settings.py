@@ -149,7 +149,8 @@ def normalize_ollama_host(value: str, *, strict: bool = False) -> str:
             host = f"[{host}]"
     except ValueError:
         pass
-    return f"{parts.scheme}://{host}:{port}"
+    # A path is kept (Ollama behind a reverse proxy at https://host/ollama).
+    return f"{parts.scheme}://{host}:{port}{parts.path.rstrip('/')}"
 
 
 @dataclass(frozen=True, slots=True)

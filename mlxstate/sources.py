@@ -7,10 +7,11 @@ user can act on (the spec loader adds file:line:col).
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from mlxstate.paths import expand_path_text
 
 __all__ = [
     "FileSource",
@@ -161,9 +162,4 @@ def _check_ollama_parts(src: OllamaSource, rest: str) -> None:
 def _parse_file(rest: str, base_dir: Path | None) -> FileSource:
     if not rest:
         raise ValueError("empty path in 'file://'; expected file://PATH")
-    if "\x00" in rest:
-        raise ValueError("file:// path contains a NUL character")
-    path = Path(os.path.expanduser(rest))
-    if not path.is_absolute():
-        path = (base_dir or Path.cwd()) / path
-    return FileSource(path=Path(os.path.normpath(path)))
+    return FileSource(path=expand_path_text(rest, base_dir))

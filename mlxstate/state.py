@@ -73,6 +73,7 @@ class OllamaModel:
     config: Layer | None
     layers: tuple[Layer, ...]
     mtime: float
+    last_used: float = 0.0  # newest atime of its blobs (relatime: roughly daily)
 
     @property
     def name(self) -> str:
@@ -257,6 +258,7 @@ class AppState:
     exists: bool
     entries: tuple[AppLink, ...] = ()
     warnings: tuple[str, ...] = ()
+    declared: bool = True  # False: found (LM Studio's folder), not named in mlx.yaml
 
 
 @dataclass(frozen=True)

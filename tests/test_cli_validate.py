@@ -115,15 +115,24 @@ def test_discovery_order(
 
 
 def test_missing_file_names_every_place_and_suggests_init(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    result = mlx(capsys, "validate")
+    assert result.code == 1
+    assert "looked at: mlx.yaml, " in result.err
+    assert "home/.config/mlx/mlx.yaml" in result.err
+    assert "mlx init" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_missing_mlx_file_is_an_error_not_a_fallback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "mlx.yaml").write_text("version: 1\n")  # must NOT be used instead
     monkeypatch.setenv("MLX_FILE", "/nowhere/mlx.yaml")
     result = mlx(capsys, "validate")
     assert result.code == 1
-    assert "/nowhere/mlx.yaml, mlx.yaml, " in result.err
-    assert ".config/mlx/mlx.yaml" in result.err
-    assert "mlx init" in result.err
-    assert "Traceback" not in result.err
+    assert "/nowhere/mlx.yaml (from $MLX_FILE)" in result.err
 
 
 def test_directory_and_binary_files_are_clear_errors(

@@ -51,6 +51,13 @@ class Run:
                 return self.file, str(self.file)
             raise SpecNotFound([self.file])
         candidates = spec_candidates(self.env)
+        if self.env.MLX_FILE:
+            # An explicit $MLX_FILE that names no file is a mistake, not a hint to look
+            # elsewhere: silently using another mlx.yaml would act on the wrong machine state.
+            chosen = candidates[0]
+            if chosen.exists():
+                return chosen, str(chosen)
+            raise SpecNotFound([f"{chosen} (from $MLX_FILE)"])
         for place in candidates:
             if place.is_file():
                 return place, str(place)

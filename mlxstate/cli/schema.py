@@ -18,7 +18,17 @@ def json_schema() -> dict[str, Any]:
     from mlxstate.spec.models import Spec
 
     schema = Spec.model_json_schema(mode="validation")
+    for owner in [schema, *schema.get("$defs", {}).values()]:
+        _allow_null_sections(owner)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+
+
+def _allow_null_sections(model_schema: dict[str, Any]) -> None:
+    """`settings:` with nothing under it is YAML null; mlx reads it as empty, so must editors."""
+    props = model_schema.get("properties", {})
+    for name, prop in props.items():
+        if "$ref" in prop or prop.get("type") == "object":
+            props[name] = {"anyOf": [prop, {"type": "null"}]}
 
 
 def schema_text() -> str:

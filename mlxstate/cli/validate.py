@@ -58,7 +58,14 @@ def validate_file(run: Run) -> Outcome:
     except SpecError as exc:
         return Outcome(shown, exc.diagnostics)
     spec = loaded.spec
-    counts = f"{len(spec.models)} models, {len(spec.apps)} apps, {len(spec.benchmarks)} benchmarks"
+    counts = ", ".join(
+        _plural(len(items), noun)
+        for items, noun in (
+            (spec.models, "model"),
+            (spec.apps, "app"),
+            (spec.benchmarks, "benchmark"),
+        )
+    )
     return Outcome(shown, (), f"{shown} is valid ({counts}).")
 
 
@@ -80,7 +87,9 @@ def command(
     except MlxError as exc:
         if not json_out:
             raise
-        emit_json({"valid": False, "file": str(file or ""), "errors": [_plain_error(exc)]})
+        emit_json(
+            {"valid": False, "file": str(file) if file else None, "errors": [_plain_error(exc)]}
+        )
         raise typer.Exit(1) from None
     if json_out:
         emit_json(outcome.to_json())
@@ -90,6 +99,10 @@ def command(
         _print_text(outcome, quiet, color_enabled(sys.stdout, no_color))
     if not outcome.valid:
         raise typer.Exit(1)
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _plain_error(exc: MlxError) -> dict[str, Any]:

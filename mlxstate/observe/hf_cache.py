@@ -24,7 +24,9 @@ _TYPES: dict[str, Literal["model", "dataset", "space"]] = {
     "datasets": "dataset",
     "spaces": "space",
 }
-_IGNORED = frozenset({".DS_Store", ".locks", "CACHEDIR.TAG", ".git"})
+# huggingface_hub's FILES_TO_IGNORE (.DS_Store, Thumbs.db, desktop.ini) plus what it skips at
+# the top level (.locks, CACHEDIR.TAG).
+_IGNORED = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", ".locks", "CACHEDIR.TAG", ".git"})
 SHARED_MARKER = ".huggingface-shared-blobs"
 
 
@@ -69,7 +71,7 @@ def _scan_repo(path: Path, name: str) -> HfRepo:
     if not snapshots.is_dir():
         raise _Corrupt(f"no snapshots folder in cached repo: {path}")
     refs = _read_refs(path / "refs")
-    scan = _Scan()
+    scan = _Scan(blobs_dir=os.path.normpath(path / "blobs"))
     revisions = [
         _scan_revision(Path(e.path), e.name, refs, path, scan)
         for e in sorted(os.scandir(snapshots), key=lambda e: e.name)
@@ -109,6 +111,7 @@ def _read_refs(folder: Path) -> tuple[tuple[str, str], ...]:
 
 @dataclass
 class _Scan:
+    blobs_dir: str  # <repo>/blobs, normalised
     used: set[str] = field(default_factory=set)  # blob names referenced by snapshots
     stats: dict[str, os.stat_result | None] = field(default_factory=dict)
     atimes: list[float] = field(default_factory=list)
@@ -149,7 +152,7 @@ def _walk_snapshot(folder: str, prefix: str, out: list[HfFile], scan: _Scan) -> 
 
 
 def _file(rel: str, blob_path: str, scan: _Scan) -> HfFile:
-    name = os.path.basename(blob_path)
+    name = _blob_name(blob_path, scan.blobs_dir)
     if blob_path not in scan.stats:
         try:
             st: os.stat_result | None = os.stat(blob_path)
@@ -164,6 +167,16 @@ def _file(rel: str, blob_path: str, scan: _Scan) -> HfFile:
     if st is None:
         return HfFile(rel, name, 0, False, Path(blob_path))
     return HfFile(rel, name, st.st_size, True, Path(blob_path), st.st_mtime, st.st_atime)
+
+
+def _blob_name(blob_path: str, blobs_dir: str) -> str:
+    """The etag for a blob in ``<repo>/blobs``; otherwise (no-symlink layout, a link that
+    points elsewhere) the blob path itself, so that distinct files never share a name —
+    sizes and file counts are summed per distinct blob, as ``scan_cache_dir`` does."""
+    folder, name = os.path.split(blob_path)
+    if os.path.normpath(folder) == blobs_dir:
+        return name
+    return Path(blob_path).as_posix()
 
 
 def _scan_blob_folder(

@@ -26,6 +26,7 @@ _PARTIAL_RE = re.compile(r"^sha256[-:]([0-9a-f]{64})-partial(-\d+)?$")
 @dataclass
 class _Blobs:
     sizes: dict[str, int] = field(default_factory=dict)
+    atimes: dict[str, float] = field(default_factory=dict)
     facts: dict[str, FileFact] = field(default_factory=dict)
     partials: list[FileFact] = field(default_factory=list)
     temps: list[FileFact] = field(default_factory=list)
@@ -41,7 +42,7 @@ def scan_ollama_store(root: Path) -> OllamaStore:
     unparseable = 0
     for path, parts in _manifest_files(root / "manifests", warnings):
         try:
-            models.append(_read_manifest(path, parts, blobs.sizes))
+            models.append(_read_manifest(path, parts, blobs))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             unparseable += 1
             warnings.append(f"unreadable Ollama manifest {path}: {_reason(exc)}")
@@ -97,6 +98,7 @@ def _classify(name: str, path: Path, st: os.stat_result, out: _Blobs) -> None:
     if m := _BLOB_RE.match(name):
         digest = m.group(1)
         out.sizes[digest] = st.st_size
+        out.atimes[digest] = st.st_atime
         out.facts[digest] = FileFact(path, st.st_size, st.st_mtime, "orphan", digest)
     elif m := _PARTIAL_RE.match(name):
         out.partials.append(FileFact(path, st.st_size, st.st_mtime, "partial", m.group(1)))
@@ -126,12 +128,14 @@ def _manifest_files(folder: Path, warnings: list[str]) -> list[tuple[Path, tuple
     return found
 
 
-def _read_manifest(path: Path, parts: tuple[str, ...], sizes: dict[str, int]) -> OllamaModel:
+def _read_manifest(path: Path, parts: tuple[str, ...], blobs: _Blobs) -> OllamaModel:
     raw = path.read_bytes()
     doc = json.loads(raw)
     if not isinstance(doc, dict) or not isinstance(doc.get("layers"), list):
         raise ValueError("not an Ollama manifest (no layers)")
+    sizes = blobs.sizes
     config = _layer(doc["config"], sizes) if isinstance(doc.get("config"), dict) else None
+    layers = tuple(_layer(x, sizes) for x in doc["layers"])
     host, namespace, model, tag = parts
     return OllamaModel(
         host=host,
@@ -142,8 +146,9 @@ def _read_manifest(path: Path, parts: tuple[str, ...], sizes: dict[str, int]) ->
         # The model's "digest" in /api/tags is the sha256 of the manifest FILE as stored.
         manifest_digest=hashlib.sha256(raw).hexdigest(),
         config=config,
-        layers=tuple(_layer(x, sizes) for x in doc["layers"]),
+        layers=layers,
         mtime=path.stat().st_mtime,
+        last_used=max((blobs.atimes.get(x.digest, 0.0) for x in layers), default=0.0),
     )
 
 

@@ -20,7 +20,7 @@ from mlxstate.errors import Diagnostic, MlxError, SpecError
 from mlxstate.settings import Environment
 from mlxstate.spec import rules
 from mlxstate.spec.models import Spec
-from mlxstate.spec.yamlpos import Where, load_yaml, locate, to_plain
+from mlxstate.spec.yamlpos import Where, child, load_yaml, locate, to_plain
 
 __all__ = ["LoadedSpec", "load_spec", "parse_spec"]
 
@@ -91,7 +91,7 @@ def parse_spec(
         diagnostics += [_from_pydantic(err, doc, data, file) for err in errors]
     for problem in rules.check(data, env, base_dir):
         line, col = locate(doc, problem.path, problem.where)
-        diagnostics.append(Diagnostic(file, line, col, _dotted(problem.path), problem.message))
+        diagnostics.append(Diagnostic(file, line, col, _dotted(problem.path, doc), problem.message))
     if diagnostics or spec is None:
         raise SpecError(_dedupe(diagnostics))
     digest = hashlib.sha256(raw if raw is not None else text.encode()).hexdigest()
@@ -110,10 +110,14 @@ def _dedupe(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     return sorted(unique.values(), key=lambda d: (d.line, d.col, d.path))
 
 
-def _dotted(path: tuple[Any, ...] | list[Any]) -> str:
+def _dotted(path: tuple[Any, ...] | list[Any], doc: Any) -> str:
+    """``models.llama.source``, ``apps.a.models[0]``: [i] only where the YAML has a list."""
     out = ""
+    node = doc
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        in_list = isinstance(node, list) and isinstance(part, int)
+        out += f"[{part}]" if in_list else (f".{part}" if out else str(part))
+        node = child(node, part)
     return out
 
 
@@ -133,7 +137,7 @@ def _from_pydantic(err: Any, doc: Any, data: Any, file: str) -> Diagnostic:
     else:
         message = _message(err, is_key)
     line, col = locate(doc, loc, where) if loc else (1, 1)
-    return Diagnostic(file, line, col, _dotted(loc), message)
+    return Diagnostic(file, line, col, _dotted(loc, doc), message)
 
 
 def _drop_missing_explained_by_typo(errors: list[Any]) -> list[Any]:
@@ -224,6 +228,12 @@ def _message(err: Any, is_key: bool) -> str:
     msg = str(err["msg"])
     if kind == "value_error":
         return msg.removeprefix("Value error, ")
+    if kind in ("too_short", "too_long"):
+        ctx = err.get("ctx", {})
+        limit = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
+        word = "at least" if kind == "too_short" else "at most"
+        items = "item" if limit == 1 else "items"
+        return f"expected {word} {limit} {items}, got {ctx.get('actual_length')}"
     bound = _BOUNDS.get(kind)
     if bound:
         return f"expected a number {bound[0]} {err['ctx'][bound[1]]}, got {given}"
@@ -242,6 +252,8 @@ def _message(err: Any, is_key: bool) -> str:
 def _describe(value: Any) -> str:
     if value is None:
         return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list | tuple):

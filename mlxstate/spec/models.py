@@ -49,6 +49,8 @@ _REVISION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}$")
 
 
 def _check_name(value: object, kind: str) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"YAML reads the {kind} name {value} as a number; quote it: '{value}'")
     if not isinstance(value, str) or not _NAME_RE.match(value):
         raise ValueError(
             f"invalid {kind} name {value!r}; use 1-64 lowercase letters, digits, '.', '_' "
@@ -109,9 +111,12 @@ def _size(value: object) -> object:
 
 
 def _token_env(value: object) -> str:
+    if value is None:
+        return "HF_TOKEN"
     if not isinstance(value, str) or not _ENV_NAME_RE.match(value):
+        # The value is not echoed: it may be a pasted token, and CI logs are public.
         raise ValueError(
-            f"expected the NAME of an environment variable (like HF_TOKEN), got {value!r}; "
+            "expected the NAME of an environment variable (like HF_TOKEN); "
             "never put the token itself in mlx.yaml"
         )
     return value
@@ -203,7 +208,11 @@ class SettingsSpec(_Section):
         False, description="delete MANAGED models that are no longer declared"
     )
     dedup: Annotated[
-        Literal["off", "auto", "hardlink", "clone", "symlink"], BeforeValidator(_dedup)
+        Literal["off", "auto", "hardlink", "clone", "symlink"],
+        BeforeValidator(_dedup),
+        WithJsonSchema(
+            {"anyOf": [{"enum": ["off", "auto", "hardlink", "clone", "symlink"]}, {"const": False}]}
+        ),
     ] = "off"
     cleanup: CleanupSettings = Field(default_factory=CleanupSettings)
     disk: DiskSettings = Field(default_factory=DiskSettings)
@@ -242,14 +251,24 @@ def _prompts(value: object) -> object:
     if value == "standard":
         return value
     if not isinstance(value, list) or not value:
-        raise ValueError(
-            f"expected 'standard' or a non-empty list of prompt strings, got {value!r}"
-        )
-    return value
+        raise ValueError("expected 'standard' or a non-empty list of prompt strings")
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            raise ValueError(f"prompt [{i}] must be a non-empty string")
+    return tuple(value)
 
 
 Prompts = Annotated[
-    Literal["standard"] | list[Annotated[str, Field(min_length=1)]], BeforeValidator(_prompts)
+    Any,  # "standard" or a tuple of prompt strings
+    BeforeValidator(_prompts),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"const": "standard"},
+                {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+            ]
+        }
+    ),
 ]
 
 
@@ -282,7 +301,8 @@ _CLOSED: dict[str, Any] = {"additionalProperties": False}
 
 def _version(value: object) -> object:
     if isinstance(value, bool) or value != 1:
-        raise ValueError(f"unsupported version {value!r}; this mlxstate reads version 1")
+        shown = str(value).lower() if isinstance(value, bool) else repr(value)
+        raise ValueError(f"unsupported version {shown}; this mlxstate reads version 1")
     return value
 
 

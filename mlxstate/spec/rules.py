@@ -83,9 +83,13 @@ def _model_rules(models: dict[Any, Any], base_dir: Path) -> Iterator[Problem]:
                 ("models", name, "ensure"),
                 "file:// sources are never deleted by mlx; 'ensure: absent' is not allowed here",
             )
-        if source is not None and not absent:
+        if source is not None:
+            # Two entries for one source would fight (present vs absent) or double-manage it.
             revision = entry.get("revision") if isinstance(source, HfSource) else None
-            ident = (str(source), str(revision or "main") if isinstance(source, HfSource) else None)
+            ident = (
+                str(source).lower(),
+                str(revision or "main") if isinstance(source, HfSource) else None,
+            )
             if ident in seen:
                 yield Problem(
                     ("models", name, "source"),
@@ -136,6 +140,12 @@ def _app_paths(data: dict[str, Any], env: Environment, base_dir: Path) -> Iterat
                 )
         if path in claimed:
             yield Problem(where, f"{path} is already the path of apps.{claimed[path]}")
+        for other, owner in claimed.items():
+            if path != other and (path.is_relative_to(other) or other.is_relative_to(path)):
+                # Links of one app would show up as foreign files in the other.
+                yield Problem(
+                    where, f"{path} and apps.{owner} ({other}) are nested; use separate folders"
+                )
         claimed.setdefault(path, name)
 
 

@@ -82,7 +82,10 @@ def parse_schedule(value: object) -> Schedule:
         arg = text.removeprefix("@every").strip()
         if not arg:
             raise ValueError("'@every' needs a duration, e.g. '@every 6h'")
-        return Schedule(kind="every", text=text, interval=parse_duration(arg))
+        interval = parse_duration(arg)
+        if interval.total_seconds() < 60:
+            raise ValueError(f"'@every {arg}' is too often; benchmarks run at most once a minute")
+        return Schedule(kind="every", text=text, interval=interval)
     if text.startswith("@"):
         raise ValueError(f"unknown schedule {value!r}; expected {SCHEDULE_FORMS}")
     if len(text.split(" ")) != 5:

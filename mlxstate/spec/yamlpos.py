@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from mlxstate.errors import Diagnostic, SpecError
 
-__all__ = ["MAX_NODES", "load_yaml", "locate", "to_plain"]
+__all__ = ["MAX_NODES", "child", "load_yaml", "locate", "to_plain"]
 
 # An alias bomb ("billion laughs") expands exponentially when flattened; a real mlx.yaml
 # has a few hundred nodes, so anything past this is refused instead of eating memory.
@@ -36,8 +36,13 @@ def load_yaml(text: str, file: str) -> Any:
             return yaml.load(text)
     except MarkedYAMLError as exc:
         raise SpecError([_syntax_diagnostic(exc, file)]) from None
-    except (YAMLError, ValueError, TypeError, RecursionError) as exc:
+    except (YAMLError, RecursionError) as exc:
         raise SpecError([Diagnostic(file, 1, 1, "", f"invalid YAML: {exc}")]) from None
+    except Exception as exc:
+        # ruamel raises assorted builtin errors on some malformed input (IndexError for a
+        # bare `!!int`, ValueError for bad `!!float`...): still the user's YAML, not our bug.
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise SpecError([Diagnostic(file, 1, 1, "", f"invalid YAML ({detail})")]) from None
 
 
 def _check_tabs(text: str, file: str) -> None:
@@ -129,7 +134,7 @@ def locate(doc: Any, path: Sequence[Any], where: Where = "value") -> tuple[int, 
         if pos is None:
             break
         best = pos
-        node = _child(node, part)
+        node = child(node, part)
         if node is None:
             break
     return best
@@ -144,7 +149,10 @@ def _child_position(node: Any, part: Any, where: Where) -> tuple[int, int] | Non
             key = _find_key(node, part)
             if key is _MISSING:
                 return None
-            line, col = lc.key(key) if where == "key" else lc.value(key)
+            # An empty value (`ensure:`) has no position of its own; ruamel reports the
+            # next token's, which may be on another line. Point at the key instead.
+            use_key = where == "key" or node[key] is None
+            line, col = lc.key(key) if use_key else lc.value(key)
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             line, col = lc.item(part)
         else:
@@ -166,7 +174,7 @@ def _find_key(node: dict[Any, Any], part: Any) -> Any:
     return _MISSING
 
 
-def _child(node: Any, part: Any) -> Any:
+def child(node: Any, part: Any) -> Any:
     if isinstance(node, dict):
         key = _find_key(node, part)
         return None if key is _MISSING else node[key]

@@ -1,0 +1,57 @@
+"""``observe``: one read-only pass over every store, the input of status and plan."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlxstate.observe.apps import scan_app
+from mlxstate.observe.duplicates import HashCache, find_duplicates
+from mlxstate.observe.hf_cache import scan_hf_cache
+from mlxstate.observe.ollama_store import scan_ollama_store
+from mlxstate.settings import Settings
+from mlxstate.state import AppState, Observed, OllamaDaemon
+
+if TYPE_CHECKING:
+    import httpx
+
+    from mlxstate.spec.models import Spec
+
+__all__ = ["observe"]
+
+
+def observe(
+    settings: Settings,
+    spec: Spec | None,
+    *,
+    probe: bool = True,
+    client: httpx.Client | None = None,
+    hash_cache: HashCache | None = None,
+    lmstudio_models: Path | None = None,
+) -> Observed:
+    """Scan the Ollama store, the HF cache, the app folders; probe the daemon if asked."""
+    ollama = scan_ollama_store(settings.ollama_models_dir)
+    hf = scan_hf_cache(settings.hf_cache_dir)
+    apps = _apps(spec, lmstudio_models)
+    duplicates = find_duplicates(ollama, hf, apps, hash_cache)
+    daemon = _probe(settings.ollama_host, client) if probe else None
+    warnings = (*ollama.warnings, *hf.warnings, *(w for a in apps for w in a.warnings))
+    return Observed(ollama, hf, daemon, apps, duplicates, tuple(warnings))
+
+
+def _probe(host: str, client: httpx.Client | None) -> OllamaDaemon:
+    from mlxstate.observe.ollama_api import probe_daemon  # httpx only when probing
+
+    return probe_daemon(host, client)
+
+
+def _apps(spec: Spec | None, lmstudio_models: Path | None) -> tuple[AppState, ...]:
+    apps = [
+        scan_app(name, app.path, app.layout) for name, app in (spec.apps.items() if spec else ())
+    ]
+    declared = {a.path for a in apps}
+    if lmstudio_models is not None and lmstudio_models not in declared and lmstudio_models.is_dir():
+        found = scan_app("lmstudio", lmstudio_models, "lmstudio")
+        apps.append(replace(found, declared=False))
+    return tuple(apps)

@@ -1,0 +1,207 @@
+"""``mlx status`` as data: the observed inventory, as one JSON-ready document.
+
+The document is the stable ``mlx status --json`` output (docs/status-json.md); the
+human tables are rendered from it, so both always say the same thing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlxstate import __version__
+from mlxstate.match import declared_by_key, hf_key, ollama_key
+from mlxstate.registry import RegistryFacts
+from mlxstate.state import AppState, FileFact, HfCache, HfRepo, HfRevision, Observed, OllamaModel
+
+if TYPE_CHECKING:
+    from mlxstate.spec.models import Spec
+
+__all__ = ["FORMAT_VERSION", "build_status"]
+
+FORMAT_VERSION = "1"
+
+
+def build_status(
+    observed: Observed, spec: Spec | None, facts: RegistryFacts, spec_path: Path | None = None
+) -> dict[str, Any]:
+    declared = declared_by_key(spec)
+    managed = {s.lower() for s in facts.managed_sources()}
+    ctx = _Ctx(declared, managed, {str(link.path) for link in facts.links})
+    reclaim = _reclaimable(observed)
+    return {
+        "format_version": FORMAT_VERSION,
+        "mlxstate_version": __version__,
+        "spec": {"path": str(spec_path) if spec_path else None},
+        "stores": {"ollama": _ollama(observed, ctx), "huggingface": _hf(observed.hf, ctx)},
+        "apps": [_app(app, ctx) for app in observed.apps],
+        "duplicates": [
+            {
+                "sha256": g.digest,
+                "size": g.size,
+                "paths": [str(p) for p in g.paths],
+                "reclaimable": g.reclaimable,
+                "found_by": g.how,
+            }
+            for g in observed.duplicates
+        ],
+        "reclaimable": reclaim,
+        "warnings": list(observed.warnings),
+    }
+
+
+class _Ctx:
+    def __init__(self, declared: dict[str, str], managed: set[str], links: set[str]) -> None:
+        self.declared = declared
+        self.managed = managed
+        self.links = links
+
+
+def iso(ts: float | None) -> str | None:
+    if not ts:
+        return None
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _facts(items: tuple[FileFact, ...]) -> list[dict[str, Any]]:
+    return [{"path": str(f.path), "size": f.size, "modified": iso(f.mtime)} for f in items]
+
+
+def _ollama(observed: Observed, ctx: _Ctx) -> dict[str, Any]:
+    store = observed.ollama
+    daemon = observed.daemon
+    return {
+        "path": str(store.root),
+        "exists": store.exists,
+        "daemon": None
+        if daemon is None
+        else {
+            "host": daemon.host,
+            "reachable": daemon.reachable,
+            "version": daemon.version,
+            "error": daemon.error,
+            "running": [
+                {
+                    "name": r.name,
+                    "size": r.size,
+                    "size_vram": r.size_vram,
+                    "expires_at": r.expires_at,
+                }
+                for r in daemon.running
+            ],
+        },
+        "models": [_ollama_model(m, ctx) for m in store.models],
+        "partials": _facts(store.partials),
+        "orphans": _facts(store.orphans),
+        "orphans_known": store.orphans_known,
+        "temp_files": _facts(store.temps),
+    }
+
+
+def _ollama_model(m: OllamaModel, ctx: _Ctx) -> dict[str, Any]:
+    key = ollama_key(m)
+    return {
+        "name": m.name,
+        "source": f"ollama://{m.name}",
+        "size": m.size,
+        "declared_as": ctx.declared.get(key),
+        "managed": key in ctx.managed,
+        "status": m.status,
+        "problems": list(m.problems),
+        "manifest_digest": m.manifest_digest,
+        "modified": iso(m.mtime),
+        "last_used": iso(m.last_used),
+        "layers": [
+            {"kind": x.kind, "sha256": x.digest, "size": x.size, "present": x.ok}
+            for x in m.all_layers
+        ],
+    }
+
+
+def repo_status(repo: HfRepo) -> str:
+    if any(r.dangling for r in repo.revisions):
+        return "broken"
+    return "partial" if repo.incomplete else "ok"
+
+
+def _hf(cache: HfCache, ctx: _Ctx) -> dict[str, Any]:
+    return {
+        "path": str(cache.root),
+        "exists": cache.exists,
+        "repos": [_hf_repo(r, ctx) for r in cache.repos],
+    }
+
+
+def _hf_repo(repo: HfRepo, ctx: _Ctx) -> dict[str, Any]:
+    key = hf_key(repo)
+    is_model = repo.repo_type == "model"
+    return {
+        "type": repo.repo_type,
+        "id": repo.repo_id,
+        "source": f"hf://{repo.repo_id}" if is_model else None,
+        "size": repo.size_on_disk,
+        "declared_as": ctx.declared.get(key) if is_model else None,
+        "managed": is_model and key in ctx.managed,
+        "status": repo_status(repo),
+        "refs": dict(repo.refs),
+        "last_used": iso(repo.last_accessed),
+        "modified": iso(repo.last_modified),
+        "revisions": [_revision(r) for r in repo.revisions],
+        "incomplete": _facts(repo.incomplete),
+        "orphans": _facts(repo.orphans),
+    }
+
+
+def _revision(rev: HfRevision) -> dict[str, Any]:
+    return {
+        "commit": rev.commit,
+        "refs": list(rev.refs),
+        "size": rev.size,
+        "files": len(rev.files),
+        "dangling": list(rev.dangling),
+        "detached": not rev.refs,
+    }
+
+
+def _app(app: AppState, ctx: _Ctx) -> dict[str, Any]:
+    def entry(e: Any) -> dict[str, Any]:
+        return {
+            "path": str(e.path),
+            "kind": e.kind,
+            "target": str(e.target) if e.target else None,
+            "managed": str(e.path) in ctx.links,
+        }
+
+    return {
+        "name": app.name,
+        "path": str(app.path),
+        "layout": app.layout,
+        "declared": app.declared,
+        "exists": app.exists,
+        "entries": [entry(e) for e in app.entries],
+    }
+
+
+def _reclaimable(observed: Observed) -> dict[str, int]:
+    ollama, hf = observed.ollama, observed.hf
+    partials = sum(f.size for f in ollama.partials) + sum(
+        f.size for r in hf.repos for f in r.incomplete
+    )
+    orphans = sum(f.size for f in ollama.orphans) + sum(f.size for r in hf.repos for f in r.orphans)
+    detached = sum(_detached_bytes(r) for r in hf.repos)
+    dups = sum(g.reclaimable for g in observed.duplicates)
+    return {
+        "duplicates": dups,
+        "partials": partials,
+        "orphans": orphans,
+        "detached_revisions": detached,
+        "total": dups + partials + orphans + detached,
+    }
+
+
+def _detached_bytes(repo: HfRepo) -> int:
+    """Bytes only detached revisions use (blobs shared with a live revision stay)."""
+    live = {f.blob for r in repo.revisions if r.refs for f in r.files}
+    blobs = {f.blob: f.size for r in repo.detached for f in r.files if f.present}
+    return sum(size for blob, size in blobs.items() if blob not in live)
