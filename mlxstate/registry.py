@@ -136,9 +136,12 @@ class Registry:
                 f"{self.path} was written by a newer mlxstate (schema {version}); upgrade mlxstate"
             )
         for index in range(version, len(MIGRATIONS)):
-            with self.transaction():
-                self.conn.executescript(MIGRATIONS[index])
-                self.conn.execute(f"PRAGMA user_version = {index + 1}")
+            # executescript() commits whatever is open before it runs, so the transaction
+            # is part of the script: schema and user_version change together or not at all.
+            script = MIGRATIONS[index]
+            self.conn.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {index + 1};\nCOMMIT;"
+            )
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

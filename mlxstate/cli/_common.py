@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mlxstate.errors import SpecNotFound
-from mlxstate.settings import Environment, read_environment, spec_candidates
+from mlxstate.settings import Environment, Settings, read_environment, resolve, spec_candidates
+
+if TYPE_CHECKING:
+    from mlxstate.observe.duplicates import HashCache
+    from mlxstate.spec.load import LoadedSpec
 
 __all__ = ["FileOpt", "NoColorOpt", "QuietOpt", "Run", "VerboseOpt"]
 
@@ -44,6 +48,40 @@ class Run:
     def make(cls, file: Path | None, no_color: bool, quiet: bool, verbose: bool) -> Run:
         return cls(file, no_color, quiet, verbose, read_environment())
 
+    def load_optional_spec(self) -> LoadedSpec | None:
+        """The spec if one is found (it must be valid); ``None`` when there is none at all."""
+        from mlxstate.spec.load import load_spec
+
+        try:
+            path, shown = self.find_spec()
+        except SpecNotFound:
+            if self.file is not None or self.env.MLX_FILE:
+                raise  # asked for by name: its absence is an error
+            return None
+        return load_spec(path, self.env, display=shown)
+
+    def settings(self, loaded: LoadedSpec | None) -> Settings:
+        return resolve(loaded.spec.settings if loaded else None, self.env)
+
+    def status_document(self) -> dict[str, Any]:
+        """Observe everything and build the ``mlx status`` document."""
+        from mlxstate.observe.run import observe
+        from mlxstate.registry import read_facts
+        from mlxstate.status import build_status
+
+        loaded = self.load_optional_spec()
+        settings = self.settings(loaded)
+        facts = read_facts(settings.state_dir)
+        observed = observe(
+            settings,
+            loaded.spec if loaded else None,
+            hash_cache=_registry_hash_cache(settings.state_dir),
+            lmstudio_models=self.env.lmstudio_home() / "models",
+        )
+        return build_status(
+            observed, loaded.spec if loaded else None, facts, loaded.path if loaded else None
+        )
+
     def find_spec(self) -> tuple[Path, str]:
         """(path, how to show it) of the mlx.yaml to use, or :class:`SpecNotFound`."""
         if self.file is not None:
@@ -62,3 +100,23 @@ class Run:
             if place.is_file():
                 return place, str(place)
         raise SpecNotFound(candidates)
+
+
+def _registry_hash_cache(state_dir: Path) -> HashCache:
+    """Hash cache in the registry, opened only if a file actually needs hashing."""
+    from mlxstate.registry import Registry
+
+    holder: list[Registry] = []
+
+    def registry() -> Registry:
+        if not holder:
+            holder.append(Registry.open(state_dir))
+        return holder[0]
+
+    def lookup(dev: int, ino: int, size: int, mtime_ns: int) -> str | None:
+        return registry().cached_hash(dev, ino, size, mtime_ns)
+
+    def store(dev: int, ino: int, size: int, mtime_ns: int, sha256: str) -> None:
+        registry().remember_hash(dev, ino, size, mtime_ns, sha256)
+
+    return lookup, store

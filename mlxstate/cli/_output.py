@@ -30,3 +30,37 @@ def emit_json(document: Any, stream: TextIO | None = None) -> None:
     """One JSON document on stdout, nothing else there (SPEC §5)."""
     out = stream or sys.stdout
     out.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
+
+
+def human_bytes(n: int | None) -> str:
+    """Decimal units, like Ollama and the Hub show sizes: 4.7 GB."""
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(value) < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"  # pragma: no cover - the loop always returns
+
+
+def human_age(iso_time: str | None, now: float | None = None) -> str:
+    """``3 days ago`` from an ISO-8601 UTC time; ``-`` when unknown."""
+    if not iso_time:
+        return "-"
+    import time
+    from datetime import datetime
+
+    then = datetime.fromisoformat(iso_time.replace("Z", "+00:00")).timestamp()
+    seconds = max(0.0, (now if now is not None else time.time()) - then)
+    for size, unit in (
+        (86400 * 365, "year"),
+        (86400 * 30, "month"),
+        (86400, "day"),
+        (3600, "hour"),
+        (60, "minute"),
+    ):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''} ago"
+    return "just now"

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from mlxstate import __version__
-from mlxstate.cli import schema, validate
+from mlxstate.cli import schema, status, validate
 from mlxstate.cli._errors import EXIT_INTERRUPTED, report, usage_error
 
 __all__ = ["app", "main", "run"]
@@ -48,6 +48,9 @@ def _root(
 
 app.command("validate", help="Check mlx.yaml offline: schema and semantic rules.")(validate.command)
 app.command("schema", help="Print the JSON Schema of mlx.yaml.")(schema.command)
+app.command(
+    "status", help="Show every model in every store, links, duplicates, reclaimable space."
+)(status.command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

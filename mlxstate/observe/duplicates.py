@@ -102,30 +102,40 @@ def _hash_app_files(
     for entry in plain:
         sizes[entry.size] += 1
     candidates = [e.path for e in plain if sizes[e.size] > 1]
-    if not candidates:
-        return {}
+    return _hash_files(candidates, cache) if candidates else {}
+
+
+def _hash_files(paths: list[Path], cache: HashCache | None) -> dict[str, set[Path]]:
+    """sha256 of each path: cache lookups and stores stay on this thread (SQLite objects are
+    bound to their thread); only the hashing itself runs in the pool."""
     out: dict[str, set[Path]] = defaultdict(set)
-    workers = min(len(candidates), os.cpu_count() or 2)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        digests = pool.map(lambda p: _cached_hash(p, cache), candidates)
-        for path, digest in zip(candidates, digests, strict=True):
-            if digest:
-                out[digest].add(path)
+    todo: list[tuple[Path, tuple[int, int, int, int]]] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        known = cache[0](*key) if cache is not None else None
+        if known:
+            out[known].add(path)
+        else:
+            todo.append((path, key))
+    if not todo:
+        return out
+    with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 2)) as pool:
+        digests = pool.map(_hash_or_none, [p for p, _ in todo])
+        for (path, key), digest in zip(todo, digests, strict=True):
+            if digest is None:
+                continue
+            out[digest].add(path)
+            if cache is not None:
+                cache[1](*key, digest)
     return out
 
 
-def _cached_hash(path: Path, cache: HashCache | None) -> str | None:
+def _hash_or_none(path: Path) -> str | None:
     try:
-        st = os.stat(path)
+        return sha256_file(path)
     except OSError:
         return None
-    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    if cache is not None and (known := cache[0](*key)):
-        return known
-    try:
-        digest = sha256_file(path)
-    except OSError:
-        return None
-    if cache is not None:
-        cache[1](*key, digest)
-    return digest
