@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from mlxstate import __version__
-from mlxstate.cli import schema, status, validate
+from mlxstate.cli import edit, init, schema, status, validate
 from mlxstate.cli._errors import EXIT_INTERRUPTED, report, usage_error
 
 __all__ = ["app", "main", "run"]
@@ -46,11 +46,20 @@ def _root(
     """
 
 
-app.command("validate", help="Check mlx.yaml offline: schema and semantic rules.")(validate.command)
-app.command("schema", help="Print the JSON Schema of mlx.yaml.")(schema.command)
-app.command(
-    "status", help="Show every model in every store, links, duplicates, reclaimable space."
-)(status.command)
+# Order is the order of `mlx --help`.
+for _name, _func, _help in (
+    ("validate", validate.command, "Check mlx.yaml offline: schema and semantic rules."),
+    (
+        "status",
+        status.command,
+        "Show every model in every store, links, duplicates, reclaimable space.",
+    ),
+    ("init", init.command, "Write mlx.yaml declaring the models installed now."),
+    ("add", edit.add_command, "Add a model to mlx.yaml, keeping comments and formatting."),
+    ("rm", edit.rm_command, "Remove a model from mlx.yaml, keeping comments and formatting."),
+    ("schema", schema.command, "Print the JSON Schema of mlx.yaml."),
+):
+    app.command(_name, help=_help)(_func)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """Scan a Hugging Face hub cache with ``os.scandir`` (FORMATS.md "Hugging Face hub cache").
 
-Same model as ``huggingface_hub.scan_cache_dir`` (repos, revisions, refs, files, sizes, a
-tests keeps the two in parity) but several times faster — one ``scandir`` per folder and one
+Same model as ``huggingface_hub.scan_cache_dir`` (repos, revisions, refs, files, sizes; a
+test keeps the two in parity) but several times faster — one ``scandir`` per folder and one
 ``stat`` per blob instead of ``pathlib`` globbing — and it also reports what the library
 does not: orphan blobs, ``.incomplete`` partials, dangling snapshot links (as broken files
 instead of dropping the repo), the remote file lists in ``trees/<commit>.json``.
@@ -142,6 +142,8 @@ def _walk_snapshot(folder: str, prefix: str, out: list[HfFile], scan: _Scan) -> 
         if entry.is_dir(follow_symlinks=False):
             _walk_snapshot(entry.path, rel + "/", out, scan)
             continue
+        if entry.is_dir():
+            continue  # a link to a folder: neither followed nor a file (as scan_cache_dir)
         if entry.is_symlink():
             # Keep the first hop (../../blobs/<etag>); it may itself link into the shared
             # Xet store, and stat() below follows that for the size.

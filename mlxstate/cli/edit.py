@@ -1,0 +1,162 @@
+"""``mlx add`` and ``mlx rm``: edit models in mlx.yaml, keeping everything else as written."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mlxstate.cli._common import FileOpt, NoColorOpt, QuietOpt, Run, VerboseOpt
+from mlxstate.errors import MlxError, SpecError, SpecNotFound
+
+__all__ = ["add_command", "rm_command"]
+
+NEW_FILE = "# yaml-language-server: $schema={schema}\nversion: 1\n"
+
+
+def _target(run: Run) -> tuple[Path, str, bool]:
+    """(path, display, exists) of the file to edit; ``add`` may create ./mlx.yaml."""
+    try:
+        path, shown = run.find_spec()
+        return path, shown, True
+    except SpecNotFound:
+        if run.file is not None or run.env.MLX_FILE:
+            raise
+        return Path("mlx.yaml"), "mlx.yaml", False
+
+
+def _commit(run: Run, path: Path, shown: str, text: str) -> None:
+    """Validate the edited text, then write it atomically; a bad edit changes nothing."""
+    from mlxstate.fsutil import write_atomic
+    from mlxstate.spec.load import parse_spec
+
+    try:
+        parse_spec(text, file=shown, base_dir=path.resolve().parent, env=run.env)
+    except SpecError as exc:
+        raise MlxError(
+            f"the change would make {shown} invalid; nothing was written:\n{exc.message}"
+        ) from None
+    write_atomic(path, text.encode())
+
+
+def _load(run: Run, path: Path, shown: str) -> tuple[str, Any]:
+    from mlxstate.spec.load import load_spec
+
+    loaded = load_spec(path, run.env, display=shown)  # refuse to edit an invalid file
+    return path.read_text(encoding="utf-8-sig"), loaded.document
+
+
+def add_command(
+    source: Annotated[
+        str, typer.Argument(help="hf://ORG/REPO, ollama://MODEL[:TAG] or file://PATH")
+    ],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Name in mlx.yaml (default: derived).")
+    ] = None,
+    revision: Annotated[
+        str | None, typer.Option("--revision", help="hf: branch, tag or commit.")
+    ] = None,
+    include: Annotated[
+        list[str] | None,
+        typer.Option("--include", help="hf: only files matching GLOB (repeatable)."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", help="hf: skip files matching GLOB (repeatable)."),
+    ] = None,
+    file: FileOpt = None,
+    no_color: NoColorOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Add a model to mlx.yaml (comments and formatting are kept)."""
+    from mlxstate.dump import SCHEMA_URL
+    from mlxstate.edit import add_model
+    from mlxstate.naming import derive_name
+    from mlxstate.sources import parse_source
+    from mlxstate.spec.yamlpos import load_yaml
+
+    run = Run.make(file, no_color, quiet, verbose)
+    path, shown, exists = _target(run)
+    try:
+        parsed = parse_source(source.strip(), path.resolve().parent)
+    except ValueError as exc:
+        raise MlxError(f"invalid source {source!r}: {exc}") from None
+    if exists:
+        text, doc = _load(run, path, shown)
+    else:
+        text = NEW_FILE.format(schema=SCHEMA_URL)
+        doc = load_yaml(text, shown)
+    models = (doc.get("models") or {}) if isinstance(doc, dict) else {}
+    _check_new(models, name, parsed, revision, path)
+    chosen = name or derive_name(parsed, set(models))
+    fields: dict[str, Any] = {"source": source.strip()}
+    for key, value in (("revision", revision), ("include", include), ("exclude", exclude)):
+        if value:
+            fields[key] = value
+    _commit(run, path, shown, add_model(text, doc, chosen, fields))
+    if not quiet:
+        sys.stdout.write(
+            f"Added models.{chosen} ({source.strip()}) to {shown}. "
+            "Run `mlx plan` to see the change.\n"
+        )
+
+
+def _check_new(
+    models: Any, name: str | None, parsed: Any, revision: str | None, path: Path
+) -> None:
+    from mlxstate.sources import HfSource, parse_source
+
+    if name is not None and name in models:
+        raise MlxError(
+            f"models.{name} already exists", hint="choose another --name, or `mlx rm` it first"
+        )
+    for existing, entry in models.items():
+        raw = entry.get("source") if isinstance(entry, dict) else None
+        try:
+            other = parse_source(str(raw).strip(), path.resolve().parent)
+        except ValueError:
+            continue
+        same_rev = not isinstance(parsed, HfSource) or (entry.get("revision") or "main") == (
+            revision or "main"
+        )
+        if str(other).lower() == str(parsed).lower() and same_rev:
+            raise MlxError(f"{parsed} is already declared as models.{existing}")
+
+
+def rm_command(
+    name: Annotated[str, typer.Argument(help="The model's name in mlx.yaml.")],
+    file: FileOpt = None,
+    no_color: NoColorOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Remove a model from mlx.yaml (the files stay until `mlx apply` prunes them)."""
+    from mlxstate.edit import remove_model
+
+    run = Run.make(file, no_color, quiet, verbose)
+    path, shown = run.find_spec()
+    text, doc = _load(run, path, shown)
+    users = _users(doc, name)
+    if users:
+        raise MlxError(
+            f"models.{name} is used by {', '.join(users)}",
+            hint=f"remove {name!r} from there first, then run `mlx rm {name}` again",
+        )
+    _commit(run, path, shown, remove_model(text, doc, name))
+    if not quiet:
+        sys.stdout.write(
+            f"Removed models.{name} from {shown}. `mlx plan` shows what happens to its files: "
+            "with `prune: true`, mlx deletes them if it installed them; otherwise they stay.\n"
+        )
+
+
+def _users(doc: Any, name: str) -> list[str]:
+    out = []
+    for section in ("apps", "benchmarks"):
+        for owner, entry in (doc.get(section) or {}).items():
+            if isinstance(entry, dict) and name in (entry.get("models") or []):
+                out.append(f"{section}.{owner}")
+    return out

@@ -1,0 +1,53 @@
+"""``mlx init``: write an mlx.yaml that declares what is installed now."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlxstate.cli._common import FileOpt, NoColorOpt, QuietOpt, Run, VerboseOpt
+from mlxstate.errors import MlxError, SpecError
+
+__all__ = ["command"]
+
+
+def command(
+    file: FileOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    no_color: NoColorOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write mlx.yaml declaring the models installed now (like `brew bundle dump`)."""
+    from mlxstate.dump import dump_spec
+    from mlxstate.fsutil import write_atomic
+    from mlxstate.observe.run import observe
+    from mlxstate.spec.load import parse_spec
+
+    run = Run.make(file, no_color, quiet, verbose)
+    target = run.file or (
+        run.env.expand(run.env.MLX_FILE) if run.env.MLX_FILE else Path("mlx.yaml")
+    )
+    if target.exists() and not force:
+        raise MlxError(
+            f"{target} already exists; mlx init never overwrites it",
+            hint="pass --force to replace it, or add models with `mlx add SOURCE`",
+        )
+    settings = run.settings(None)
+    observed = observe(settings, None, probe=False)
+    result = dump_spec(observed)
+    try:  # the generated file must be valid before anything is written
+        parse_spec(result.text, file=str(target), base_dir=target.resolve().parent, env=run.env)
+    except SpecError as exc:
+        raise RuntimeError(f"mlx init generated an invalid file:\n{exc.message}") from exc
+    write_atomic(target, result.text.encode())
+    if not quiet:
+        skipped = f"; skipped {len(result.skipped)} (datasets, spaces)" if result.skipped else ""
+        sys.stdout.write(
+            f"Wrote {target}: {result.ollama} Ollama models, "
+            f"{result.hf} Hugging Face repos{skipped}.\n"
+            "Next: `mlx plan` (it should say No changes), then edit the file to taste.\n"
+        )
