@@ -50,8 +50,11 @@ class Diagnostic:
     message: str
 
     def render(self) -> str:
-        where = f"{self.path}: " if self.path else ""
-        return f"{self.file}:{self.line}:{self.col}: error: {where}{self.message}"
+        from mlxstate.text import printable
+
+        where = f"{printable(self.path)}: " if self.path else ""
+        head = f"{printable(self.file)}:{self.line}:{self.col}"
+        return f"{head}: error: {where}{printable(self.message)}"
 
 
 class SpecError(MlxError):

@@ -17,7 +17,9 @@ def expand_path_text(value: object, base_dir: Path | None) -> Path:
     if isinstance(value, Path):
         value = str(value)
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"expected a path, got {value!r}")
+        from mlxstate.text import describe
+
+        raise ValueError(f"expected a path, got {describe(value)}")
     if "\x00" in value:
         raise ValueError("path contains a NUL character")
     expanded = os.path.expandvars(os.path.expanduser(value.strip()))

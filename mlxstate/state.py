@@ -7,8 +7,9 @@ Times are POSIX timestamps (float seconds); sizes are bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 __all__ = [
     "AppLink",
@@ -144,25 +145,28 @@ class OllamaDaemon:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class HfFile:
-    """One file of a snapshot."""
+class HfFile(NamedTuple):
+    """One file of a snapshot. (A NamedTuple: scans create tens of thousands of these, and
+    a tuple is built in C, several times faster than a frozen dataclass.)"""
 
     path: str  # relative, POSIX separators
     blob: str  # blob name (etag): sha256 for LFS files, git sha1 for small ones
     size: int  # bytes of the blob (0 if missing)
     present: bool  # False: dangling snapshot link
-    blob_path: Path
+    blob_file: str  # absolute path of the blob (first hop; may link into the Xet store)
     mtime: float = 0.0
     atime: float = 0.0
 
     @property
+    def blob_path(self) -> Path:
+        return Path(self.blob_file)
+
+    @property
     def is_lfs(self) -> bool:
-        return len(self.blob) == 64
+        return len(self.blob) == 64 and all(c in "0123456789abcdef" for c in self.blob)
 
 
-@dataclass(frozen=True, slots=True)
-class RemoteFile:
+class RemoteFile(NamedTuple):
     """A file of a commit as the hub listed it (``trees/<commit>.json``)."""
 
     path: str
@@ -177,8 +181,20 @@ class HfRevision:
     files: tuple[HfFile, ...]
     snapshot_path: Path
     last_modified: float
-    # Files the hub said the commit has (trees/<commit>.json), None when not recorded.
-    remote: tuple[RemoteFile, ...] | None = None
+    # Files the hub said the commit has: given directly (``listed``), or read on first use
+    # from ``tree_file`` (trees/<commit>.json) — most callers never need it, and parsing
+    # every listing up front costs a sixth of a whole cache scan.
+    listed: tuple[RemoteFile, ...] | None = None
+    tree_file: Path | None = None
+
+    @cached_property
+    def remote(self) -> tuple[RemoteFile, ...] | None:
+        """The hub's file list for this commit; None when not recorded."""
+        if self.listed is not None or self.tree_file is None:
+            return self.listed
+        from mlxstate.observe.hf_cache import read_tree
+
+        return read_tree(self.tree_file)
 
     @property
     def size(self) -> int:

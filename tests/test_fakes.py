@@ -33,7 +33,7 @@ from huggingface_hub.errors import (
 from tests.builders import hf_cache, ollama_store
 from tests.builders.common import HOUR, git_blob_sha1, make_old, sha256_hex
 from tests.fakes.hf_hub import FakeHfHub
-from tests.fakes.ollama_server import FakeOllama
+from tests.fakes.ollama_server import FakeOllama, fake_tokens
 
 GGUF = ollama_store.fake_gguf("weights", 300_000)
 CONFIG = b'{"architectures": ["LlamaForCausalLM"], "model_type": "llama"}\n'
@@ -671,6 +671,119 @@ def test_ollama_show_and_blobs(ollama_server: FakeOllama) -> None:
         assert client.head(url).status_code == 200
         assert client.post(url, content=data).status_code == 200
     assert (models / "blobs" / f"sha256-{sha256_hex(data)}").read_bytes() == data
+
+
+_TIMINGS = (
+    "total_duration",
+    "load_duration",
+    "prompt_eval_count",
+    "prompt_eval_duration",
+    "eval_count",
+    "eval_duration",
+)
+
+
+def _generate(server: FakeOllama, **body: object) -> list[dict[str, object]]:
+    with (
+        httpx.Client(base_url=server.url) as client,
+        client.stream("POST", "/api/generate", json=body) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/x-ndjson"
+        return [json.loads(line) for line in response.iter_lines() if line]
+
+
+def test_ollama_generate_streaming(ollama_server: FakeOllama) -> None:
+    ollama_store.add_model(ollama_server.models_dir, "qwen2.5:7b")
+    ollama_server.generate_tokens = 5
+
+    cold = _generate(ollama_server, model="qwen2.5:7b", prompt="why is the sky blue")
+
+    *tokens, final = cold
+    assert [t["done"] for t in tokens] == [False] * 5 and final["done"] is True
+    assert all(t["model"] == "qwen2.5:7b" and "created_at" in t for t in cold)
+    text = "".join(str(t["response"]) for t in tokens)
+    assert text == "".join(fake_tokens("qwen2.5:7b", "why is the sky blue", 5))
+    assert len(text.split()) == 5 and final["response"] == ""
+    assert final["done_reason"] == "stop"
+    assert {k: final[k] for k in _TIMINGS} == {
+        "total_duration": 250_000_000 + 5 * 2_000_000 + 5 * 20_000_000,
+        "load_duration": 250_000_000,
+        "prompt_eval_count": 5,
+        "prompt_eval_duration": 5 * 2_000_000,
+        "eval_count": 5,
+        "eval_duration": 5 * 20_000_000,
+    }
+    eval_count, eval_duration = final["eval_count"], final["eval_duration"]
+    assert isinstance(eval_count, int) and isinstance(eval_duration, int)
+    assert eval_count / eval_duration * 1e9 == pytest.approx(50.0)  # decode tok/s
+
+    # Now loaded: listed in /api/ps, and the warm call has no load_duration (zero: omitted).
+    with httpx.Client(base_url=ollama_server.url) as client:
+        (running,) = client.get("/api/ps").json()["models"]
+    assert running["name"] == "qwen2.5:7b"
+    *_, warm = _generate(ollama_server, model="qwen2.5:7b", prompt="why is the sky blue")
+    assert "load_duration" not in warm
+    assert warm["total_duration"] == 5 * 2_000_000 + 5 * 20_000_000
+    again = _generate(ollama_server, model="qwen2.5:7b", prompt="why is the sky blue")
+    assert [t["response"] for t in again[:-1]] == [t["response"] for t in tokens]  # deterministic
+
+
+def test_ollama_generate_unstreamed_limits_and_errors(ollama_server: FakeOllama) -> None:
+    ollama_store.add_model(ollama_server.models_dir, "ns/m:1")
+    with httpx.Client(base_url=ollama_server.url) as client:
+        reply = client.post(
+            "/api/generate",
+            json={
+                "model": "ns/m:1",
+                "prompt": "hi",
+                "stream": False,
+                "options": {"num_predict": 3},
+            },
+        )
+        assert reply.status_code == 200
+        body = reply.json()
+        assert body["done"] is True and body["done_reason"] == "length"
+        assert body["response"] == "".join(fake_tokens("ns/m:1", "hi", 3))
+        assert (body["eval_count"], body["prompt_eval_count"]) == (3, 1)
+        assert body["eval_duration"] == 3 * 20_000_000
+
+        nothing = client.post(
+            "/api/generate",
+            json={
+                "model": "ns/m:1",
+                "prompt": "hi",
+                "stream": False,
+                "options": {"num_predict": 0},
+            },
+        ).json()
+        # Every zero timing is omitted; total and prompt timings remain.
+        assert "eval_count" not in nothing and "eval_duration" not in nothing
+        assert "load_duration" not in nothing and nothing["response"] == ""
+        assert nothing["prompt_eval_count"] == 1
+
+        missing = client.post("/api/generate", json={"model": "x", "prompt": "hi"})
+        assert missing.status_code == 404
+        assert missing.json() == {"error": "model 'x' not found"}
+        assert client.post("/api/generate", json={"prompt": "hi"}).status_code == 400
+
+        # An empty prompt loads (or with keep_alive 0 unloads) the model.
+        unload = {"model": "ns/m:1", "keep_alive": 0}
+        assert client.post("/api/generate", json=unload).json()["done_reason"] == "unload"
+        assert client.get("/api/ps").json() == {"models": []}
+        load = client.post("/api/generate", json={"model": "ns/m:1"}).json()
+        assert (load["done_reason"], load["load_duration"]) == ("load", 250_000_000)
+        assert "eval_count" not in load and "total_duration" not in load
+        assert len(client.get("/api/ps").json()["models"]) == 1
+
+        ollama_server.fail("/api/generate", 500, times=1, message="llama runner crashed")
+        failed = client.post("/api/generate", json={"model": "ns/m:1", "prompt": "hi"})
+        assert (failed.status_code, failed.json()) == (500, {"error": "llama runner crashed"})
+
+    ollama_server.drop("/api/generate", after_bytes=40)
+    with pytest.raises(httpx.RemoteProtocolError):
+        _generate(ollama_server, model="ns/m:1", prompt="hi")
+    assert len(_generate(ollama_server, model="ns/m:1", prompt="hi")) == 9  # drop was once
 
 
 def test_make_old_backdates(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import typer
 from mlxstate.cli._common import FileOpt, NoColorOpt, QuietOpt, Run, VerboseOpt
 from mlxstate.cli._output import color_enabled, emit_json, paint
 from mlxstate.errors import Diagnostic, MlxError, SpecError
+from mlxstate.text import printable
 
 __all__ = ["Outcome", "command", "validate_file"]
 
@@ -112,15 +113,15 @@ def _plain_error(exc: MlxError) -> dict[str, Any]:
 def _print_text(outcome: Outcome, quiet: bool, color: bool) -> None:
     out = sys.stdout
     for d in outcome.diagnostics:
-        where = f"{d.file}:{d.line}:{d.col}:"
-        what = f"{d.path}: {d.message}" if d.path else d.message
+        where = f"{printable(d.file)}:{d.line}:{d.col}:"
+        what = printable(f"{d.path}: {d.message}" if d.path else d.message)
         out.write(f"{paint(where, 'bold', color)} {paint('error:', 'red', color)} {what}\n")
     if outcome.diagnostics:
         n = len(outcome.diagnostics)
         if not quiet:
-            out.write(f"{n} error{'s' if n != 1 else ''} in {outcome.file}\n")
+            out.write(f"{n} error{'s' if n != 1 else ''} in {printable(outcome.file)}\n")
     elif not quiet:
-        out.write(paint(outcome.summary, "green", color) + "\n")
+        out.write(paint(printable(outcome.summary), "green", color) + "\n")
 
 
 def _github_escape(text: str, *, prop: bool = False) -> str:
@@ -131,8 +132,8 @@ def _github_escape(text: str, *, prop: bool = False) -> str:
 
 def _print_github(outcome: Outcome, quiet: bool) -> None:
     for d in outcome.diagnostics:
-        what = f"{d.path}: {d.message}" if d.path else d.message
-        props = f"file={_github_escape(d.file, prop=True)},line={d.line},col={d.col}"
+        what = printable(f"{d.path}: {d.message}" if d.path else d.message)
+        props = f"file={_github_escape(printable(d.file), prop=True)},line={d.line},col={d.col}"
         sys.stdout.write(f"::error {props}::{_github_escape(what)}\n")
     if outcome.valid and not quiet:
         sys.stdout.write(outcome.summary + "\n")

@@ -33,22 +33,22 @@ def sha256_file(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def named_blobs(ollama: OllamaStore, hf: HfCache) -> dict[str, set[Path]]:
+def named_blobs(ollama: OllamaStore, hf: HfCache) -> dict[str, set[str]]:
     """sha256 hex → paths of blobs whose NAME is that digest, in both stores."""
-    out: dict[str, set[Path]] = defaultdict(set)
-    blobs = ollama.root / "blobs"
+    out: dict[str, set[str]] = defaultdict(set)
+    blobs = f"{ollama.root}/blobs/sha256-"
     for model in ollama.models:
         for layer in model.all_layers:
             if layer.on_disk is not None:
-                out[layer.digest].add(blobs / f"sha256-{layer.digest}")
+                out[layer.digest].add(blobs + layer.digest)
     for fact in ollama.orphans:
         if fact.digest:
-            out[fact.digest].add(fact.path)
+            out[fact.digest].add(str(fact.path))
     for repo in hf.repos:
         for revision in repo.revisions:
             for f in revision.files:
                 if f.present and f.is_lfs:
-                    out[f.blob].add(f.blob_path)
+                    out[f.blob].add(f.blob_file)
     return out
 
 
@@ -60,8 +60,8 @@ def find_duplicates(
 ) -> tuple[DuplicateGroup, ...]:
     by_digest = named_blobs(ollama, hf)
     hashed = _hash_app_files(by_digest, apps, cache)
-    for digest, paths in hashed.items():
-        by_digest[digest] |= paths
+    for digest, hashed_paths in hashed.items():
+        by_digest[digest] |= {str(p) for p in hashed_paths}
     groups = []
     for digest, paths in sorted(by_digest.items()):
         group = _group(digest, paths, "hash" if digest in hashed else "name")
@@ -70,10 +70,10 @@ def find_duplicates(
     return tuple(sorted(groups, key=lambda g: (-g.reclaimable, g.digest)))
 
 
-def _group(digest: str, paths: set[Path], how: str) -> DuplicateGroup | None:
+def _group(digest: str, paths: set[str], how: str) -> DuplicateGroup | None:
     if len(paths) < 2:
         return None
-    by_inode: dict[tuple[int, int], Path] = {}
+    by_inode: dict[tuple[int, int], str] = {}
     size = 0
     for path in sorted(paths):
         try:
@@ -84,13 +84,12 @@ def _group(digest: str, paths: set[Path], how: str) -> DuplicateGroup | None:
         size = st.st_size
     if len(by_inode) < 2:
         return None
-    return DuplicateGroup(
-        digest, size, tuple(sorted(by_inode.values())), "hash" if how == "hash" else "name"
-    )
+    paths_kept = tuple(sorted(Path(p) for p in by_inode.values()))
+    return DuplicateGroup(digest, size, paths_kept, "hash" if how == "hash" else "name")
 
 
 def _hash_app_files(
-    by_digest: dict[str, set[Path]], apps: Iterable[AppState], cache: HashCache | None
+    by_digest: dict[str, set[str]], apps: Iterable[AppState], cache: HashCache | None
 ) -> dict[str, set[Path]]:
     """Hash plain app files whose size matches a named blob or another plain file."""
     sizes: dict[int, int] = defaultdict(int)

@@ -9,6 +9,7 @@ instead of dropping the repo), the remote file lists in ``trees/<commit>.json``.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from dataclasses import dataclass, field
@@ -45,167 +46,233 @@ def scan_hf_cache(root: Path) -> HfCache:
     except (FileNotFoundError, NotADirectoryError):
         return HfCache(root=root, exists=False)
     shared = os.path.exists(os.path.join(root, "blobs", SHARED_MARKER))
+    todo = [e for e in entries if e.name not in _IGNORED and not (e.name == "blobs" and shared)]
     repos: list[HfRepo] = []
     warnings: list[str] = []
-    for entry in entries:
-        if entry.name in _IGNORED or (entry.name == "blobs" and shared):
-            continue
-        try:
-            repos.append(_scan_repo(Path(entry.path), entry.name))
-        except _Corrupt as exc:
-            warnings.append(str(exc))
-        except OSError as exc:
-            warnings.append(f"cannot read {entry.path}: {exc.strerror or exc}")
+    # The scan allocates one small object per file and creates no reference cycles; the
+    # cyclic GC would otherwise re-walk the growing heap dozens of times (~30% of the time).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for entry in todo:
+            result = _scan_repo_safely(entry)
+            if isinstance(result, HfRepo):
+                repos.append(result)
+            else:
+                warnings.append(result)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     return HfCache(
         root=root, exists=True, repos=tuple(repos), warnings=tuple(warnings), shared_store=shared
     )
 
 
+def _scan_repo_safely(entry: os.DirEntry[str]) -> HfRepo | str:
+    try:
+        if not entry.is_dir():
+            raise _Corrupt(f"not a repo folder (a file): {entry.path}")
+        return _scan_repo(Path(entry.path), entry.name)
+    except _Corrupt as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"cannot read {entry.path}: {exc.strerror or exc}"
+
+
 def _scan_repo(path: Path, name: str) -> HfRepo:
-    if not path.is_dir():
-        raise _Corrupt(f"not a repo folder (a file): {path}")
     prefix, sep, rest = name.partition("--")
     if not sep or prefix not in _TYPES:
         raise _Corrupt(f"not a Hugging Face cache folder: {path}")
-    snapshots = path / "snapshots"
-    if not snapshots.is_dir():
-        raise _Corrupt(f"no snapshots folder in cached repo: {path}")
-    refs = _read_refs(path / "refs")
-    scan = _Scan(blobs_dir=os.path.normpath(path / "blobs"))
+    snapshots = f"{path}/snapshots"
+    try:
+        snapshot_entries = sorted(os.scandir(snapshots), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        raise _Corrupt(f"no snapshots folder in cached repo: {path}") from None
+    refs = _read_refs(f"{path}/refs")
+    scan = _Scan(os.path.normpath(f"{path}/blobs"))
+    _stat_blobs(scan)
     revisions = [
-        _scan_revision(Path(e.path), e.name, refs, path, scan)
-        for e in sorted(os.scandir(snapshots), key=lambda e: e.name)
-        if e.name not in _IGNORED
+        _scan_revision(e, refs, path, scan) for e in snapshot_entries if e.name not in _IGNORED
     ]
+    scan.used.update(f.blob for r in revisions for f in r.files)
     missing = {c for _, c in refs} - {r.commit for r in revisions}
     if missing:
         raise _Corrupt(f"refs point to commits that are not cached: {sorted(missing)} ({path})")
-    orphans, incomplete = _scan_blob_folder(path / "blobs", scan.used)
+    used = [st for key, st in scan.stats.items() if st is not None and key in scan.used]
+    if used:
+        accessed, modified = max(st[2] for st in used), max(st[1] for st in used)
+    else:  # as scan_cache_dir: the folder's own times when it holds no blob
+        here = path.stat()
+        accessed, modified = here.st_atime, here.st_mtime
     return HfRepo(
         repo_type=_TYPES[prefix],
         repo_id=rest.replace("--", "/"),
         path=path,
         refs=refs,
         revisions=tuple(revisions),
-        orphans=orphans,
-        incomplete=incomplete,
-        last_accessed=max(scan.atimes, default=path.stat().st_atime),
-        last_modified=max(scan.mtimes, default=path.stat().st_mtime),
+        orphans=tuple(_orphans(scan)),
+        incomplete=tuple(scan.incomplete),
+        last_accessed=accessed,
+        last_modified=modified,
     )
 
 
-def _read_refs(folder: Path) -> tuple[tuple[str, str], ...]:
-    if folder.is_file():
-        raise _Corrupt(f"refs is a file, not a folder: {folder}")
+def _read_refs(folder: str) -> tuple[tuple[str, str], ...]:
+    """``refs/<name>`` files (``refs/pr/1`` nested) → (name, commit)."""
     out: list[tuple[str, str]] = []
-    for dirpath, _dirs, files in os.walk(folder):
-        for fname in files:
-            if fname in _IGNORED:
-                continue
-            full = os.path.join(dirpath, fname)
-            ref = os.path.relpath(full, folder).replace(os.sep, "/")
-            with open(full, encoding="utf-8", errors="replace") as fh:
-                out.append((ref, fh.read().strip()))
+    try:
+        _collect_refs(folder, "", out)
+    except FileNotFoundError:
+        return ()
+    except NotADirectoryError:
+        raise _Corrupt(f"refs is a file, not a folder: {folder}") from None
     return tuple(sorted(out))
+
+
+def _collect_refs(folder: str, prefix: str, out: list[tuple[str, str]]) -> None:
+    for entry in os.scandir(folder):
+        if entry.name in _IGNORED:
+            continue
+        if entry.is_dir():
+            _collect_refs(entry.path, f"{prefix}{entry.name}/", out)
+        else:
+            with open(entry.path, encoding="utf-8", errors="replace") as fh:
+                out.append((prefix + entry.name, fh.read().strip()))
+
+
+_Stat = tuple[int, float, float]  # size, mtime, atime
 
 
 @dataclass
 class _Scan:
-    blobs_dir: str  # <repo>/blobs, normalised
-    used: set[str] = field(default_factory=set)  # blob names referenced by snapshots
-    stats: dict[str, os.stat_result | None] = field(default_factory=dict)
-    atimes: list[float] = field(default_factory=list)
-    mtimes: list[float] = field(default_factory=list)
+    blobs_dir: str  # <repo>/blobs
+    # blob name (for <repo>/blobs/<etag>) or absolute path (anything else) -> stat or None
+    stats: dict[str, _Stat | None] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)  # keys of `stats` that snapshots reference
+    incomplete: list[FileFact] = field(default_factory=list)
+
+
+def _open_dir(path: str, dir_fd: int | None = None) -> int:
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY, dir_fd=dir_fd)
+
+
+def _stat_blobs(scan: _Scan) -> None:
+    """One scandir + stat per blob; snapshot links are then resolved by name, no stat.
+
+    Calls go through a directory fd (fstatat): the kernel does not re-walk the long
+    cache path for every blob, which is ~20% of the scan.
+    """
+    try:
+        fd = _open_dir(scan.blobs_dir)
+    except OSError:
+        return
+    try:
+        for entry in os.scandir(fd):
+            try:
+                st = entry.stat()  # follows a Xet link into the shared store
+            except OSError:
+                continue  # a dangling blob link: snapshot files using it are missing
+            if entry.is_dir():  # answered from d_type or the stat above: no syscall
+                continue
+            name = entry.name
+            if name.endswith(".incomplete"):
+                path = Path(scan.blobs_dir, name)
+                scan.incomplete.append(FileFact(path, st.st_size, st.st_mtime, "incomplete"))
+            else:
+                scan.stats[name] = (st.st_size, st.st_mtime, st.st_atime)
+    finally:
+        os.close(fd)
+
+
+def _orphans(scan: _Scan) -> list[FileFact]:
+    """Blobs in <repo>/blobs that no snapshot links to (Path objects only for those)."""
+    out = []
+    for name, st in sorted(scan.stats.items()):
+        if st is None or name in scan.used or name.startswith(".") or os.sep in name:
+            continue
+        digest = name if len(name) == 64 else None
+        out.append(FileFact(Path(scan.blobs_dir, name), st[0], st[1], "orphan", digest))
+    return out
 
 
 def _scan_revision(
-    folder: Path, commit: str, refs: tuple[tuple[str, str], ...], repo: Path, scan: _Scan
+    entry: os.DirEntry[str], refs: tuple[tuple[str, str], ...], repo: Path, scan: _Scan
 ) -> HfRevision:
-    if not folder.is_dir():
-        raise _Corrupt(f"snapshots folder corrupted, found a file: {folder}")
+    if not entry.is_dir():
+        raise _Corrupt(f"snapshots folder corrupted, found a file: {entry.path}")
+    commit = entry.name
     files: list[HfFile] = []
-    _walk_snapshot(str(folder), "", files, scan)
-    present = [f for f in files if f.present]
+    _walk_snapshot(entry.path, "", 0, files, scan)
+    files.sort()
+    present = [f.mtime for f in files if f.present]
     return HfRevision(
         commit=commit,
         refs=tuple(sorted(r for r, c in refs if c == commit)),
-        files=tuple(sorted(files, key=lambda f: f.path)),
-        snapshot_path=folder,
-        last_modified=max((f.mtime for f in present), default=folder.stat().st_mtime),
-        remote=_read_tree(repo / "trees" / f"{commit}.json"),
+        files=tuple(files),
+        snapshot_path=Path(entry.path),
+        last_modified=max(present) if present else entry.stat().st_mtime,
+        tree_file=repo / "trees" / f"{commit}.json",
     )
 
 
-def _walk_snapshot(folder: str, prefix: str, out: list[HfFile], scan: _Scan) -> None:
-    for entry in os.scandir(folder):
-        rel = f"{prefix}{entry.name}"
-        if entry.is_dir(follow_symlinks=False):
-            _walk_snapshot(entry.path, rel + "/", out, scan)
-            continue
-        if entry.is_dir():
-            continue  # a link to a folder: neither followed nor a file (as scan_cache_dir)
-        if entry.is_symlink():
-            # Keep the first hop (../../blobs/<etag>); it may itself link into the shared
-            # Xet store, and stat() below follows that for the size.
-            blob_path = os.path.normpath(os.path.join(folder, os.readlink(entry.path)))
-        else:
-            blob_path = entry.path  # no-symlink layout: the file is the blob
-        out.append(_file(rel, blob_path, scan))
-
-
-def _file(rel: str, blob_path: str, scan: _Scan) -> HfFile:
-    name = _blob_name(blob_path, scan.blobs_dir)
-    if blob_path not in scan.stats:
-        try:
-            st: os.stat_result | None = os.stat(blob_path)
-        except OSError:
-            st = None
-        scan.stats[blob_path] = st
-        if st is not None:
-            scan.atimes.append(st.st_atime)
-            scan.mtimes.append(st.st_mtime)
-    st = scan.stats[blob_path]
-    scan.used.add(name)
-    if st is None:
-        return HfFile(rel, name, 0, False, Path(blob_path))
-    return HfFile(rel, name, st.st_size, True, Path(blob_path), st.st_mtime, st.st_atime)
-
-
-def _blob_name(blob_path: str, blobs_dir: str) -> str:
-    """The etag for a blob in ``<repo>/blobs``; otherwise (no-symlink layout, a link that
-    points elsewhere) the blob path itself, so that distinct files never share a name —
-    sizes and file counts are summed per distinct blob, as ``scan_cache_dir`` does."""
-    folder, name = os.path.split(blob_path)
-    if os.path.normpath(folder) == blobs_dir:
-        return name
-    return Path(blob_path).as_posix()
-
-
-def _scan_blob_folder(
-    folder: Path, used: set[str]
-) -> tuple[tuple[FileFact, ...], tuple[FileFact, ...]]:
-    orphans: list[FileFact] = []
-    incomplete: list[FileFact] = []
+def _walk_snapshot(folder: str, prefix: str, depth: int, out: list[HfFile], scan: _Scan) -> None:
+    fd = _open_dir(folder)
     try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return (), ()
-    for entry in entries:
+        _walk_fd(fd, folder, prefix, depth, out, scan)
+    finally:
+        os.close(fd)
+
+
+def _walk_fd(fd: int, folder: str, prefix: str, depth: int, out: list[HfFile], scan: _Scan) -> None:
+    # The hot loop of the scan (one iteration per cached file): no pathlib, locals bound,
+    # readlink relative to the folder's fd.
+    expected = "../" * (depth + 2) + "blobs/"  # ../../blobs/<etag>, one more ../ per subfolder
+    cut = len(expected)
+    stats, blobs = scan.stats, scan.blobs_dir + "/"
+    readlink, append, make = os.readlink, out.append, HfFile
+    for entry in os.scandir(fd):
+        name = entry.name
+        if entry.is_symlink():
+            target = readlink(name, dir_fd=fd)
+            blob = target[cut:]
+            st = stats.get(blob) if target.startswith(expected) and "/" not in blob else None
+            if st is not None:
+                append(make(prefix + name, blob, st[0], True, blobs + blob, st[1], st[2]))
+            elif not entry.is_dir():  # a link to a folder is skipped, as scan_cache_dir does
+                # Keep the first hop; it may itself link into the shared Xet store.
+                blob_file = os.path.normpath(os.path.join(folder, target))
+                append(_other_file(prefix + name, blob_file, scan))
+        elif entry.is_dir():
+            sub = _open_dir(name, dir_fd=fd)
+            try:
+                _walk_fd(sub, f"{folder}/{name}", f"{prefix}{name}/", depth + 1, out, scan)
+            finally:
+                os.close(sub)
+        else:
+            append(_other_file(prefix + name, f"{folder}/{name}", scan))  # no-symlink layout
+
+
+def _other_file(rel: str, blob_file: str, scan: _Scan) -> HfFile:
+    """A snapshot file that is not a standard blob link: stat it where it points."""
+    folder, name = os.path.split(blob_file)
+    # The etag names blobs in <repo>/blobs; anything else (no-symlink layout, a link that
+    # points elsewhere) is named by its path, so that distinct files never share a name:
+    # sizes and file counts are summed per distinct blob, as scan_cache_dir does.
+    key = name if folder == scan.blobs_dir else blob_file
+    if key not in scan.stats:
         try:
-            st = entry.stat()
+            st = os.stat(blob_file)
+            scan.stats[key] = (st.st_size, st.st_mtime, st.st_atime)
         except OSError:
-            continue
-        if entry.name.endswith(".incomplete"):
-            incomplete.append(FileFact(Path(entry.path), st.st_size, st.st_mtime, "incomplete"))
-        elif entry.name not in used and not entry.name.startswith("."):
-            digest = entry.name if len(entry.name) == 64 else None
-            orphans.append(FileFact(Path(entry.path), st.st_size, st.st_mtime, "orphan", digest))
-    return tuple(sorted(orphans, key=lambda f: f.path)), tuple(
-        sorted(incomplete, key=lambda f: f.path)
-    )
+            scan.stats[key] = None
+    found = scan.stats[key]
+    scan.used.add(key)
+    if found is None:
+        return HfFile(rel, key, 0, False, blob_file)
+    return HfFile(rel, key, found[0], True, blob_file, found[1], found[2])
 
 
-def _read_tree(path: Path) -> tuple[RemoteFile, ...] | None:
+def read_tree(path: Path) -> tuple[RemoteFile, ...] | None:
     """The file list huggingface_hub >= 1.22 caches per commit; None if absent or unreadable."""
     try:
         doc = json.loads(path.read_bytes())

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
+from mlxstate._httpx import httpx
 from mlxstate.state import OllamaDaemon, RunningModel
 
 __all__ = ["probe_daemon"]

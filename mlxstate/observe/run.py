@@ -41,9 +41,30 @@ def observe(
 
 
 def _probe(host: str, client: httpx.Client | None) -> OllamaDaemon:
-    from mlxstate.observe.ollama_api import probe_daemon  # httpx only when probing
+    if client is None and (refused := port_closed(host)):
+        # Nothing listens: say so without importing httpx (~100 ms of `mlx status`).
+        return OllamaDaemon(host, False, error=refused)
+    from mlxstate.observe.ollama_api import probe_daemon
 
     return probe_daemon(host, client)
+
+
+def port_closed(host: str, timeout: float = 0.5) -> str | None:
+    """Why a TCP connection to ``host`` (a URL) fails, or None when something accepts it."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(host)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=timeout):
+            return None
+    except ConnectionRefusedError:
+        return "connection refused (is `ollama serve` running?)"
+    except TimeoutError:
+        return "timed out"
+    except OSError as exc:
+        return f"cannot connect: {exc.strerror or exc}"
 
 
 def _apps(spec: Spec | None, lmstudio_models: Path | None) -> tuple[AppState, ...]:

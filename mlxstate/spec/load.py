@@ -21,6 +21,7 @@ from mlxstate.settings import Environment
 from mlxstate.spec import rules
 from mlxstate.spec.models import Spec
 from mlxstate.spec.yamlpos import Where, child, load_yaml, locate, to_plain
+from mlxstate.text import describe
 
 __all__ = ["LoadedSpec", "load_spec", "parse_spec"]
 
@@ -68,8 +69,8 @@ def parse_spec(
             [Diagnostic(file, 1, 1, "", "the file is empty; start it with 'version: 1'")]
         )
     if not isinstance(doc, dict):
-        kind = "a list" if isinstance(doc, list) else f"a single value ({_describe(doc)})"
-        line, col = _doc_start(doc)
+        kind = "a list" if isinstance(doc, list) else f"a single value ({describe(doc)})"
+        line, col = _doc_start(doc, text)
         raise SpecError(
             [
                 Diagnostic(
@@ -100,9 +101,16 @@ def parse_spec(
     )
 
 
-def _doc_start(doc: Any) -> tuple[int, int]:
+def _doc_start(doc: Any, text: str) -> tuple[int, int]:
     lc = getattr(doc, "lc", None)
-    return (lc.line + 1, lc.col + 1) if lc is not None and lc.line is not None else (1, 1)
+    if lc is not None and lc.line is not None:
+        return lc.line + 1, lc.col + 1
+    # A scalar document has no position of its own: its first line that is not a comment.
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("#", "---", "%")):
+            return number, len(line) - len(line.lstrip()) + 1
+    return 1, 1
 
 
 def _dedupe(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
@@ -122,7 +130,7 @@ def _dotted(path: tuple[Any, ...] | list[Any], doc: Any) -> str:
 
 
 def _from_pydantic(err: Any, doc: Any, data: Any, file: str) -> Diagnostic:
-    loc = [p for p in err["loc"] if not _is_internal(p)]
+    loc = _data_loc(err["loc"], data)
     kind = err["type"]
     is_key = bool(loc) and loc[-1] == "[key]"
     if is_key:
@@ -153,9 +161,24 @@ def _drop_missing_explained_by_typo(errors: list[Any]) -> list[Any]:
     return [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) in typos)]
 
 
-def _is_internal(part: Any) -> bool:
-    # pydantic adds union-member tags like "literal['standard']" or "list[str]" to locations.
-    return isinstance(part, str) and ("[" in part and part != "[key]")
+def _data_loc(loc: tuple[Any, ...], data: Any) -> list[Any]:
+    """``loc`` without the tags pydantic adds for union members (``"literal['x']"``,
+    ``"list[str]"``): a part is kept when it is a key or index present in the data at that
+    point (a user's key may contain brackets too), or it is the last (a missing key)."""
+    out: list[Any] = []
+    node = data
+    for i, part in enumerate(loc):
+        if part == "[key]":
+            out.append(part)
+        elif (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
+            out.append(part)
+            node = node[part]
+        elif not (isinstance(part, str) and "[" in part) or i == len(loc) - 1:
+            out.append(part)
+            node = None
+    return out
 
 
 def _unknown_key(loc: list[Any]) -> str:
@@ -222,7 +245,7 @@ _TYPE_WORDS = {
 
 def _message(err: Any, is_key: bool) -> str:
     kind = err["type"]
-    given = _describe(err.get("input"))
+    given = describe(err.get("input"))
     if kind in _TYPE_WORDS:
         return f"expected {_TYPE_WORDS[kind]}, got {given}"
     msg = str(err["msg"])
@@ -247,16 +270,3 @@ def _message(err: Any, is_key: bool) -> str:
     if msg.startswith(("List should", "String should")):
         return msg[0].lower() + msg[1:] + f", got {given}"
     return msg[0].lower() + msg[1:]
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

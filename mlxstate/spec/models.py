@@ -28,6 +28,7 @@ from pydantic import (
 
 from mlxstate.sources import SOURCE_FORMS, HfSource, Source, parse_source
 from mlxstate.spec.types import Duration, ExpandedPath, ScheduleField
+from mlxstate.text import describe
 
 __all__ = [
     "AppSpec",
@@ -45,6 +46,7 @@ __all__ = [
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _NAME_RE = re.compile(NAME_PATTERN)
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TOKEN_RE = re.compile(r"^hf_[A-Za-z0-9]{20,}$")  # what a Hugging Face access token looks like
 _REVISION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}$")
 
 
@@ -113,7 +115,7 @@ def _size(value: object) -> object:
 def _token_env(value: object) -> str:
     if value is None:
         return "HF_TOKEN"
-    if not isinstance(value, str) or not _ENV_NAME_RE.match(value):
+    if not isinstance(value, str) or not _ENV_NAME_RE.match(value) or _TOKEN_RE.match(value):
         # The value is not echoed: it may be a pasted token, and CI logs are public.
         raise ValueError(
             "expected the NAME of an environment variable (like HF_TOKEN); "
@@ -252,10 +254,7 @@ def _prompts(value: object) -> object:
         return value
     if not isinstance(value, list) or not value:
         raise ValueError("expected 'standard' or a non-empty list of prompt strings")
-    for i, item in enumerate(value):
-        if not isinstance(item, str) or not item.strip():
-            raise ValueError(f"prompt [{i}] must be a non-empty string")
-    return tuple(value)
+    return tuple(value)  # each item is checked in rules.py, which can point at it
 
 
 Prompts = Annotated[
@@ -300,9 +299,12 @@ _CLOSED: dict[str, Any] = {"additionalProperties": False}
 
 
 def _version(value: object) -> object:
+    if isinstance(value, str) and value.strip() == "1":
+        raise ValueError("version must be the number 1, not the string '1'; drop the quotes")
+    if value is None:
+        raise ValueError("expected 1, got nothing (null); write 'version: 1'")
     if isinstance(value, bool) or value != 1:
-        shown = str(value).lower() if isinstance(value, bool) else repr(value)
-        raise ValueError(f"unsupported version {shown}; this mlxstate reads version 1")
+        raise ValueError(f"unsupported version {describe(value)}; this mlxstate reads version 1")
     return value
 
 

@@ -42,6 +42,8 @@ def check(data: dict[str, Any], env: Environment, base_dir: Path) -> list[Proble
     problems += _unique_items(
         ("dashboard", "panels"), _mapping(data.get("dashboard")).get("panels")
     )
+    for name, bench in _mapping(data.get("benchmarks")).items():
+        problems += _prompt_items(name, _mapping(bench).get("prompts"))
     return problems
 
 
@@ -165,6 +167,16 @@ def _configured(value: Any, base_dir: Path) -> Path | None:
         return expand_path_text(value, base_dir) if isinstance(value, str) else None
     except ValueError:
         return None
+
+
+def _prompt_items(bench: Any, prompts: Any) -> Iterator[Problem]:
+    if not isinstance(prompts, list):
+        return
+    for i, item in enumerate(prompts):
+        if not isinstance(item, str) or not item.strip():
+            yield Problem(
+                ("benchmarks", bench, "prompts", i), "a prompt must be a non-empty string"
+            )
 
 
 def _unique_items(path: tuple[str, ...], items: Any) -> Iterator[Problem]:

@@ -26,6 +26,7 @@ def load_yaml(text: str, file: str) -> Any:
     """Parse one YAML document with positions; syntax errors raise :class:`SpecError`."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
 
     if "\t" in text:
         _check_tabs(text, file)
@@ -36,6 +37,8 @@ def load_yaml(text: str, file: str) -> Any:
             return yaml.load(text)
     except MarkedYAMLError as exc:
         raise SpecError([_syntax_diagnostic(exc, file)]) from None
+    except ReaderError as exc:
+        raise SpecError([_reader_diagnostic(exc, text, file)]) from None
     except (YAMLError, RecursionError) as exc:
         raise SpecError([Diagnostic(file, 1, 1, "", f"invalid YAML: {exc}")]) from None
     except Exception as exc:
@@ -63,6 +66,10 @@ def _check_tabs(text: str, file: str) -> None:
 
 def _syntax_diagnostic(exc: Any, file: str) -> Diagnostic:
     mark = exc.problem_mark or exc.context_mark
+    if exc.context_mark is not None and "<stream end>" in str(exc.problem or ""):
+        # "expected ']' but got <stream end>": the end of the file is not where the mistake
+        # is; the unclosed bracket (the context) is.
+        mark = exc.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
     problem = " ".join(str(exc.problem or exc.context or "syntax error").split())
     if type(exc).__name__ == "DuplicateKeyError":
@@ -73,6 +80,19 @@ def _syntax_diagnostic(exc: Any, file: str) -> Diagnostic:
     context = " ".join(str(exc.context).split()) if exc.context else ""
     message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
     return Diagnostic(file, line, col, "", message)
+
+
+def _reader_diagnostic(exc: Any, text: str, file: str) -> Diagnostic:
+    """A character YAML does not allow (a pasted terminal colour code, a NUL byte)."""
+    position = int(getattr(exc, "position", 0) or 0)
+    before = text[:position]
+    line = before.count("\n") + 1
+    col = position - (before.rfind("\n") + 1) + 1
+    char = getattr(exc, "character", "?")
+    code = char if isinstance(char, int) else ord(str(char)[:1] or "?")
+    return Diagnostic(
+        file, line, col, "", f"unacceptable character #x{code:04x}: YAML allows only printable text"
+    )
 
 
 class _Budget:

@@ -9,6 +9,7 @@ Endpoints (FORMATS.md, "Ollama HTTP API")::
     POST   /api/pull                 NDJSON progress, writes blobs (via -partial files) and manifest
     DELETE /api/delete               manifest, then the blobs no other manifest references; 404
     POST   /api/show                 modelfile (FROM <blob path>), details, capabilities; 404
+    POST   /api/generate             deterministic fake text, NDJSON or one object; timings; 404
     HEAD   /api/blobs/sha256:<hex>   200 / 404
     POST   /api/blobs/sha256:<hex>   201 written; 200 already present; 400 digest mismatch
 
@@ -26,10 +27,22 @@ the connection before line N (the partial files stay, as after a crash); ``pull_
 blocks before line N until ``pull_resume`` is set; ``pull_line_delay`` sleeps between lines;
 ``corrupt`` (digests) serves wrong bytes so verification fails. ``fail()``, ``drop()`` and
 ``throttle()`` from the base class work on any path.
+
+``/api/generate`` answers for installed models only (else 404 ``model 'x' not found``). The
+text is deterministic: ``options.num_predict`` tokens (``done_reason: "length"``), else
+``generate_tokens`` (``"stop"``), each a word chosen by hashing model, prompt and position.
+Streaming sends one ``{"response": token, "done": false}`` line per token, then the final
+``done: true`` object; ``stream: false`` sends only that object, with the whole text. The
+final object carries Ollama's timings in NANOSECONDS, each omitted when zero: a cold model
+(not in ``/api/ps``) costs ``generate_load_ns`` and becomes running; prompt and output
+tokens cost ``generate_prompt_ns`` and ``generate_eval_ns`` each, so decode speed is
+``1e9 / generate_eval_ns`` tok/s. An empty prompt only loads (``done_reason: "load"``), or
+with ``keep_alive: 0`` unloads (``"unload"``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -60,6 +73,31 @@ from tests.builders.ollama_store import (
 from tests.fakes._server import Exchange, LoopbackServer
 
 DEFAULT_VERSION = "0.33.0"
+_WORDS = (
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "a",
+    "lazy",
+    "dog",
+    "while",
+    "models",
+    "load",
+    "and",
+    "tokens",
+    "flow",
+    "through",
+    "caches",
+    "of",
+    "local",
+    "weights",
+    "on",
+    "quiet",
+    "disks",
+)
 
 
 @dataclass(frozen=True)
@@ -96,6 +134,10 @@ class FakeOllama(LoopbackServer):
         self.pull_pause_after: int | None = None
         self.pull_resume = threading.Event()
         self.corrupt: set[str] = set()
+        self.generate_tokens = 8
+        self.generate_load_ns = 250_000_000
+        self.generate_prompt_ns = 2_000_000  # per prompt token
+        self.generate_eval_ns = 20_000_000  # per output token: 50 tok/s
         self._disk = threading.Lock()  # one pull/delete touches the store at a time
 
     # --- registry and state -------------------------------------------------------------------
@@ -149,6 +191,8 @@ class FakeOllama(LoopbackServer):
             self._delete(ex)
         elif path == "/api/show" and method == "POST":
             self._show(ex)
+        elif path == "/api/generate" and method == "POST":
+            self._generate(ex)
         elif path.startswith("/api/blobs/") and method in ("HEAD", "POST"):
             self._blob(ex, unquote(path.removeprefix("/api/blobs/")))
         else:
@@ -305,6 +349,64 @@ class FakeOllama(LoopbackServer):
             os.replace(tmp, path)
             ex.send(201)
 
+    # --- generate -----------------------------------------------------------------------------
+
+    def _generate(self, ex: Exchange) -> None:
+        body = self._body(ex)
+        name = str(body.get("model") or "")
+        if not name:
+            ex.send_json(400, {"error": "model is required"})
+            return
+        info = self._installed(name)
+        if info is None:
+            self._not_found(ex, name)
+            return
+        prompt = str(body.get("prompt") or "")
+        options = body.get("options")
+        limit = options.get("num_predict") if isinstance(options, dict) else None
+        cold = info.name.full not in self.running
+        head: dict[str, object] = {"model": name, "created_at": _iso(time.time())}
+        if not prompt:
+            if body.get("keep_alive") in (0, "0", "0s"):
+                self.running.pop(info.name.full, None)
+                final = {**head, "response": "", "done": True, "done_reason": "unload"}
+            else:
+                self.set_running(info.name.full)
+                final = {**head, "response": "", "done": True, "done_reason": "load"}
+                final.update(_durations(load_duration=self.generate_load_ns if cold else 0))
+            ex.send_json(200, final)
+            return
+        count = limit if isinstance(limit, int) and limit >= 0 else self.generate_tokens
+        tokens = fake_tokens(name, prompt, count)
+        prompt_count = len(prompt.split())
+        self.set_running(info.name.full)
+        load = self.generate_load_ns if cold else 0
+        prompt_ns = prompt_count * self.generate_prompt_ns
+        eval_ns = count * self.generate_eval_ns
+        final = {
+            **head,
+            "response": "",
+            "done": True,
+            "done_reason": "length" if limit is not None else "stop",
+            **_durations(
+                total_duration=load + prompt_ns + eval_ns,
+                load_duration=load,
+                prompt_eval_count=prompt_count,
+                prompt_eval_duration=prompt_ns,
+                eval_count=count,
+                eval_duration=eval_ns,
+            ),
+        }
+        if body.get("stream", True) is False:
+            ex.send_json(200, {**final, "response": "".join(tokens)})
+            return
+        ex.start(200, {"Content-Type": "application/x-ndjson"}, chunked=True)
+        for token in tokens:
+            line = {**head, "response": token, "done": False}
+            ex.write_chunk(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+        ex.write_chunk(json.dumps(final, separators=(",", ":")).encode() + b"\n")
+        ex.end_chunks()
+
     # --- pull ---------------------------------------------------------------------------------
 
     def _pull(self, ex: Exchange) -> None:
@@ -428,6 +530,20 @@ class FakeOllama(LoopbackServer):
             remaining, _broken = read_manifests(self.models_dir)
             if self._remove_unused(old.blobs, referenced_digests(remaining)):
                 yield {"status": "removing unused layers"}
+
+
+def fake_tokens(model: str, prompt: str, count: int) -> list[str]:
+    """The text ``/api/generate`` answers: ``count`` words, a pure function of the inputs."""
+    seed = hashlib.sha256(f"{model}\0{prompt}".encode()).digest()
+    return [
+        ("" if i == 0 else " ") + _WORDS[(seed[i % len(seed)] + i) % len(_WORDS)]
+        for i in range(count)
+    ]
+
+
+def _durations(**values: int) -> dict[str, int]:
+    """Ollama's ``omitempty`` timing fields: zeros are left out."""
+    return {key: value for key, value in values.items() if value}
 
 
 def _progress(status: str, digest: str, total: int, completed: int) -> dict[str, object]:

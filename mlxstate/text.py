@@ -1,0 +1,39 @@
+"""Small text helpers for messages users read."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+__all__ = ["describe", "printable"]
+
+
+def printable(text: str) -> str:
+    """``text`` safe for one terminal line: control characters and lone surrogates escaped."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF:
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape", "backslashreplace").decode("ascii"))
+    return "".join(out)
+
+
+def describe(value: Any) -> str:
+    """A value as a user would name it in YAML terms: ``'x'``, ``12``, ``true``, ``a list``."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple | set):
+        return "a list"
+    if isinstance(value, date):
+        return f"a date ({value.isoformat()})"
+    if not isinstance(value, str | int | float):
+        return f"a {type(value).__name__} value"
+    text = printable(repr(value))
+    return text if len(text) <= 60 else text[:57] + "..."

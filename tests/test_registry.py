@@ -1,0 +1,141 @@
+"""The SQLite registry: schema migrations, WAL mode, inventory and the hash cache."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from mlxstate.errors import MlxError
+from mlxstate.registry import (
+    DB_NAME,
+    MIGRATIONS,
+    DedupRecord,
+    LinkRecord,
+    Registry,
+    RegistryFacts,
+    read_facts,
+)
+
+
+def _pragma(db: Path, name: str) -> object:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_open_creates_a_wal_database_at_the_latest_schema(tmp_path: Path) -> None:
+    state = tmp_path / "state" / "nested"
+    with Registry.open(state) as registry:
+        assert registry.path == state / DB_NAME
+        assert registry.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert registry.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        tables = {
+            row[0]
+            for row in registry.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        assert {"models", "links", "dedups", "hashes"} <= tables
+        assert registry.facts() == RegistryFacts()
+    db = state / DB_NAME
+    assert db.is_file()
+    assert _pragma(db, "journal_mode") == "wal"  # persistent: a property of the file
+    assert _pragma(db, "user_version") == len(MIGRATIONS)
+
+
+def test_reopen_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
+    with Registry.open(tmp_path) as registry:
+        registry.add_model("ollama://qwen2.5:7b", "qwen")
+    for _ in range(2):
+        with Registry.open(tmp_path) as registry:
+            assert registry.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+            assert [m.source for m in registry.facts().models] == ["ollama://qwen2.5:7b"]
+
+
+def test_models_links_and_dedups_show_in_facts(tmp_path: Path) -> None:
+    with Registry.open(tmp_path) as registry:
+        registry.add_model("hf://org/b", "b", revision="a" * 40)
+        registry.add_model("ollama://a:1", "a")
+        registry.add_model("ollama://a:1", "a-renamed")  # replaces, no duplicate row
+        link = tmp_path / "lms" / "org" / "a" / "a.gguf"
+        target = tmp_path / "blobs" / "sha256-abc"
+        registry.add_link(link, target, "lmstudio", "a")
+        dup = tmp_path / "hub" / "blob"
+        canonical = tmp_path / "blobs" / "sha256-def"
+        registry.add_dedup(dup, canonical, "d" * 64, "hardlink", 1, 2, 3, 4)
+
+        facts = registry.facts()
+        assert [(m.source, m.name, m.revision) for m in facts.models] == [
+            ("hf://org/b", "b", "a" * 40),
+            ("ollama://a:1", "a-renamed", None),
+        ]
+        assert all(m.installed_at > 0 for m in facts.models)
+        assert facts.links == (LinkRecord(link, target, "lmstudio", "a"),)
+        assert facts.dedups == (DedupRecord(dup, canonical, "d" * 64, "hardlink"),)
+        assert facts.is_managed("ollama://a:1") and not facts.is_managed("ollama://x:1")
+        assert facts.managed_sources() == {"hf://org/b", "ollama://a:1"}
+
+        registry.remove_model("ollama://a:1")
+        registry.remove_link(link)
+        after = registry.facts()
+        assert [m.source for m in after.models] == ["hf://org/b"]
+        assert after.links == ()
+        assert after.dedups == facts.dedups
+
+    # Written in autocommit mode: another connection sees it.
+    assert [m.source for m in read_facts(tmp_path).models] == ["hf://org/b"]
+
+
+def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
+    with Registry.open(tmp_path) as registry:
+        with pytest.raises(RuntimeError), registry.transaction():
+            registry.add_model("ollama://a:1", "a")
+            raise RuntimeError("boom")
+        assert registry.facts().models == ()
+        with registry.transaction():
+            registry.add_model("ollama://a:1", "a")
+        assert len(registry.facts().models) == 1
+
+
+def test_database_from_the_future_is_refused(tmp_path: Path) -> None:
+    with Registry.open(tmp_path):
+        pass
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.close()
+    with pytest.raises(MlxError) as caught:
+        Registry.open(tmp_path)
+    assert "newer mlxstate" in caught.value.message
+    assert str(len(MIGRATIONS) + 1) in caught.value.message
+    with pytest.raises(MlxError):
+        read_facts(tmp_path)
+
+
+def test_read_facts_on_a_missing_state_dir_creates_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    assert read_facts(state) == RegistryFacts()
+    assert not state.exists()
+    state.mkdir()
+    assert read_facts(state) == RegistryFacts()
+    assert list(state.iterdir()) == []
+
+
+def test_hash_cache_roundtrip(tmp_path: Path) -> None:
+    digest = "e" * 64
+    with Registry.open(tmp_path) as registry:
+        assert registry.cached_hash(1, 2, 3, 4) is None
+        registry.remember_hash(1, 2, 3, 4, digest)
+        assert registry.cached_hash(1, 2, 3, 4) == digest
+        # Any part of the key changing is a miss.
+        assert registry.cached_hash(1, 2, 3, 5) is None
+        assert registry.cached_hash(1, 2, 4, 4) is None
+        assert registry.cached_hash(9, 2, 3, 4) is None
+        registry.remember_hash(1, 2, 3, 4, "f" * 64)  # replaces
+        assert registry.cached_hash(1, 2, 3, 4) == "f" * 64
+        big = 2**62  # inode numbers and mtime_ns need 64-bit integers
+        registry.remember_hash(big, big + 1, big + 2, big + 3, digest)
+    with Registry.open(tmp_path) as registry:
+        assert registry.cached_hash(1, 2, 3, 4) == "f" * 64
+        assert registry.cached_hash(big, big + 1, big + 2, big + 3) == digest
