@@ -12,6 +12,7 @@ import json
 import time
 from dataclasses import dataclass
 
+from mlxstate.edit import yaml_key
 from mlxstate.naming import derive_name
 from mlxstate.sources import HfSource, OllamaSource
 from mlxstate.state import HfRepo, HfRevision, Observed
@@ -75,7 +76,7 @@ def dump_spec(observed: Observed, header_note: str = "") -> DumpResult:
         src = OllamaSource(m.host, m.namespace, m.model, m.tag)
         name = derive_name(src, taken)
         taken.add(name)
-        body += [f"  {name}:", f"    source: {_q(str(src))}"]
+        body += [f"  {yaml_key(name)}:", f"    source: {_q(str(src))}"]
     skipped: list[str] = []
     repos = [r for r in observed.hf.repos if r.repo_type == "model"]
     skipped += [f"{r.repo_type}/{r.repo_id}" for r in observed.hf.repos if r.repo_type != "model"]
@@ -93,7 +94,7 @@ def dump_spec(observed: Observed, header_note: str = "") -> DumpResult:
         taken.add(name)
         refs = ", ".join(rev.refs) or "no ref"
         body += [
-            f"  {name}:",
+            f"  {yaml_key(name)}:",
             f"    source: {_q(str(hf_src))}",
             f"    revision: {_q(rev.commit)}  # {refs}",
         ]

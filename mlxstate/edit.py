@@ -1,35 +1,44 @@
 """Edit ``models:`` of an mlx.yaml in place (``mlx add`` / ``mlx rm``).
 
 Edits are made on the TEXT, guided by ruamel.yaml's positions, so every comment, blank
-line, quote and key order the user wrote survives byte for byte outside the lines that
-change. (Dumping a round-trip tree would re-indent lists and move comments that ruamel
-attaches to the previous node.) Flow-style ``models: {...}`` falls back to a ruamel dump.
-The caller validates the result before writing it.
+line, quote, key order and line ending the user wrote survives byte for byte outside the
+lines that change. (Dumping a round-trip tree would re-indent lists and move comments that
+ruamel attaches to the previous node.) Flow-style ``models: {...}`` falls back to a ruamel
+dump. The caller validates the result before writing it.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 from typing import Any
 
 from mlxstate.errors import MlxError
 
-__all__ = ["add_model", "remove_model"]
+__all__ = ["add_model", "entry_lines", "remove_model", "yaml_key"]
+
+# Plain scalars YAML 1.2 would NOT read as a string (numbers, booleans, null).
+_NON_STRING = re.compile(
+    r"^(?:[-+]?(?:\d[\d_]*)?\.?\d[\d_]*(?:[eE][-+]?\d+)?|0x[0-9a-fA-F]+|0o[0-7]+"
+    r"|true|false|null|~|[-+]?\.inf|\.nan|yes|no|on|off|y|n)$",
+    re.IGNORECASE,
+)
 
 
-def _q(text: str) -> str:
-    return json.dumps(text)
+def yaml_key(name: str) -> str:
+    """``name`` as a mapping key that reads back as the string ``name``."""
+    return json.dumps(name) if not name or _NON_STRING.match(name) else name
 
 
-def entry_lines(name: str, fields: dict[str, Any]) -> list[str]:
-    """``name:`` and its fields, indented by one step (re-indented on insertion)."""
-    out = [f"{name}:"]
+def entry_lines(name: str, fields: dict[str, Any], eol: str = "\n") -> list[str]:
+    """``name:`` and its fields; field lines are indented by two more than the key."""
+    out = [f"{yaml_key(name)}:{eol}"]
     for key, value in fields.items():
         if isinstance(value, list):
-            out.append(f"  {key}: [{', '.join(_q(v) for v in value)}]")
+            out.append(f"  {key}: [{', '.join(json.dumps(v) for v in value)}]{eol}")
         else:
-            out.append(f"  {key}: {_q(str(value))}")
+            out.append(f"  {key}: {json.dumps(str(value))}{eol}")
     return out
 
 
@@ -53,63 +62,75 @@ def _is_filler(line: str) -> bool:
     return not stripped or stripped.startswith("#")
 
 
-def _block_end(lines: list[str], key_line: int, key_col: int) -> int:
-    """First line after the block that starts at ``key_line`` (a key at ``key_col``)."""
-    for i in range(key_line + 1, len(lines)):
-        if not _is_filler(lines[i]) and _indent_of(lines[i]) <= key_col:
-            return i
-    return len(lines)
+def _eol(text: str) -> str:
+    return "\r\n" if "\r\n" in text else "\n"
+
+
+def _entry_end(lines: list[str], start: int, col: int) -> int:
+    """End (exclusive) of the entry whose key is at ``lines[start]``, column ``col``.
+
+    Lines indented deeper than ``col`` belong to the entry, comments included; blank lines
+    and comments at ``col`` or shallower after its last line lead into what comes next.
+    """
+    end = start + 1
+    for i in range(start + 1, len(lines)):
+        if not lines[i].strip():
+            continue
+        if _indent_of(lines[i]) <= col:
+            break
+        end = i + 1
+    return end
 
 
 def add_model(text: str, doc: Any, name: str, fields: dict[str, Any]) -> str:
     """Text with ``models.<name>`` added after the last model."""
+    eol = _eol(text)
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    models = doc.get("models") if isinstance(doc, dict) else None
+        lines[-1] += eol
     if not isinstance(doc, dict) or "models" not in doc:
-        block = ["models:\n"] + [f"  {x}\n" for x in entry_lines(name, fields)]
-        sep = [] if not lines or lines[-1].strip() == "" else ["\n"]
+        block = [f"models:{eol}"] + [f"  {x}" for x in entry_lines(name, fields, eol)]
+        sep = [] if not lines or not lines[-1].strip() else [eol]
         return "".join(lines + sep + block)
+    models = doc["models"]
     if models is not None and not isinstance(models, dict):
         raise MlxError("'models' in mlx.yaml is not a mapping; fix it first (`mlx validate`)")
     key_line, key_col = _key_pos(doc, "models")
     if not models:  # `models:` or `models: {}`: start a block under the key
         head = lines[key_line]
-        comment = head[head.index("#") :].rstrip("\n") if "#" in head else ""
-        lines[key_line] = f"{' ' * key_col}models:{'  ' + comment if comment else ''}\n"
-        new = [f"{' ' * (key_col + 2)}{x}\n" for x in entry_lines(name, fields)]
+        if "{}" in head.split("#", 1)[0]:
+            comment = head[head.index("#") :].rstrip("\r\n") if "#" in head else ""
+            lines[key_line] = f"{head[: head.index('models')]}models:"
+            lines[key_line] += f"  {comment}{eol}" if comment else eol
+        new = [" " * (key_col + 2) + x for x in entry_lines(name, fields, eol)]
         return "".join(lines[: key_line + 1] + new + lines[key_line + 1 :])
     if _is_flow(models):
-        return _ruamel_add(doc, name, fields)
-    first = next(iter(models))
-    entry_col = _key_pos(models, first)[1]
-    end = _block_end(lines, key_line, key_col)
-    while end > key_line + 1 and _is_filler(lines[end - 1]):
-        end -= 1  # keep the blank lines and comments that lead into the next section
-    new = [f"{' ' * entry_col}{x}\n" for x in entry_lines(name, fields)]
+        return _ruamel_edit(text, lambda m: _add_to(m, name, fields))
+    last = list(models)[-1]
+    start, entry_col = _key_pos(models, last)
+    end = _entry_end(lines, start, entry_col)
+    new = [" " * entry_col + x for x in entry_lines(name, fields, eol)]
     return "".join(lines[:end] + new + lines[end:])
 
 
 def remove_model(text: str, doc: Any, name: str) -> str:
-    """Text without ``models.<name>`` (and the comment lines directly above it)."""
+    """Text without ``models.<name>``, its comments, and the comment lines directly above."""
     models = doc.get("models") if isinstance(doc, dict) else None
     if not isinstance(models, dict) or name not in models:
         raise MlxError(f"no model named {name!r} in mlx.yaml")
     if _is_flow(models):
-        return _ruamel_remove(doc, name)
+        return _ruamel_edit(text, lambda m: m.pop(name))
     lines = text.splitlines(keepends=True)
     start, col = _key_pos(models, name)
+    end = _entry_end(lines, start, col)
     keys = list(models)
-    following = keys[keys.index(name) + 1 :]
-    if following:
-        end = _key_pos(models, following[0])[0]
-        end = _comments_above(lines, end, col)  # those belong to the next model
-    else:
-        end = _block_end(lines, start, col)
-        while end > start + 1 and _is_filler(lines[end - 1]):
-            end -= 1
+    if keys.index(name) + 1 < len(keys):
+        # Up to the next model, minus the comment lines that introduce it.
+        following = _key_pos(models, keys[keys.index(name) + 1])[0]
+        end = _comments_above(lines, following, col)
     start = _comments_above(lines, start, col)
+    if start > 0 and not lines[start - 1].strip() and end < len(lines) and not lines[end].strip():
+        start -= 1  # two blank lines would meet: keep one
     return "".join(lines[:start] + lines[end:])
 
 
@@ -122,31 +143,24 @@ def _comments_above(lines: list[str], line: int, col: int) -> int:
     return line
 
 
-def _yaml() -> Any:
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    return yaml
-
-
-def _dump(doc: Any) -> str:
-    buf = io.StringIO()
-    _yaml().dump(doc, buf)
-    return buf.getvalue()
-
-
-def _ruamel_add(doc: Any, name: str, fields: dict[str, Any]) -> str:
+def _add_to(models: Any, name: str, fields: dict[str, Any]) -> None:
     from ruamel.yaml.comments import CommentedMap
 
     entry = CommentedMap()
     for key, value in fields.items():
         entry[key] = value
-    doc["models"][name] = entry
-    return _dump(doc)
+    models[name] = entry
 
 
-def _ruamel_remove(doc: Any, name: str) -> str:
-    del doc["models"][name]
-    return _dump(doc)
+def _ruamel_edit(text: str, change: Any) -> str:
+    """Flow-style ``models: {...}``: edit a round-trip tree (quotes kept) and dump it."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    doc = yaml.load(text)
+    change(doc["models"])
+    buf = io.StringIO()
+    yaml.dump(doc, buf)
+    return buf.getvalue().replace("\n", _eol(text)) if _eol(text) != "\n" else buf.getvalue()

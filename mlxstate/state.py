@@ -30,6 +30,7 @@ __all__ = [
 
 Status = Literal["ok", "broken", "partial"]
 OLLAMA_MEDIA_PREFIX = "application/vnd.ollama.image."
+OLLAMA_CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,8 @@ class Layer:
 
     @property
     def kind(self) -> str:
+        if self.media_type == OLLAMA_CONFIG_TYPE:
+            return "config"
         return self.media_type.removeprefix(OLLAMA_MEDIA_PREFIX)
 
     @property

@@ -29,7 +29,7 @@ def build_status(
     declared = declared_by_key(spec)
     managed = {s.lower() for s in facts.managed_sources()}
     ctx = _Ctx(declared, managed, {str(link.path) for link in facts.links})
-    reclaim = _reclaimable(observed)
+    reclaim = _reclaimable(observed, pinned_commits(spec))
     return {
         "format_version": FORMAT_VERSION,
         "mlxstate_version": __version__,
@@ -183,13 +183,22 @@ def _app(app: AppState, ctx: _Ctx) -> dict[str, Any]:
     }
 
 
-def _reclaimable(observed: Observed) -> dict[str, int]:
+def pinned_commits(spec: Spec | None) -> frozenset[str]:
+    """Commits mlx.yaml pins with ``revision: <40 hex>``: never detached garbage (SPEC §3)."""
+    revisions = (m.revision for m in (spec.models.values() if spec else ()))
+    return frozenset(r.lower() for r in revisions if r and len(r) == 40)
+
+
+def _reclaimable(observed: Observed, pinned: frozenset[str]) -> dict[str, int]:
     ollama, hf = observed.ollama, observed.hf
-    partials = sum(f.size for f in ollama.partials) + sum(
-        f.size for r in hf.repos for f in r.incomplete
+    # Temp files (COPY*, sha256-<random>) are leftovers of interrupted work, like partials.
+    partials = (
+        sum(f.size for f in ollama.partials)
+        + sum(f.size for f in ollama.temps)
+        + sum(f.size for r in hf.repos for f in r.incomplete)
     )
     orphans = sum(f.size for f in ollama.orphans) + sum(f.size for r in hf.repos for f in r.orphans)
-    detached = sum(_detached_bytes(r) for r in hf.repos)
+    detached = sum(_detached_bytes(r, pinned) for r in hf.repos)
     dups = sum(g.reclaimable for g in observed.duplicates)
     return {
         "duplicates": dups,
@@ -200,8 +209,10 @@ def _reclaimable(observed: Observed) -> dict[str, int]:
     }
 
 
-def _detached_bytes(repo: HfRepo) -> int:
-    """Bytes only detached revisions use (blobs shared with a live revision stay)."""
-    live = {f.blob for r in repo.revisions if r.refs for f in r.files}
-    blobs = {f.blob: f.size for r in repo.detached for f in r.files if f.present}
+def _detached_bytes(repo: HfRepo, pinned: frozenset[str]) -> int:
+    """Bytes only unpinned detached revisions use (blobs shared with a kept one stay)."""
+    kept = [r for r in repo.revisions if r.refs or r.commit in pinned]
+    live = {f.blob for r in kept for f in r.files}
+    gone = [r for r in repo.detached if r.commit not in pinned]
+    blobs = {f.blob: f.size for r in gone for f in r.files if f.present}
     return sum(size for blob, size in blobs.items() if blob not in live)

@@ -334,11 +334,6 @@ def test_add_to_flow_style_models(capsys: pytest.CaptureFixture[str]) -> None:
     assert [line for line in lines(after) if not line.startswith("models:")] == outside
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MINOR: flow-style models fall back to a ruamel dump loaded without "
-    'preserve_quotes: `{source: "hf://o/r"}` loses its quotes',
-)
 def test_add_to_flow_style_models_keeps_quotes(capsys: pytest.CaptureFixture[str]) -> None:
     path = Path("mlx.yaml")
     path.write_text('version: 1\nmodels: {a: {source: "hf://o/r"}}\n')
@@ -376,11 +371,6 @@ def test_add_to_an_invalid_file_is_refused(capsys: pytest.CaptureFixture[str]) -
     assert "mlx.yaml:4:5: error:" in result.err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: mlx add reads with universal newlines and writes \\n: a CRLF file has every "
-    "line rewritten (not 'byte for byte' outside the inserted lines)",
-)
 def test_add_keeps_crlf_line_endings(capsys: pytest.CaptureFixture[str]) -> None:
     path = Path("mlx.yaml")
     original = b"# top\r\nversion: 1\r\nmodels:\r\n  a:\r\n    source: hf://o/r\r\n"
@@ -391,11 +381,6 @@ def test_add_keeps_crlf_line_endings(capsys: pytest.CaptureFixture[str]) -> None
     assert b"\n" not in after.replace(b"\r\n", b"")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: names YAML reads as numbers/bools/null (1234, 1.5, true, null) are written "
-    "as bare keys; the edit fails validation ('quote it') though mlx wrote the key itself",
-)
 @pytest.mark.parametrize(
     "args",
     [["ollama://1234"], ["hf://org/1.5"], ["hf://o/r", "--name", "1234"], ["ollama://null"]],
@@ -409,11 +394,6 @@ def test_add_names_that_yaml_reads_as_non_strings(
     assert len(validates(capsys).spec.models) == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: add inserts the new model BETWEEN the last model and that model's own "
-    "indented trailing comment, which then reads as part of the new model",
-)
 def test_add_after_a_last_model_with_an_indented_trailing_comment(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -546,11 +526,6 @@ def test_rm_from_flow_style_models(capsys: pytest.CaptureFixture[str]) -> None:
     assert path.read_text().startswith("# c\nversion: 1\n")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: rm of the LAST model leaves that model's indented trailing comment behind "
-    "(it ends up dangling under the previous model)",
-)
 def test_rm_last_model_takes_its_indented_trailing_comment(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -763,11 +738,6 @@ def test_failed_write_of_a_new_file_leaves_nothing(
     assert sorted(os.listdir(tmp_path)) == listing
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="UNHELPFUL: an OSError writing mlx.yaml (disk full, read-only folder) exits 3 "
-    "'internal error ... This is a bug in mlxstate' instead of exit 1 naming the file",
-)
 def test_failed_write_is_a_user_facing_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

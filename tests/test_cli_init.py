@@ -272,12 +272,6 @@ def test_init_does_not_touch_the_stores(
     assert listing() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a derived name that YAML reads as a number/bool/null (Ollama model '1234', "
-    "HF repo 'org/1.0', Ollama model 'true') is written unquoted; init then fails its own "
-    "validation and exits 3 ('internal error ... mlx init generated an invalid file')",
-)
 @pytest.mark.parametrize(
     ("kind", "name"),
     [("ollama", "1234:latest"), ("ollama", "true:latest"), ("hf", "org/1.0")],

@@ -335,11 +335,6 @@ def test_status_without_registry_manages_nothing(
     assert not any(r["managed"] for r in doc["stores"]["huggingface"]["repos"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="UNHELPFUL: a missing config blob is reported as 'application/vnd.docker.container"
-    ".image.v1+json blob sha256-… is missing' (layer kind = raw media type) instead of 'config'",
-)
 def test_missing_config_blob_is_called_config(
     capsys: pytest.CaptureFixture[str], no_daemon: str
 ) -> None:
@@ -426,11 +421,6 @@ def test_reclaimable_counts_partials_orphans_and_detached_revisions(
     assert "detached revisions 700 B" in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a detached revision that mlx.yaml pins (revision: <commit>) is counted as "
-    "reclaimable; SPEC §3 defines detached revisions as 'no ref points to and no model pins'",
-)
 def test_pinned_detached_revision_is_not_reclaimable(
     capsys: pytest.CaptureFixture[str], no_daemon: str
 ) -> None:

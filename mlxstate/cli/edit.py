@@ -17,13 +17,17 @@ NEW_FILE = "# yaml-language-server: $schema={schema}\nversion: 1\n"
 
 
 def _target(run: Run) -> tuple[Path, str, bool]:
-    """(path, display, exists) of the file to edit; ``add`` may create ./mlx.yaml."""
+    """(path, display, exists) of the file to edit; ``add`` creates a missing one (like
+    ``brew bundle add``): the -f file, else $MLX_FILE, else ./mlx.yaml."""
     try:
         path, shown = run.find_spec()
         return path, shown, True
     except SpecNotFound:
-        if run.file is not None or run.env.MLX_FILE:
-            raise
+        if run.file is not None:
+            return run.file, str(run.file), False
+        if run.env.MLX_FILE:
+            path = run.env.expand(run.env.MLX_FILE)
+            return path, str(path), False
         return Path("mlx.yaml"), "mlx.yaml", False
 
 
@@ -38,14 +42,20 @@ def _commit(run: Run, path: Path, shown: str, text: str) -> None:
         raise MlxError(
             f"the change would make {shown} invalid; nothing was written:\n{exc.message}"
         ) from None
-    write_atomic(path, text.encode())
+    try:
+        write_atomic(path, text.encode())
+    except OSError as exc:
+        raise MlxError(
+            f"cannot write {shown}: {exc.strerror or exc}; the file is unchanged"
+        ) from None
 
 
 def _load(run: Run, path: Path, shown: str) -> tuple[str, Any]:
     from mlxstate.spec.load import load_spec
 
     loaded = load_spec(path, run.env, display=shown)  # refuse to edit an invalid file
-    return path.read_text(encoding="utf-8-sig"), loaded.document
+    # Bytes, not read_text(): newline translation would turn CRLF files into LF ones.
+    return path.read_bytes().decode("utf-8-sig"), loaded.document
 
 
 def add_command(
@@ -90,6 +100,8 @@ def add_command(
         text = NEW_FILE.format(schema=SCHEMA_URL)
         doc = load_yaml(text, shown)
     models = (doc.get("models") or {}) if isinstance(doc, dict) else {}
+    if name is not None and not name.strip():
+        raise MlxError("--name must not be empty")
     _check_new(models, name, parsed, revision, path)
     chosen = name or derive_name(parsed, set(models))
     fields: dict[str, Any] = {"source": source.strip()}
@@ -139,6 +151,15 @@ def rm_command(
     run = Run.make(file, no_color, quiet, verbose)
     path, shown = run.find_spec()
     text, doc = _load(run, path, shown)
+    models = doc.get("models") or {}
+    if name not in models:
+        import difflib
+
+        close = difflib.get_close_matches(name, [str(m) for m in models], n=1)
+        raise MlxError(
+            f"no model named {name!r} in {shown}",
+            hint=f"did you mean {close[0]!r}?" if close else "`mlx status` lists what is declared",
+        )
     users = _users(doc, name)
     if users:
         raise MlxError(

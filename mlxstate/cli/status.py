@@ -164,7 +164,7 @@ def _render_apps(console: Any, apps: list[dict[str, Any]], verbose: bool) -> Non
             str(sum(e["kind"] == "link" for e in entries)),
             str(sum(e["managed"] for e in entries)),
             str(sum(e["kind"] == "dangling" for e in entries)),
-            str(sum(e["kind"] in ("file", "dir") and not e["managed"] for e in entries)),
+            str(sum(not e["managed"] for e in entries)),  # anything mlx did not make
         )
     console.print(table)
     console.print()
