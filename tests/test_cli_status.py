@@ -577,7 +577,8 @@ def test_declared_apps_links_dangling_and_foreign(
 
     text = status_text(capsys)
     cells = row(text, "myapp").split()
-    assert cells == ["myapp", "~/apps/myapp", "2", "1", "1", "1"]
+    # LINKS 2 (qwen, other), MANAGED 1, DANGLING 1, FOREIGN 3 (everything mlx did not make)
+    assert cells == ["myapp", "~/apps/myapp", "2", "1", "1", "3"]
     assert "(missing)" in row(text, "gone")
     assert "found, not in mlx.yaml" not in text
 
