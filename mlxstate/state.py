@@ -14,6 +14,7 @@ from typing import Literal, NamedTuple
 __all__ = [
     "AppLink",
     "AppState",
+    "DiskSpace",
     "DuplicateGroup",
     "FileFact",
     "HfCache",
@@ -304,3 +305,17 @@ class Observed:
     apps: tuple[AppState, ...] = ()
     duplicates: tuple[DuplicateGroup, ...] = ()
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    # file:// sources of the spec that exist on disk (the planner never touches the disk)
+    existing_files: frozenset[Path] = frozenset()
+    # Free space where downloads land: path -> (st_dev, free bytes); None: unknown
+    disk: tuple[DiskSpace, ...] = ()
+
+    def disk_for(self, path: Path) -> DiskSpace | None:
+        return next((d for d in self.disk if d.path == path), None)
+
+
+@dataclass(frozen=True, slots=True)
+class DiskSpace:
+    path: Path  # a store root (it may not exist yet: measured at its nearest existing parent)
+    device: int
+    free: int

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-__all__ = ["describe", "printable"]
+__all__ = ["describe", "human_bytes", "printable"]
 
 
 def printable(text: str) -> str:
@@ -37,3 +37,15 @@ def describe(value: Any) -> str:
         return f"a {type(value).__name__} value"
     text = printable(repr(value))
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def human_bytes(n: int | None) -> str:
+    """Decimal units, like Ollama and the Hub show sizes: 4.7 GB."""
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(value) < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"  # pragma: no cover - the loop always returns

@@ -7,7 +7,9 @@ import os
 import sys
 from typing import Any, TextIO
 
-__all__ = ["color_enabled", "emit_json", "paint"]
+from mlxstate.text import human_bytes
+
+__all__ = ["color_enabled", "emit_json", "human_age", "human_bytes", "paint"]
 
 _CODES = {"red": "31", "yellow": "33", "green": "32", "bold": "1", "dim": "2"}
 
@@ -30,18 +32,6 @@ def emit_json(document: Any, stream: TextIO | None = None) -> None:
     """One JSON document on stdout, nothing else there (SPEC §5)."""
     out = stream or sys.stdout
     out.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
-
-
-def human_bytes(n: int | None) -> str:
-    """Decimal units, like Ollama and the Hub show sizes: 4.7 GB."""
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"  # pragma: no cover - the loop always returns
 
 
 def human_age(iso_time: str | None, now: float | None = None) -> str:

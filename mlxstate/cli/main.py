@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from mlxstate import __version__
-from mlxstate.cli import edit, init, schema, status, validate
+from mlxstate.cli import edit, init, plan, schema, status, validate
 from mlxstate.cli._errors import EXIT_INTERRUPTED, report, usage_error
 
 __all__ = ["app", "main", "run"]
@@ -42,13 +42,14 @@ def _root(
 ) -> None:
     """Declarative manager for local LLM model stores (Ollama, Hugging Face cache, LM Studio).
 
-    Write the models you want in mlx.yaml, then `mlx validate` it.
+    Write the models you want in mlx.yaml, `mlx validate` it, then `mlx plan`.
     """
 
 
 # Order is the order of `mlx --help`.
 for _name, _func, _help in (
     ("validate", validate.command, "Check mlx.yaml offline: schema and semantic rules."),
+    ("plan", plan.command, "Show what `mlx apply` would change; change nothing."),
     (
         "status",
         status.command,

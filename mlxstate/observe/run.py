@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,7 +13,7 @@ from mlxstate.observe.duplicates import HashCache, find_duplicates
 from mlxstate.observe.hf_cache import scan_hf_cache
 from mlxstate.observe.ollama_store import scan_ollama_store
 from mlxstate.settings import Settings
-from mlxstate.state import AppState, Observed, OllamaDaemon
+from mlxstate.state import AppState, DiskSpace, Observed, OllamaDaemon
 
 if TYPE_CHECKING:
     import httpx
@@ -37,7 +39,44 @@ def observe(
     duplicates = find_duplicates(ollama, hf, apps, hash_cache)
     daemon = _probe(settings.ollama_host, client) if probe else None
     warnings = (*ollama.warnings, *hf.warnings, *(w for a in apps for w in a.warnings))
-    return Observed(ollama, hf, daemon, apps, duplicates, tuple(warnings))
+    return Observed(
+        ollama,
+        hf,
+        daemon,
+        apps,
+        duplicates,
+        tuple(warnings),
+        existing_files=_existing_files(spec),
+        disk=tuple(
+            d
+            for d in (disk_space(settings.ollama_models_dir), disk_space(settings.hf_cache_dir))
+            if d is not None
+        ),
+    )
+
+
+def _existing_files(spec: Spec | None) -> frozenset[Path]:
+    from mlxstate.sources import FileSource
+
+    paths = [
+        m.parsed_source.path
+        for m in (spec.models.values() if spec else ())
+        if isinstance(m.parsed_source, FileSource)
+    ]
+    return frozenset(p for p in paths if p.exists())
+
+
+def disk_space(path: Path) -> DiskSpace | None:
+    """Free bytes on the filesystem that holds (or will hold) ``path``."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        usage = shutil.disk_usage(probe)
+        device = os.stat(probe).st_dev
+    except OSError:
+        return None
+    return DiskSpace(path, device, usage.free)
 
 
 def _probe(host: str, client: httpx.Client | None) -> OllamaDaemon:

@@ -1,0 +1,432 @@
+"""The planner: a pure function of (spec, observed state, registry facts) → Plan.
+
+No I/O here — observers collected every fact first (STYLE: observers never decide, the
+planner never reads). Rules (issue 4, SPEC §4):
+
+- declared and absent → create (``ollama.pull`` / ``hf.download``); ``file://`` sources are
+  only checked: a missing path is a plan problem, never an action;
+- present but broken (missing or short blob, dangling snapshot link, files the hub listing
+  and include/exclude say should be there) → update (repair);
+- an HF revision that is not cached (a pinned commit, a branch not fetched, or — with remote
+  facts from ``--refresh`` — a branch whose hub head moved) → update, old → new in the reason;
+- ``ensure: absent`` → delete, managed or not; ``prune: true`` → delete MANAGED undeclared
+  models only; a managed name now declared with another source → replace (with prune);
+- ``protect: true`` on anything the plan would delete or replace → problem;
+- ``disk.min_free`` against known download sizes per filesystem → problem with the numbers.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from mlxstate.match import hf_key, ollama_key
+from mlxstate.plan.actions import OP_ORDER, Action, Plan, PlanProblem, params
+from mlxstate.registry import ManagedModel, RegistryFacts
+from mlxstate.sources import FileSource, HfSource, OllamaSource, Source, parse_source
+from mlxstate.spec.models import ModelSpec, Spec
+from mlxstate.state import HfRepo, HfRevision, Observed, OllamaModel, RemoteFile
+
+__all__ = ["RemoteRepo", "fingerprint", "make_plan", "wanted_files"]
+
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass(frozen=True)
+class RemoteRepo:
+    """What the hub says about a repo at a revision (only with ``plan --refresh``)."""
+
+    repo_id: str
+    revision: str
+    commit: str
+    files: tuple[RemoteFile, ...] | None = None
+
+
+def wanted_files(
+    listing: Iterable[RemoteFile], include: Sequence[str] | None, exclude: Sequence[str] | None
+) -> list[RemoteFile]:
+    """The files ``snapshot_download(allow_patterns=include, ignore_patterns=exclude)`` fetches.
+
+    Same rules as huggingface_hub's ``filter_repo_objects``: case-sensitive fnmatch where
+    ``*`` crosses ``/``, and a pattern ending in ``/`` matches everything below it.
+    """
+    allow = [p + "*" if p.endswith("/") else p for p in include] if include is not None else None
+    deny = [p + "*" if p.endswith("/") else p for p in exclude or ()]
+    return [
+        f
+        for f in listing
+        if (allow is None or any(fnmatch.fnmatchcase(f.path, p) for p in allow))
+        and not any(fnmatch.fnmatchcase(f.path, p) for p in deny)
+    ]
+
+
+class _Planner:
+    def __init__(
+        self,
+        spec: Spec,
+        observed: Observed,
+        facts: RegistryFacts,
+        remote: Mapping[tuple[str, str], RemoteRepo],
+    ) -> None:
+        self.spec, self.observed, self.facts, self.remote = spec, observed, facts, remote
+        self.actions: list[Action] = []
+        self.problems: list[PlanProblem] = []
+        self.warnings: list[str] = []
+        self.ollama = {ollama_key(m): m for m in observed.ollama.models}
+        self.hf = {hf_key(r): r for r in observed.hf.repos if r.repo_type == "model"}
+        self.declared = {_key(m.parsed_source): name for name, m in spec.models.items()}
+
+    # -- declared models -------------------------------------------------------------------
+
+    def model(self, name: str, m: ModelSpec) -> None:
+        src = m.parsed_source
+        if isinstance(src, FileSource):
+            if src.path not in self.observed.existing_files:
+                self.problems.append(
+                    PlanProblem(
+                        f"models.{name}: {src} does not exist "
+                        "(file:// sources are never downloaded)",
+                        name,
+                        "source",
+                    )
+                )
+            return
+        if m.ensure == "absent":
+            self._delete(name, src, "ensure: absent")
+            return
+        replaced = self._replaced(name, src)
+        if isinstance(src, OllamaSource):
+            action = self._ollama(name, src, self.ollama.get(ollama_key(src)))
+        else:
+            assert isinstance(src, HfSource)
+            action = self._hf(name, m, src, self.hf.get(hf_key(src)))
+        if action is not None and replaced is not None and action.op == "create":
+            action = self._as_replace(name, m, action, replaced)
+        if action is not None:
+            self.actions.append(action)
+
+    def _ollama(self, name: str, src: OllamaSource, model: OllamaModel | None) -> Action | None:
+        if model is None:
+            return Action(
+                f"model/{name}",
+                "create",
+                "ollama.pull",
+                str(src),
+                None,
+                0,
+                "declared, not present",
+                name,
+            )
+        if model.status == "broken":
+            missing = sum(x.size for x in model.all_layers if not x.ok)
+            reason = "repair: " + "; ".join(model.problems)
+            return Action(
+                f"model/{name}", "update", "ollama.pull", str(src), missing, 0, reason, name
+            )
+        return None
+
+    def _hf(self, name: str, m: ModelSpec, src: HfSource, repo: HfRepo | None) -> Action | None:
+        want = m.revision or "main"
+        pinned = bool(_COMMIT.match(want))
+        local = want if pinned else (repo.ref(want) if repo else None)
+        remote = self.remote.get((src.repo_id.lower(), want))
+        target = remote.commit if remote is not None and not pinned else local
+        opts = params(revision=want, include=m.include, exclude=m.exclude)
+        rev = repo.revision(target) if repo is not None and target else None
+        listing = remote.files if remote is not None and remote.commit == target else None
+        if rev is None:
+            size = _download_size(listing, m, repo) if listing is not None else None
+            if repo is None:
+                return Action(
+                    f"model/{name}",
+                    "create",
+                    "hf.download",
+                    str(src),
+                    size,
+                    0,
+                    "declared, not present",
+                    name,
+                    opts,
+                )
+            reason = _revision_reason(want, pinned, local, remote)
+            return Action(
+                f"model/{name}",
+                "update",
+                "hf.download",
+                str(src),
+                size,
+                0,
+                reason,
+                name,
+                (*opts, ("commit", target)) if target else opts,
+            )
+        expected = listing if listing is not None else rev.remote
+        missing = sorted(set(rev.dangling) | _missing_files(rev, expected, m))
+        if not missing:
+            return None
+        shown = ", ".join(missing[:3]) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
+        size = (
+            _download_size([f for f in expected or () if f.path in missing], m, repo)
+            if expected
+            else None
+        )
+        reason = f"repair: {len(missing)} file{'s' if len(missing) != 1 else ''} missing ({shown})"
+        return Action(
+            f"model/{name}",
+            "update",
+            "hf.download",
+            str(src),
+            size,
+            0,
+            reason,
+            name,
+            (*opts, ("commit", rev.commit)),
+        )
+
+    # -- deletes ---------------------------------------------------------------------------
+
+    def _delete(self, name: str | None, src: Source, why: str, ident: str | None = None) -> None:
+        key = _key(src)
+        ident = ident or f"model/{name}"
+        if isinstance(src, OllamaSource) and (model := self.ollama.get(key)):
+            self.actions.append(
+                Action(ident, "delete", "ollama.delete", str(src), None, model.size, why, name)
+            )
+        elif isinstance(src, HfSource) and (repo := self.hf.get(key)):
+            self.actions.append(
+                Action(ident, "delete", "hf.delete", str(src), None, repo.size_on_disk, why, name)
+            )
+
+    def _replaced(self, name: str, src: Source) -> ManagedModel | None:
+        """The managed model this name used to stand for, if its source changed (prune only)."""
+        if not self.spec.settings.prune:
+            return None
+        for managed in self.facts.models:
+            if (
+                managed.name == name
+                and managed.source.lower() != _key(src)
+                and managed.source.lower() not in self.declared
+            ):
+                return managed
+        return None
+
+    def _as_replace(self, name: str, m: ModelSpec, action: Action, old: ManagedModel) -> Action:
+        old_src = _parse(old.source)
+        freed = self._present_size(old_src) if old_src else None
+        if not freed:
+            return action
+        reason = f"source changed: {old.source} → {action.subject}"
+        if m.protect:
+            self.problems.append(
+                PlanProblem(
+                    f"models.{name} is protected (protect: true) "
+                    f"but the plan would replace it ({reason})",
+                    name,
+                    "protect",
+                )
+            )
+        extra = params(replaces=old.source)
+        return Action(
+            action.id,
+            "replace",
+            action.kind,
+            action.subject,
+            action.download_bytes,
+            freed,
+            reason,
+            name,
+            action.params + extra,
+        )
+
+    def _present_size(self, src: Source) -> int | None:
+        if isinstance(src, OllamaSource) and (model := self.ollama.get(_key(src))):
+            return model.size
+        if isinstance(src, HfSource) and (repo := self.hf.get(_key(src))):
+            return repo.size_on_disk
+        return None
+
+    def prune(self) -> None:
+        undeclared = [m for m in self.facts.models if m.source.lower() not in self.declared]
+        replaced = {
+            m.source
+            for name, spec_m in self.spec.models.items()
+            if (m := self._replaced(name, spec_m.parsed_source))
+        }
+        pending = [
+            m for m in undeclared if m.source not in replaced and _parse(m.source) is not None
+        ]
+        present = [m for m in pending if self._present_size(_parse(m.source)) is not None]  # type: ignore[arg-type]
+        if not self.spec.settings.prune:
+            if present:
+                names = ", ".join(m.source for m in present)
+                self.warnings.append(
+                    f"installed by mlx but no longer declared: {names} "
+                    "(prune: true would delete them)"
+                )
+            return
+        for managed in present:
+            src = _parse(managed.source)
+            assert src is not None
+            self._delete(
+                None,
+                src,
+                "installed by mlx, no longer in mlx.yaml (prune: true)",
+                f"prune/{managed.source}",
+            )
+
+    # -- whole-plan checks ------------------------------------------------------------------
+
+    def check_min_free(self) -> None:
+        need: dict[int, list[int]] = {}
+        roots = {"ollama": self.observed.ollama.root, "hf": self.observed.hf.root}
+        for action in self.actions:
+            store = "ollama" if action.kind.startswith("ollama.") else "hf"
+            disk = self.observed.disk_for(roots[store])
+            if disk is None:
+                continue
+            entry = need.setdefault(disk.device, [disk.free, 0, 0])
+            entry[1] += action.download_bytes or 0
+            entry[2] += action.free_bytes or 0
+        minimum = int(self.spec.settings.disk.min_free)
+        for device, (free, download, freed) in need.items():
+            after = free + freed - download
+            if download and after < minimum:
+                path = next(d.path for d in self.observed.disk if d.device == device)
+                self.problems.append(
+                    PlanProblem(
+                        f"not enough disk space on the filesystem of {path}: downloads need "
+                        f"{_human(download)}, {_human(free)} free now, "
+                        f"{_human(max(after, 0))} after the plan; "
+                        f"settings.disk.min_free is {_human(minimum)}"
+                    )
+                )
+
+    def check_protected(self) -> None:
+        for action in self.actions:
+            if action.op == "delete" and action.model and self.spec.models[action.model].protect:
+                self.problems.append(
+                    PlanProblem(
+                        f"models.{action.model} is protected but the plan would delete it",
+                        action.model,
+                        "protect",
+                    )
+                )
+
+
+def make_plan(
+    spec: Spec,
+    observed: Observed,
+    facts: RegistryFacts,
+    *,
+    targets: Sequence[str] = (),
+    remote: Mapping[tuple[str, str], RemoteRepo] | None = None,
+) -> Plan:
+    """Diff ``spec`` against ``observed`` (and the registry); no I/O."""
+    planner = _Planner(spec, observed, facts, remote or {})
+    unknown = [t for t in targets if t not in spec.models]
+    for target in unknown:
+        planner.problems.append(
+            PlanProblem(f"--target {target}: no model named {target!r} in mlx.yaml")
+        )
+    for name, model in spec.models.items():
+        planner.model(name, model)
+    planner.prune()
+    actions = planner.actions
+    if targets:
+        actions = [a for a in actions if a.model in targets]
+        planner.warnings.insert(
+            0, f"partial plan: only {', '.join(targets)} (--target); other changes are not shown"
+        )
+    planner.actions = sorted(actions, key=lambda a: (OP_ORDER[a.op], a.id))
+    planner.check_protected()
+    planner.check_min_free()
+    unknown_sizes = sum(a.download_bytes is None and a.op != "delete" for a in planner.actions)
+    if unknown_sizes:
+        planner.warnings.append(
+            f"download size unknown for {unknown_sizes} action{'s' if unknown_sizes != 1 else ''} "
+            "(Ollama pulls and HF repos not yet listed; `mlx plan --refresh` asks the hub)"
+        )
+    return Plan(
+        tuple(planner.actions), tuple(planner.warnings), tuple(planner.problems), bool(targets)
+    )
+
+
+def _key(src: Source) -> str:
+    if isinstance(src, OllamaSource):
+        return ollama_key(src)
+    if isinstance(src, HfSource):
+        return hf_key(src)
+    return str(src)
+
+
+def _parse(source: str) -> Source | None:
+    try:
+        return parse_source(source)
+    except ValueError:
+        return None
+
+
+def _missing_files(
+    rev: HfRevision, expected: Iterable[RemoteFile] | None, m: ModelSpec
+) -> set[str]:
+    if expected is None:
+        return set()
+    return {
+        f.path for f in wanted_files(expected, m.include, m.exclude) if not rev.has_file(f.path)
+    }
+
+
+def _download_size(files: Iterable[RemoteFile], m: ModelSpec, repo: HfRepo | None) -> int:
+    """Bytes to fetch: wanted files whose blob the repo does not hold yet (blobs are shared
+    across revisions, so a new revision only costs its new blobs)."""
+    have = {f.blob for r in repo.revisions for f in r.files if f.present} if repo else set()
+    blobs = {f.blob: f.size for f in wanted_files(files, m.include, m.exclude)}
+    return sum(size for blob, size in blobs.items() if blob not in have)
+
+
+def _revision_reason(want: str, pinned: bool, local: str | None, remote: RemoteRepo | None) -> str:
+    if pinned:
+        return f"pinned commit {want[:12]} is not cached"
+    if remote is not None and local and remote.commit != local:
+        return f"{want}: {local[:12]} → {remote.commit[:12]} (new on the hub)"
+    if local:
+        return f"{want} points to {local[:12]}, which is not cached"
+    return f"revision {want!r} is not cached"
+
+
+def _human(n: int) -> str:
+    from mlxstate.text import human_bytes
+
+    return human_bytes(n)
+
+
+def fingerprint(spec: Spec, observed: Observed, facts: RegistryFacts) -> str:
+    """sha256 over the observed facts a plan depends on: the declared and managed models'
+    store entries, the registry's managed set, and which file:// sources exist. Times and
+    free space are left out (free space is re-checked right before each download)."""
+    keys = {_key(m.parsed_source) for m in spec.models.values()} | {
+        m.source.lower() for m in facts.models
+    }
+    digest = hashlib.sha256()
+
+    def feed(item: object) -> None:
+        digest.update(json.dumps(item, sort_keys=True, default=str).encode())
+        digest.update(b"\n")
+
+    for model in observed.ollama.models:
+        if ollama_key(model) in keys:
+            feed(["ollama", model.name, model.manifest_digest, model.problems])
+    for repo in observed.hf.repos:
+        if repo.repo_type == "model" and hf_key(repo) in keys:
+            feed(["hf", repo.repo_id, repo.refs])
+            for rev in repo.revisions:
+                feed([rev.commit, [(f.path, f.blob, f.present) for f in rev.files]])
+    feed(sorted((m.source, m.name) for m in facts.models))
+    feed(sorted(str(p) for p in observed.existing_files))
+    return digest.hexdigest()

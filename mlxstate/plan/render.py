@@ -1,0 +1,88 @@
+"""Plans as text (Terraform style) and as the JSON document of SPEC §6."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlxstate import __version__
+from mlxstate.plan.actions import Action, Plan
+from mlxstate.text import human_bytes, printable
+
+__all__ = ["FORMAT_VERSION", "plan_json", "render_text"]
+
+FORMAT_VERSION = "1"
+NO_CHANGES = "No changes. Your models match mlx.yaml."
+_COLORS = {"+": "32", "~": "33", "-": "31", "-/+": "35"}
+_GROUPS = {"model": "Models", "prune": "Models"}
+
+
+def plan_json(plan: Plan, *, spec_path: str, spec_sha256: str, fingerprint: str) -> dict[str, Any]:
+    """The plan document: ``mlx plan --json``, and the file ``--out`` writes."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "mlxstate_version": __version__,
+        "spec": {"path": spec_path, "sha256": spec_sha256},
+        "observed": {"fingerprint": fingerprint},
+        "actions": [a.to_json() for a in plan.actions],
+        "summary": plan.summary(),
+        "warnings": list(plan.warnings),
+    }
+
+
+def _size(action: Action) -> str:
+    if action.op == "delete":
+        return f"free {human_bytes(action.free_bytes)}" if action.free_bytes else ""
+    if action.download_bytes is None:
+        size = "download size unknown"
+    else:
+        size = f"download {human_bytes(action.download_bytes)}"
+    if action.op == "replace" and action.free_bytes:
+        size += f", free {human_bytes(action.free_bytes)}"
+    return size
+
+
+def render_text(plan: Plan, *, color: bool = False) -> str:
+    """Terraform-style text: a header per resource group, one line per action, a summary."""
+
+    def paint(text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if color else text
+
+    lines: list[str] = []
+    for warning in plan.warnings:
+        lines.append(f"{paint('Warning:', '33')} {printable(warning)}")
+    if lines:
+        lines.append("")
+    if not plan.actions:
+        lines.append(paint(NO_CHANGES, "32"))
+        return "\n".join(lines) + "\n"
+    lines.append("mlx will perform the following actions:")
+    groups: dict[str, list[Action]] = {}
+    for action in plan.actions:
+        groups.setdefault(_GROUPS.get(action.id.split("/", 1)[0], "Other"), []).append(action)
+    for title, actions in groups.items():
+        lines += ["", f"{title}:"]
+        names = [a.model or a.id.split("/", 1)[1] for a in actions]
+        name_w = max(len(n) for n in names)
+        subj_w = max(len(a.subject) for a in actions)
+        size_w = max(len(_size(a)) for a in actions)
+        for action, name in zip(actions, names, strict=True):
+            symbol = paint(f"{action.symbol:>3}", _COLORS[action.symbol])
+            cells = f"{name:<{name_w}}  {action.subject:<{subj_w}}  {_size(action):<{size_w}}"
+            row = f"{symbol} {cells}  {action.reason}"
+            lines.append(printable(row.rstrip()) if not color else row.rstrip())
+    s = plan.summary()
+    lines += ["", _summary_line(s, plan.unknown_sizes)]
+    return "\n".join(lines) + "\n"
+
+
+def _summary_line(s: dict[str, int], unknown: int) -> str:
+    if not unknown:
+        download = f"Download {human_bytes(s['download_bytes'])}"
+    elif s["download_bytes"]:
+        download = f"Download {human_bytes(s['download_bytes'])} + {unknown} of unknown size"
+    else:
+        download = f"Download size unknown ({unknown} model{'s' if unknown != 1 else ''})"
+    return (
+        f"Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy. "
+        f"{download}, free {human_bytes(s['free_bytes'])}."
+    )

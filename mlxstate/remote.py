@@ -1,0 +1,81 @@
+"""Remote facts for ``mlx plan --refresh``: what the Hugging Face hub says now.
+
+The only module of ``plan`` that talks to a network, and only when asked. It goes through
+``huggingface_hub``'s API with the configured endpoint (``HF_ENDPOINT``) and the token from
+``settings.huggingface.token_env``; tests point it at the loopback fake hub.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mlxstate.errors import PlanError
+from mlxstate.sources import HfSource
+from mlxstate.state import RemoteFile
+
+if TYPE_CHECKING:
+    from mlxstate.plan.planner import RemoteRepo
+    from mlxstate.settings import Settings
+    from mlxstate.spec.models import Spec
+
+__all__ = ["hub_facts"]
+
+
+def hub_facts(spec: Spec, settings: Settings, api: Any = None) -> dict[tuple[str, str], RemoteRepo]:
+    """(repo id lowercased, revision) → the commit the hub resolves it to, and its files."""
+    from mlxstate.plan.planner import RemoteRepo
+
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=settings.hf_token or False)
+    out: dict[tuple[str, str], RemoteRepo] = {}
+    for name, model in spec.models.items():
+        src = model.parsed_source
+        if not isinstance(src, HfSource) or model.ensure == "absent":
+            continue
+        revision = model.revision or "main"
+        info = _model_info(api, name, src, revision)
+        files = tuple(_remote_file(s) for s in info.siblings or ())
+        out[(src.repo_id.lower(), revision)] = RemoteRepo(
+            src.repo_id, revision, str(info.sha), files
+        )
+    return out
+
+
+def _model_info(api: Any, name: str, src: HfSource, revision: str) -> Any:
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        return api.model_info(src.repo_id, revision=revision, files_metadata=True)
+    except GatedRepoError:
+        raise PlanError(
+            f"models.{name}: {src} is gated; accept its terms on the hub and set a token",
+        ) from None
+    except RepositoryNotFoundError:
+        raise PlanError(
+            f"models.{name}: the hub has no repo {src.repo_id!r} (or it is private: set a token "
+            "in the variable named by settings.huggingface.token_env)"
+        ) from None
+    except RevisionNotFoundError:
+        raise PlanError(f"models.{name}: {src} has no revision {revision!r} on the hub") from None
+    except (HfHubHTTPError, OSError) as exc:
+        raise PlanError(
+            f"cannot ask the hub about {src}: {exc}",
+            hint="check the network (and HF_ENDPOINT), or plan without --refresh (offline)",
+        ) from None
+
+
+def _remote_file(sibling: Any) -> RemoteFile:
+    lfs = getattr(sibling, "lfs", None)
+    blob = getattr(lfs, "sha256", None) if lfs is not None else None
+    return RemoteFile(
+        path=sibling.rfilename,
+        size=int(sibling.size or (getattr(lfs, "size", 0) if lfs else 0) or 0),
+        blob=str(blob or sibling.blob_id or ""),
+    )
