@@ -165,7 +165,7 @@ def test_add_to_examples_only_inserts_the_new_model_after_the_last(
         ("ollama://hf.co/bartowski/Gemma-GGUF:Q4_K_M", "gemma-gguf-q4_k_m"),
         ("hf://org/Repo", "repo"),
         ("hf://mlx-community/Llama-3.2-1B-Instruct-4bit", "llama-3.2-1b-instruct-4bit"),
-        ("file://~/models/my-lora", "my-lora"),
+        ("file://loras/my-lora", "my-lora"),
     ],
 )
 def test_add_derives_a_readable_name(
@@ -217,7 +217,7 @@ def test_add_duplicate_name_is_refused(capsys: pytest.CaptureFixture[str]) -> No
         ("ollama://llama2:7b", "old-llama"),  # even one declared `ensure: absent`
         ("hf://mlx-community/llama-3.2-1b-instruct-4bit", "llama-1b"),
         ("hf://mlx-community/Qwen2.5-7B-Instruct-4bit", "qwen-mlx"),  # revision: main
-        ("file://~/models/my-lora", "my-lora"),
+        ("file://loras/my-lora", "my-lora"),
     ],
 )
 def test_add_same_source_is_refused(
