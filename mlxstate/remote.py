@@ -28,7 +28,9 @@ def hub_facts(spec: Spec, settings: Settings, api: Any = None) -> dict[tuple[str
     if api is None:
         from huggingface_hub import HfApi
 
-        api = HfApi(token=settings.hf_token or False)
+        # The endpoint is passed explicitly: huggingface_hub reads HF_ENDPOINT only once, at
+        # import, and mlx resolves every environment variable in settings.py.
+        api = HfApi(endpoint=settings.hf_endpoint, token=settings.hf_token or False)
     out: dict[tuple[str, str], RemoteRepo] = {}
     for name, model in spec.models.items():
         src = model.parsed_source

@@ -42,6 +42,7 @@ class Environment:
     OLLAMA_MODELS: str | None = None
     HF_HUB_CACHE: str | None = None
     HF_HOME: str | None = None
+    HF_ENDPOINT: str | None = None
     XDG_CONFIG_HOME: str | None = None
     XDG_CACHE_HOME: str | None = None
     XDG_STATE_HOME: str | None = None
@@ -185,6 +186,11 @@ class Settings:
         import platformdirs  # not on the validate path: only commands that keep state need it
 
         return Path(platformdirs.user_state_dir("mlxstate", appauthor=False))
+
+    @property
+    def hf_endpoint(self) -> str | None:
+        """$HF_ENDPOINT (a mirror; the loopback fake hub in tests), else the library default."""
+        return self.env.HF_ENDPOINT.rstrip("/") if self.env and self.env.HF_ENDPOINT else None
 
     @property
     def hf_token(self) -> str | None:
