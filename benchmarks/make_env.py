@@ -114,6 +114,18 @@ def make_lmstudio(root: Path, ollama_blobs: Path, digests: list[str]) -> None:
         os.symlink(ollama_blobs / f"sha256-{digest}", folder / f"model{i:03d}-7b.gguf")
 
 
+def write_spec(path: Path, ollama: int, repos: int) -> None:
+    """An mlx.yaml declaring a third of what is installed, plus 10 models that are not."""
+    lines = ["version: 1", "settings:", "  disk: {min_free: 0}", "models:"]
+    for i in range(ollama // 3):
+        lines += [f"  ollama-{i:03d}:", f"    source: ollama://model{i:03d}:7b"]
+    for i in range(repos // 3):
+        lines += [f"  hf-{i:04d}:", f"    source: hf://bench-org/model-{i:04d}"]
+    for i in range(10):
+        lines += [f"  missing-{i}:", f"    source: ollama://not-here-{i}:7b"]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=Path)
@@ -132,9 +144,10 @@ def main() -> None:
     for i in range(args.repos):
         make_repo(cache, i, args.files, shared)
     make_lmstudio(home / ".lmstudio" / "models", ollama / "blobs", digests[: args.ollama // 3])
+    write_spec(args.dir.resolve() / "mlx.yaml", args.ollama, args.repos)
     n_files = args.repos * args.files
     print(f"built {home}: {args.repos} HF repos / {n_files} files, {args.ollama} Ollama models")
-    print(f"try: HOME={home} uv run mlx status")
+    print(f"try: HOME={home} uv run mlx status; HOME={home} uv run mlx plan -f {args.dir}/mlx.yaml")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,12 @@ def main() -> None:
     ours = timed(lambda: scan_hf_cache(cache), args.runs)
     theirs = timed(lambda: scan_cache_dir(cache), args.runs)
     env = {**os.environ, "HOME": str(home), "NO_COLOR": "1", "OLLAMA_HOST": "127.0.0.1:9"}
-    for key in ("OLLAMA_MODELS", "HF_HOME", "HF_HUB_CACHE", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+    # PYTHONDONTWRITEBYTECODE would make every run recompile every module (some sandboxes
+    # set it); users run with cached bytecode, so the warm-up run writes it.
+    for key in (
+        *("OLLAMA_MODELS", "HF_HOME", "HF_HUB_CACHE", "XDG_CACHE_HOME", "XDG_STATE_HOME"),
+        "PYTHONDONTWRITEBYTECODE",
+    ):
         env.pop(key, None)
     mlx = [sys.executable, "-m", "mlxstate", "status"]
 

@@ -30,6 +30,9 @@ def _mlx() -> list[str]:
 def time_command(argv: list[str], runs: int) -> list[float]:
     """Wall times of ``runs`` executions (after one warm-up run that fills .pyc caches)."""
     env = {**os.environ, "NO_COLOR": "1"}
+    # PYTHONDONTWRITEBYTECODE would make every run recompile every module (some sandboxes
+    # set it); users run with cached bytecode, so the warm-up run writes it.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, check=False)
     times = []
     for _ in range(runs):

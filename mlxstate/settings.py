@@ -10,11 +10,13 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlxstate.paths import expand_path_text
 
@@ -28,14 +30,14 @@ DEFAULT_MIN_FREE = 10_000_000_000
 _FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
 
 
-@dataclass(frozen=True)
-class Environment:
-    """Environment variables mlxstate reads (names are case-sensitive).
+class Environment(BaseSettings):
+    """Environment variables mlxstate reads (names are case-sensitive; no .env files).
 
-    A frozen dataclass rather than a pydantic-settings class: importing pydantic-settings
-    costs ~100 ms (asyncio, dotenv, its CLI providers) and `mlx validate` must start in
-    under 0.35 s. Every variable is an optional string, so there is nothing to validate.
+    ``Environment()`` reads the process environment; ``from_mapping`` reads a given one
+    (tests). Every variable is an optional string; its meaning is in the methods below.
     """
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
 
     HOME: str | None = None
     OLLAMA_HOST: str | None = None
@@ -51,7 +53,8 @@ class Environment:
 
     @classmethod
     def from_mapping(cls, environ: Mapping[str, str]) -> Environment:
-        return cls(**{f.name: environ.get(f.name) for f in fields(cls)})
+        # model_validate does not run the settings sources: only `environ` is read.
+        return cls.model_validate({name: environ.get(name) for name in cls.model_fields})
 
     @property
     def debug(self) -> bool:
@@ -105,7 +108,7 @@ class Environment:
 
 def read_environment() -> Environment:
     """The current process environment."""
-    return Environment.from_mapping(os.environ)
+    return Environment()
 
 
 def spec_candidates(env: Environment) -> list[Path]:

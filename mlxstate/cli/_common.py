@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mlxstate.errors import SpecNotFound
-from mlxstate.settings import Environment, Settings, read_environment, resolve, spec_candidates
 
 if TYPE_CHECKING:
     from mlxstate.observe.duplicates import HashCache
+    from mlxstate.settings import Environment, Settings
     from mlxstate.spec.load import LoadedSpec
 
 __all__ = ["FileOpt", "NoColorOpt", "QuietOpt", "Run", "VerboseOpt"]
@@ -46,6 +46,8 @@ class Run:
 
     @classmethod
     def make(cls, file: Path | None, no_color: bool, quiet: bool, verbose: bool) -> Run:
+        from mlxstate.settings import read_environment  # pydantic-settings: not for --version
+
         return cls(file, no_color, quiet, verbose, read_environment())
 
     def load_optional_spec(self) -> LoadedSpec | None:
@@ -61,6 +63,8 @@ class Run:
         return load_spec(path, self.env, display=shown)
 
     def settings(self, loaded: LoadedSpec | None) -> Settings:
+        from mlxstate.settings import resolve
+
         return resolve(loaded.spec.settings if loaded else None, self.env)
 
     def status_document(self) -> dict[str, Any]:
@@ -88,6 +92,8 @@ class Run:
             if self.file.is_file() or (self.file.exists() and not self.file.is_file()):
                 return self.file, str(self.file)
             raise SpecNotFound([self.file])
+        from mlxstate.settings import spec_candidates
+
         candidates = spec_candidates(self.env)
         if self.env.MLX_FILE:
             # An explicit $MLX_FILE that names no file is a mistake, not a hint to look

@@ -46,7 +46,9 @@ def compute_plan(run: Run, targets: list[str], refresh: bool) -> PlannedRun:
     path, shown = run.find_spec()
     loaded = load_spec(path, run.env, display=shown)
     settings = run.settings(loaded)
-    observed = observe(settings, loaded.spec, probe=False)
+    # No daemon probe and no duplicate search: model planning needs neither (plan stays
+    # offline and fast; dedup planning will ask for duplicates when it is enabled).
+    observed = observe(settings, loaded.spec, probe=False, duplicates=False)
     facts = read_facts(settings.state_dir)
     remote = _refresh(loaded.spec, settings) if refresh else None
     plan = make_plan(loaded.spec, observed, facts, targets=targets, remote=remote)

@@ -31,12 +31,13 @@ def observe(
     client: httpx.Client | None = None,
     hash_cache: HashCache | None = None,
     lmstudio_models: Path | None = None,
+    duplicates: bool = True,
 ) -> Observed:
     """Scan the Ollama store, the HF cache, the app folders; probe the daemon if asked."""
     ollama = scan_ollama_store(settings.ollama_models_dir)
     hf = scan_hf_cache(settings.hf_cache_dir)
     apps = _apps(spec, lmstudio_models)
-    duplicates = find_duplicates(ollama, hf, apps, hash_cache)
+    groups = find_duplicates(ollama, hf, apps, hash_cache) if duplicates else ()
     daemon = _probe(settings.ollama_host, client) if probe else None
     warnings = (*ollama.warnings, *hf.warnings, *(w for a in apps for w in a.warnings))
     return Observed(
@@ -44,7 +45,7 @@ def observe(
         hf,
         daemon,
         apps,
-        duplicates,
+        groups,
         tuple(warnings),
         existing_files=_existing_files(spec),
         disk=tuple(

@@ -1,0 +1,1 @@
+"""Golden planner cases kept as data (``plan/*.yaml``) and the loader that reads them."""

@@ -1,0 +1,506 @@
+"""Read a golden planner case (``tests/golden/plan/*.yaml``) into planner inputs.
+
+A case file is plain YAML data; nothing here touches the disk except reading the case.
+Every mapping is checked for unknown keys so a typo in a case fails loudly instead of
+being silently ignored. The format (see any case file for examples)::
+
+    description: what the case shows            # required
+    known_bug: why the planner is wrong here    # optional: the case is a strict xfail
+    spec: {version: 1, models: {...}}           # mlx.yaml content
+    observed:
+      ollama:                                   # omitted: the Ollama store does not exist
+        - name: llama3:8b                       # any ollama:// name; parsed like a source
+          digest: m1                            # manifest digest (default derived from name)
+          config: {digest: c1, size: 500}       # optional config layer
+          layers:
+            - {kind: model, size: 4GB, digest: aa11}             # intact
+            - {kind: params, size: 100, present: false}         # blob missing
+            - {kind: template, size: 1000, on_disk: 400}        # blob short
+      hf:                                       # omitted: the HF cache does not exist
+        - id: org/repo
+          type: model                           # model (default) | dataset | space
+          refs: {main: <commit>}
+          revisions:
+            <commit>:
+              files:                            # path: size | {size, blob, present}
+                config.json: 500
+                model.safetensors: {size: 4GB, blob: b1}
+                tokenizer.json: {size: 2000, present: false}   # dangling link
+              remote: {path: size | {size, blob}}              # trees/<commit>.json
+      files: [/abs/path]                        # file:// sources that exist
+      disk:                                     # free space per store root
+        ollama: {device: 1, free: 50GB}
+        hf: {device: 1, free: 50GB}
+    registry: [{source: ollama://x:latest, name: x, revision: null}]   # managed models
+    targets: [name]                             # --target
+    remote:                                     # what `--refresh` asked the hub
+      - {repo: org/repo, revision: main, commit: <commit>, files: {path: size} | null}
+    expected:                                   # omitted only when expected_problems is set
+      actions:                                  # exact list, in plan order
+        - {id, op, kind, subject, download_bytes, free_bytes,
+           reason_contains: str | [str], params: {name: value}}   # params: a subset
+      warnings: [str | [str]]                   # exact count; phrases per warning, in order
+    expected_problems: [str | [str] | {contains, model, key}]     # exact count, in order
+
+Sizes are integers or strings such as ``4GB`` (decimal) or ``512MiB`` (binary). A blob not
+given is derived from the file's path and size, so the same path and size in a snapshot and
+in a hub listing name the same blob.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from mlxstate.plan.planner import RemoteRepo
+from mlxstate.registry import ManagedModel, RegistryFacts
+from mlxstate.sources import OllamaSource, parse_source
+from mlxstate.spec.models import Spec
+from mlxstate.state import (
+    OLLAMA_CONFIG_TYPE,
+    OLLAMA_MEDIA_PREFIX,
+    DiskSpace,
+    HfCache,
+    HfFile,
+    HfRepo,
+    HfRevision,
+    Layer,
+    Observed,
+    OllamaModel,
+    OllamaStore,
+    RemoteFile,
+)
+
+__all__ = [
+    "BASE_DIR",
+    "CASES_DIR",
+    "HF_ROOT",
+    "OLLAMA_ROOT",
+    "Case",
+    "CaseError",
+    "ExpectedAction",
+    "ExpectedProblem",
+    "case_files",
+    "load_case",
+    "parse_size",
+]
+
+CASES_DIR = Path(__file__).resolve().parent / "plan"
+BASE_DIR = Path("/golden")  # the folder mlx.yaml is in: relative file:// paths resolve here
+OLLAMA_ROOT = Path("/stores/ollama/models")
+HF_ROOT = Path("/stores/hf/hub")
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+
+
+class CaseError(ValueError):
+    """The case file itself is malformed."""
+
+
+@dataclass(frozen=True)
+class ExpectedAction:
+    id: str
+    op: str
+    kind: str
+    subject: str
+    download_bytes: int | None
+    free_bytes: int | None
+    reason_contains: tuple[str, ...]
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExpectedProblem:
+    contains: tuple[str, ...]
+    model: str | None = None
+    key: str | None = None
+    check_model: bool = False  # model/key given in the case: compare them too
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    path: Path
+    description: str
+    known_bug: str | None
+    spec_data: Mapping[str, Any]
+    spec: Spec
+    observed: Observed
+    facts: RegistryFacts
+    targets: tuple[str, ...]
+    remote: dict[tuple[str, str], RemoteRepo] | None
+    actions: tuple[ExpectedAction, ...] | None  # None: not checked (a problem-only case)
+    warnings: tuple[tuple[str, ...], ...] | None
+    problems: tuple[ExpectedProblem, ...]
+
+
+def case_files() -> list[Path]:
+    return sorted(CASES_DIR.glob("*.yaml"))
+
+
+def _read_yaml(path: Path) -> Any:
+    yaml = YAML(typ="safe", pure=True)
+    return yaml.load(path.read_text(encoding="utf-8"))
+
+
+# -- small checked readers -----------------------------------------------------------------
+
+
+def _mapping(
+    value: Any, where: str, allowed: set[str], required: frozenset[str] | set[str] = frozenset()
+) -> dict[str, Any]:
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise CaseError(f"{where}: expected a mapping, got {type(value).__name__}")
+    unknown = set(value) - allowed
+    if unknown:
+        raise CaseError(f"{where}: unknown keys {sorted(map(str, unknown))}")
+    missing = required - set(value)
+    if missing:
+        raise CaseError(f"{where}: missing keys {sorted(missing)}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise CaseError(f"{where}: expected a list, got {type(value).__name__}")
+    return value
+
+
+def _phrases(value: Any, where: str) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(x, str) and x for x in items):
+        raise CaseError(f"{where}: expected a phrase or a list of phrases")
+    return tuple(items)
+
+
+def parse_size(value: Any, where: str = "size") -> int:
+    """``4GB`` → 4_000_000_000, ``512MiB`` → 536_870_912, ints as they are."""
+    if isinstance(value, bool):
+        raise CaseError(f"{where}: expected a size, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        match = _SIZE_RE.match(value)
+        if match and match.group(2).lower() in _UNITS:
+            number = float(match.group(1)) * _UNITS[match.group(2).lower()]
+            if number.is_integer():
+                return int(number)
+    raise CaseError(f"{where}: expected a size such as 4GB or 512MiB, got {value!r}")
+
+
+def _optional_size(value: Any, where: str) -> int | None:
+    return None if value is None else parse_size(value, where)
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _commit(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise CaseError(f"{where}: quote commits (YAML may read digits as a number)")
+    return value
+
+
+# -- observed --------------------------------------------------------------------------------
+
+
+def _layer(raw: Any, where: str, model: str, media_type: str | None = None) -> Layer:
+    data = _mapping(raw, where, {"kind", "size", "digest", "present", "on_disk"}, {"size"})
+    kind = data.get("kind", "config" if media_type else None)
+    if media_type is None:
+        if not isinstance(kind, str):
+            raise CaseError(f"{where}: a layer needs a kind (model, params, template, ...)")
+        media_type = OLLAMA_MEDIA_PREFIX + kind
+    size = parse_size(data["size"], f"{where}.size")
+    digest = str(data.get("digest") or _digest("layer", model, str(kind), str(size)))
+    if data.get("present", True) is False:
+        on_disk: int | None = None
+    elif "on_disk" in data:
+        on_disk = parse_size(data["on_disk"], f"{where}.on_disk")
+    else:
+        on_disk = size
+    return Layer(media_type, digest, size, on_disk)
+
+
+def _ollama_model(raw: Any, where: str) -> OllamaModel:
+    data = _mapping(raw, where, {"name", "digest", "config", "layers"}, {"name"})
+    source = parse_source(f"ollama://{data['name']}")
+    assert isinstance(source, OllamaSource)
+    config = (
+        _layer(data["config"], f"{where}.config", data["name"], OLLAMA_CONFIG_TYPE)
+        if data.get("config") is not None
+        else None
+    )
+    layers = tuple(
+        _layer(x, f"{where}.layers[{i}]", data["name"])
+        for i, x in enumerate(_list(data.get("layers"), f"{where}.layers"))
+    )
+    return OllamaModel(
+        host=source.host,
+        namespace=source.namespace,
+        model=source.model,
+        tag=source.tag,
+        manifest_path=OLLAMA_ROOT / source.manifest_relpath,
+        manifest_digest=str(data.get("digest") or _digest("manifest", str(data["name"]))),
+        config=config,
+        layers=layers,
+        mtime=0.0,
+    )
+
+
+def _file_entry(path: str, raw: Any, where: str) -> tuple[int, str, bool]:
+    """(size, blob, present) of a snapshot file or a listed file."""
+    if not isinstance(raw, dict):
+        size = parse_size(raw, where)
+        return size, _digest("blob", path, str(size)), True
+    data = _mapping(raw, where, {"size", "blob", "present"}, {"size"})
+    size = parse_size(data["size"], f"{where}.size")
+    blob = str(data.get("blob") or _digest("blob", path, str(size)))
+    return size, blob, bool(data.get("present", True))
+
+
+def _remote_files(raw: Any, where: str) -> tuple[RemoteFile, ...]:
+    files = _mapping(raw, where, set(_mapping_keys(raw)))
+    out = []
+    for path, entry in files.items():
+        size, blob, present = _file_entry(str(path), entry, f"{where}.{path}")
+        if not present:
+            raise CaseError(f"{where}.{path}: a hub listing has no 'present'")
+        out.append(RemoteFile(str(path), size, blob))
+    return tuple(out)
+
+
+def _mapping_keys(raw: Any) -> list[str]:
+    return [str(k) for k in raw] if isinstance(raw, dict) else []
+
+
+def _hf_repo(raw: Any, where: str) -> HfRepo:
+    data = _mapping(raw, where, {"id", "type", "refs", "revisions"}, {"id"})
+    repo_id = str(data["id"])
+    repo_type = data.get("type", "model")
+    if repo_type not in ("model", "dataset", "space"):
+        raise CaseError(f"{where}.type: expected model, dataset or space")
+    folder = HF_ROOT / f"{repo_type}s--{repo_id.replace('/', '--')}"
+    refs_raw = _mapping(data.get("refs"), f"{where}.refs", set(_mapping_keys(data.get("refs"))))
+    refs = tuple(sorted((str(k), _commit(v, f"{where}.refs.{k}")) for k, v in refs_raw.items()))
+    revisions_raw = data.get("revisions") or {}
+    revisions = []
+    for commit, rev_raw in _mapping(
+        revisions_raw, f"{where}.revisions", set(_mapping_keys(revisions_raw))
+    ).items():
+        commit = _commit(commit, f"{where}.revisions")
+        rw = f"{where}.revisions.{commit[:8]}"
+        rev = _mapping(rev_raw, rw, {"files", "remote"})
+        files_raw = rev.get("files") or {}
+        files = []
+        for path, entry in _mapping(files_raw, f"{rw}.files", set(_mapping_keys(files_raw))).items():
+            size, blob, present = _file_entry(str(path), entry, f"{rw}.files.{path}")
+            files.append(
+                HfFile(
+                    str(path),
+                    blob,
+                    size if present else 0,  # the observer records 0 for a dangling link
+                    present,
+                    str(folder / "blobs" / blob),
+                )
+            )
+        listed = _remote_files(rev["remote"], f"{rw}.remote") if "remote" in rev else None
+        revisions.append(
+            HfRevision(
+                commit=commit,
+                refs=tuple(name for name, c in refs if c == commit),
+                files=tuple(sorted(files)),
+                snapshot_path=folder / "snapshots" / commit,
+                last_modified=0.0,
+                listed=listed,
+            )
+        )
+    return HfRepo(
+        repo_type=repo_type,
+        repo_id=repo_id,
+        path=folder,
+        refs=refs,
+        revisions=tuple(sorted(revisions, key=lambda r: r.commit)),
+    )
+
+
+def _disk(raw: Any, where: str) -> tuple[DiskSpace, ...]:
+    data = _mapping(raw, where, {"ollama", "hf"})
+    out = []
+    for store, root in (("ollama", OLLAMA_ROOT), ("hf", HF_ROOT)):
+        if store in data:
+            entry = _mapping(data[store], f"{where}.{store}", {"device", "free"}, {"device", "free"})
+            out.append(DiskSpace(root, int(entry["device"]), parse_size(entry["free"])))
+    return tuple(out)
+
+
+def _file_path(text: Any, where: str) -> Path:
+    if not isinstance(text, str) or not text:
+        raise CaseError(f"{where}: expected a path")
+    path = Path(text)
+    return Path(os.path.normpath(path if path.is_absolute() else BASE_DIR / path))
+
+
+def build_observed(raw: Any, where: str = "observed") -> Observed:
+    data = _mapping(raw, where, {"ollama", "hf", "files", "disk"})
+    ollama_raw = data.get("ollama")
+    hf_raw = data.get("hf")
+    models = tuple(
+        _ollama_model(m, f"{where}.ollama[{i}]")
+        for i, m in enumerate(_list(ollama_raw, f"{where}.ollama"))
+    )
+    repos = tuple(
+        _hf_repo(r, f"{where}.hf[{i}]") for i, r in enumerate(_list(hf_raw, f"{where}.hf"))
+    )
+    return Observed(
+        ollama=OllamaStore(OLLAMA_ROOT, exists=ollama_raw is not None, models=models),
+        hf=HfCache(HF_ROOT, exists=hf_raw is not None, repos=repos),
+        daemon=None,
+        existing_files=frozenset(
+            _file_path(p, f"{where}.files[{i}]")
+            for i, p in enumerate(_list(data.get("files"), f"{where}.files"))
+        ),
+        disk=_disk(data.get("disk"), f"{where}.disk"),
+    )
+
+
+# -- registry, remote, spec --------------------------------------------------------------------
+
+
+def build_facts(raw: Any, where: str = "registry") -> RegistryFacts:
+    models = []
+    for i, entry in enumerate(_list(raw, where)):
+        data = _mapping(entry, f"{where}[{i}]", {"source", "name", "revision"}, {"source", "name"})
+        models.append(
+            ManagedModel(str(data["source"]), str(data["name"]), data.get("revision"), 0.0)
+        )
+    return RegistryFacts(tuple(sorted(models, key=lambda m: m.source)))
+
+
+def build_remote(raw: Any, where: str = "remote") -> dict[tuple[str, str], RemoteRepo] | None:
+    if raw is None:
+        return None
+    out: dict[tuple[str, str], RemoteRepo] = {}
+    for i, entry in enumerate(_list(raw, where)):
+        w = f"{where}[{i}]"
+        data = _mapping(entry, w, {"repo", "revision", "commit", "files"}, {"repo", "commit"})
+        revision = str(data.get("revision", "main"))
+        files = _remote_files(data["files"], f"{w}.files") if data.get("files") is not None else None
+        repo = str(data["repo"])
+        out[(repo.lower(), revision)] = RemoteRepo(
+            repo, revision, _commit(data["commit"], f"{w}.commit"), files
+        )
+    return out
+
+
+def build_spec(raw: Any) -> Spec:
+    return Spec.model_validate(raw, context={"base_dir": BASE_DIR})
+
+
+def _expected_action(raw: Any, where: str) -> ExpectedAction:
+    keys = {"id", "op", "kind", "subject", "download_bytes", "free_bytes", "reason_contains"}
+    data = _mapping(raw, where, keys | {"params"}, keys)
+    return ExpectedAction(
+        id=str(data["id"]),
+        op=str(data["op"]),
+        kind=str(data["kind"]),
+        subject=str(data["subject"]),
+        download_bytes=_optional_size(data["download_bytes"], f"{where}.download_bytes"),
+        free_bytes=_optional_size(data["free_bytes"], f"{where}.free_bytes"),
+        reason_contains=_phrases(data["reason_contains"], f"{where}.reason_contains"),
+        params=dict(_mapping(data.get("params"), f"{where}.params", _PARAM_KEYS)),
+    )
+
+
+_PARAM_KEYS = {"revision", "include", "exclude", "commit", "replaces"}
+
+
+def _expected_problem(raw: Any, where: str) -> ExpectedProblem:
+    if not isinstance(raw, dict):
+        return ExpectedProblem(_phrases(raw, where))
+    data = _mapping(raw, where, {"contains", "model", "key"}, {"contains"})
+    return ExpectedProblem(
+        _phrases(data["contains"], f"{where}.contains"),
+        data.get("model"),
+        data.get("key"),
+        check_model=True,
+    )
+
+
+def load_case(path: Path) -> Case:
+    raw = _read_yaml(path)
+    top = {
+        "description",
+        "known_bug",
+        "spec",
+        "observed",
+        "registry",
+        "targets",
+        "remote",
+        "expected",
+        "expected_problems",
+    }
+    data = _mapping(raw, path.name, top, {"description", "spec"})
+    if not isinstance(data["description"], str) or not data["description"].strip():
+        raise CaseError(f"{path.name}: description must be a non-empty string")
+    if "expected" not in data and "expected_problems" not in data:
+        raise CaseError(f"{path.name}: give expected, expected_problems or both")
+    actions: tuple[ExpectedAction, ...] | None = None
+    warnings: tuple[tuple[str, ...], ...] | None = None
+    if "expected" in data:
+        expected = _mapping(data["expected"], "expected", {"actions", "warnings"}, {"actions"})
+        actions = tuple(
+            _expected_action(a, f"expected.actions[{i}]")
+            for i, a in enumerate(_list(expected["actions"], "expected.actions"))
+        )
+        warnings = tuple(
+            _phrases(w, f"expected.warnings[{i}]")
+            for i, w in enumerate(_list(expected.get("warnings"), "expected.warnings"))
+        )
+    problems = tuple(
+        _expected_problem(p, f"expected_problems[{i}]")
+        for i, p in enumerate(_list(data.get("expected_problems"), "expected_problems"))
+    )
+    targets = tuple(str(t) for t in _list(data.get("targets"), "targets"))
+    known_bug = data.get("known_bug")
+    if known_bug is not None and (not isinstance(known_bug, str) or not known_bug.strip()):
+        raise CaseError(f"{path.name}: known_bug must say what is wrong")
+    return Case(
+        name=path.stem,
+        path=path,
+        description=data["description"].strip(),
+        known_bug=known_bug,
+        spec_data=data["spec"],
+        spec=build_spec(data["spec"]),
+        observed=build_observed(data.get("observed")),
+        facts=build_facts(data.get("registry")),
+        targets=targets,
+        remote=build_remote(data.get("remote")),
+        actions=actions,
+        warnings=warnings,
+        problems=problems,
+    )
