@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from mlxstate import __version__
-from mlxstate.cli import edit, init, plan, schema, status, validate
+from mlxstate.cli import apply, edit, init, plan, schema, status, validate
 from mlxstate.cli._errors import EXIT_INTERRUPTED, report, usage_error
 
 __all__ = ["app", "main", "run"]
@@ -50,6 +50,7 @@ def _root(
 for _name, _func, _help in (
     ("validate", validate.command, "Check mlx.yaml offline: schema and semantic rules."),
     ("plan", plan.command, "Show what `mlx apply` would change; change nothing."),
+    ("apply", apply.command, "Carry out the plan: downloads, deletions; asks first."),
     (
         "status",
         status.command,

@@ -191,16 +191,31 @@ class _Planner:
 
     # -- deletes ---------------------------------------------------------------------------
 
-    def _delete(self, name: str | None, src: Source, why: str, ident: str | None = None) -> None:
+    def _delete(
+        self, name: str | None, src: Source, why: str, ident: str | None = None, was: str = ""
+    ) -> None:
         key = _key(src)
         ident = ident or f"model/{name}"
+        extra = params(was=was or None)
         if isinstance(src, OllamaSource) and (model := self.ollama.get(key)):
             self.actions.append(
-                Action(ident, "delete", "ollama.delete", str(src), None, model.size, why, name)
+                Action(
+                    ident, "delete", "ollama.delete", str(src), None, model.size, why, name, extra
+                )
             )
         elif isinstance(src, HfSource) and (repo := self.hf.get(key)):
             self.actions.append(
-                Action(ident, "delete", "hf.delete", str(src), None, repo.size_on_disk, why, name)
+                Action(
+                    ident,
+                    "delete",
+                    "hf.delete",
+                    str(src),
+                    None,
+                    repo.size_on_disk,
+                    why,
+                    name,
+                    extra,
+                )
             )
 
     def _replaced(self, name: str, src: Source) -> ManagedModel | None:
@@ -278,6 +293,7 @@ class _Planner:
                 src,
                 "installed by mlx, no longer in mlx.yaml (prune: true)",
                 f"prune/{managed.source}",
+                was=managed.name,
             )
 
     # -- whole-plan checks ------------------------------------------------------------------

@@ -29,6 +29,13 @@ def plan_json(plan: Plan, *, spec_path: str, spec_sha256: str, fingerprint: str)
     }
 
 
+def _name(action: Action) -> str:
+    if action.model:
+        return action.model
+    was = action.param("was")
+    return f"({was}, undeclared)" if was else "(undeclared)"
+
+
 def _size(action: Action) -> str:
     if action.op == "delete":
         return f"free {human_bytes(action.free_bytes)}" if action.free_bytes else ""
@@ -61,7 +68,7 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         groups.setdefault(_GROUPS.get(action.id.split("/", 1)[0], "Other"), []).append(action)
     for title, actions in groups.items():
         lines += ["", f"{title}:"]
-        names = [a.model or a.id.split("/", 1)[1] for a in actions]
+        names = [_name(a) for a in actions]
         name_w = max(len(n) for n in names)
         subj_w = max(len(a.subject) for a in actions)
         size_w = max(len(_size(a)) for a in actions)

@@ -1,0 +1,209 @@
+"""The executor: carries out a plan's actions, each journaled before and after, each
+re-checking its precondition first, each recorded in the registry in the same step.
+
+Failure policy: a failed action stops the actions that depend on it; independent ones go
+on. Model actions are independent of each other (later action kinds — links — depend on
+the model they point at).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from mlxstate.apply import failpoints
+from mlxstate.apply.hf_effects import HfEffects
+from mlxstate.apply.journal import Interrupted, Journal
+from mlxstate.apply.ollama_effects import OllamaEffects
+from mlxstate.apply.progress import Display
+from mlxstate.errors import ActionError
+from mlxstate.match import hf_key, ollama_key
+from mlxstate.observe.hf_cache import scan_hf_cache
+from mlxstate.observe.ollama_store import scan_ollama_store
+from mlxstate.observe.run import disk_space
+from mlxstate.plan.actions import Action
+from mlxstate.registry import Registry
+from mlxstate.settings import Settings
+from mlxstate.sources import HfSource, OllamaSource, Source, parse_source
+from mlxstate.text import human_bytes
+
+__all__ = ["Executor", "Outcome", "adopt_interrupted"]
+
+Status = Literal["done", "noop", "failed", "skipped"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    action: Action
+    status: Status
+    detail: str = ""
+
+
+class Executor:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        journal: Journal,
+        display: Display,
+        ollama: OllamaEffects | None = None,
+        hf: HfEffects | None = None,
+    ) -> None:
+        self.settings, self.registry, self.journal, self.display = (
+            settings,
+            registry,
+            journal,
+            display,
+        )
+        self.ollama = ollama or OllamaEffects(settings.ollama_host, settings.ollama_models_dir)
+        self.hf = hf or HfEffects(settings.hf_cache_dir, settings.hf_token, settings.hf_endpoint)
+
+    def run(self, actions: Sequence[Action]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        failed: set[str] = set()
+        for action in actions:
+            blockers = [d for d in _depends_on(action) if d in failed]
+            if blockers:
+                self.journal.ended(action, "skipped", f"needs {', '.join(blockers)}")
+                outcomes.append(
+                    Outcome(action, "skipped", f"skipped: {', '.join(blockers)} failed")
+                )
+                failed.add(action.id)
+                continue
+            outcome = self._one(action)
+            outcomes.append(outcome)
+            if outcome.status == "failed":
+                failed.add(action.id)
+        return outcomes
+
+    def _one(self, action: Action) -> Outcome:
+        self.journal.started(action)
+        self.display.log(f"{action.symbol} {action.id}: {action.kind} {action.subject}")
+        try:
+            status, detail = self._effect(action)
+        except ActionError as exc:
+            self.journal.ended(action, "failed", exc.message)
+            self.display.log(f"  failed: {exc.message}")
+            return Outcome(action, "failed", exc.message)
+        failpoints.hit("effect.done")
+        self._record(action, status)
+        failpoints.hit("registry.recorded")
+        self.journal.ended(action, "done", detail)
+        return Outcome(action, status, detail)
+
+    # -- effects, each re-checking its precondition ---------------------------------------
+
+    def _effect(self, action: Action) -> tuple[Status, str]:
+        src = _source(action.subject)
+        if action.kind == "ollama.pull" and isinstance(src, OllamaSource):
+            return self._pull(action, src)
+        if action.kind == "ollama.delete" and isinstance(src, OllamaSource):
+            if self._ollama_present(src) is None:
+                return "noop", "already gone"
+            return "done", self.ollama.delete(src)
+        if action.kind == "hf.download" and isinstance(src, HfSource):
+            return self._download(action, src)
+        if action.kind == "hf.delete" and isinstance(src, HfSource):
+            freed = self.hf.delete(src.repo_id)
+            return ("done", f"freed {human_bytes(freed)}") if freed else ("noop", "already gone")
+        raise ActionError(f"{action.id}: mlx cannot carry out {action.kind} on {action.subject}")
+
+    def _pull(self, action: Action, src: OllamaSource) -> tuple[Status, str]:
+        present = self._ollama_present(src)
+        if present == "ok" and action.op in ("create", "replace"):
+            self._delete_replaced(action)
+            return "noop", "already present"
+        self._check_space(action, self.settings.ollama_models_dir)
+        self.ollama.pull(src, self.display.task(f"pull {src.name}"))
+        self._delete_replaced(action)
+        return "done", "pulled"
+
+    def _download(self, action: Action, src: HfSource) -> tuple[Status, str]:
+        self._check_space(action, self.settings.hf_cache_dir)
+        include, exclude = action.param("include"), action.param("exclude")
+        revision = action.param("commit") or action.param("revision") or "main"
+        commit = self.hf.download(
+            src.repo_id, revision, include, exclude, self.display.task(f"download {src.repo_id}")
+        )
+        self._delete_replaced(action)
+        return "done", f"downloaded {commit[:12]}"
+
+    def _delete_replaced(self, action: Action) -> None:
+        """A replace deletes the old source only after the new one is in place."""
+        old = action.param("replaces")
+        if action.op != "replace" or not old:
+            return
+        old_src = _source(old)
+        if isinstance(old_src, OllamaSource) and self._ollama_present(old_src) is not None:
+            self.ollama.delete(old_src)
+        elif isinstance(old_src, HfSource):
+            self.hf.delete(old_src.repo_id)
+        self.registry.remove_model(old)
+
+    def _ollama_present(self, src: OllamaSource) -> str | None:
+        store = scan_ollama_store(self.settings.ollama_models_dir)
+        model = next((m for m in store.models if ollama_key(m) == ollama_key(src)), None)
+        return None if model is None else model.status
+
+    def _check_space(self, action: Action, root: Path) -> None:
+        """disk.min_free again, right before the download (the plan may be old)."""
+        if not action.download_bytes:
+            return
+        disk = disk_space(root)
+        if disk is None:
+            return
+        after = disk.free - action.download_bytes
+        if after < self.settings.min_free:
+            raise ActionError(
+                f"not enough disk space for {action.subject}: {human_bytes(action.download_bytes)} "
+                f"to download, {human_bytes(disk.free)} free, settings.disk.min_free is "
+                f"{human_bytes(self.settings.min_free)}"
+            )
+
+    def _record(self, action: Action, status: Status) -> None:
+        """What mlx manages from now on (SPEC §4): what it installed; deletions forget."""
+        with self.registry.transaction():
+            if action.kind in ("ollama.delete", "hf.delete"):
+                self.registry.remove_model(action.subject)
+            elif action.op in ("create", "replace") and status == "done":
+                self.registry.add_model(
+                    action.subject, action.model or "", action.param("revision")
+                )
+
+
+def _depends_on(action: Action) -> tuple[str, ...]:
+    return tuple(action.param("depends_on") or ())
+
+
+def _source(text: str) -> Source | None:
+    try:
+        return parse_source(text)
+    except ValueError:
+        return None
+
+
+def adopt_interrupted(
+    interrupted: Interrupted, settings: Settings, registry: Registry, log: Callable[[str], None]
+) -> None:
+    """Finish the bookkeeping of actions a killed apply was in the middle of.
+
+    A create whose model is now in the store was installed by mlx (the kill came between the
+    effect and the registry write): record it as managed. A delete whose model is gone is
+    forgotten. Anything else is left to the new plan, made from what is on disk now.
+    """
+    ollama = {ollama_key(m) for m in scan_ollama_store(settings.ollama_models_dir).models}
+    hf = {hf_key(r) for r in scan_hf_cache(settings.hf_cache_dir).repos if r.repo_type == "model"}
+    with registry.transaction():
+        for event in interrupted.in_flight:
+            src = _source(str(event.get("subject", "")))
+            present = (isinstance(src, OllamaSource) and ollama_key(src) in ollama) or (
+                isinstance(src, HfSource) and hf_key(src) in hf
+            )
+            name = str(event.get("action", "")).removeprefix("model/")
+            if event.get("op") in ("create", "replace") and present:
+                registry.add_model(str(event["subject"]), name, None)
+                log(f"  {event['subject']} was installed before the interruption: now managed")
+            elif str(event.get("kind", "")).endswith(".delete") and not present:
+                registry.remove_model(str(event["subject"]))

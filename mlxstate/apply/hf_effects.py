@@ -1,0 +1,100 @@
+"""Hugging Face effects: downloads through ``snapshot_download`` (progress through a
+``tqdm_class`` adapter), deletions through ``DeleteCacheStrategy`` so the shared Xet store
+is cleaned the library's way."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from mlxstate.apply import failpoints
+from mlxstate.apply.progress import hf_tqdm_class
+from mlxstate.errors import ActionError
+
+__all__ = ["HfEffects"]
+
+
+class HfEffects:
+    def __init__(self, cache_dir: Path, token: str | None, endpoint: str | None) -> None:
+        self.cache_dir, self.token, self.endpoint = cache_dir, token, endpoint
+
+    def download(
+        self,
+        repo_id: str,
+        revision: str,
+        include: Sequence[str] | None,
+        exclude: Sequence[str] | None,
+        progress: Callable[[int, int | None], None],
+    ) -> str:
+        """Fetch the snapshot (only missing files); returns the commit it resolved to."""
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import (
+            GatedRepoError,
+            HfHubHTTPError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+
+        failpoints.hit("hf.download.started")
+        try:
+            folder = snapshot_download(
+                repo_id,
+                revision=revision,
+                allow_patterns=list(include) if include is not None else None,
+                ignore_patterns=list(exclude) if exclude else None,
+                cache_dir=self.cache_dir,
+                token=self.token or False,
+                endpoint=self.endpoint,
+                tqdm_class=hf_tqdm_class(progress),
+                max_workers=4,
+            )
+        except GatedRepoError:
+            raise ActionError(
+                f"hf://{repo_id} is gated: accept its terms on the hub and set a token"
+            ) from None
+        except RepositoryNotFoundError:
+            raise ActionError(
+                f"the hub has no repo {repo_id!r} (or it is private: set a token in the variable "
+                "named by settings.huggingface.token_env)"
+            ) from None
+        except RevisionNotFoundError:
+            raise ActionError(f"hf://{repo_id} has no revision {revision!r} on the hub") from None
+        except LocalEntryNotFoundError as exc:
+            raise ActionError(f"cannot reach the hub for hf://{repo_id}: {exc}") from None
+        except HfHubHTTPError as exc:
+            raise ActionError(f"download of hf://{repo_id} failed: {exc}") from None
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise ActionError(
+                    f"disk full while downloading hf://{repo_id} into {self.cache_dir}"
+                ) from None
+            raise ActionError(f"download of hf://{repo_id} failed: {exc.strerror or exc}") from None
+        return Path(folder).name
+
+    def delete(self, repo_id: str) -> int:
+        """Delete every cached revision of the repo; returns the bytes expected to be freed."""
+        from huggingface_hub import scan_cache_dir
+        from huggingface_hub.errors import CacheNotFound
+
+        try:
+            info = scan_cache_dir(self.cache_dir)
+        except CacheNotFound:
+            return 0
+        repo = next(
+            (
+                r
+                for r in info.repos
+                if r.repo_type == "model" and r.repo_id.lower() == repo_id.lower()
+            ),
+            None,
+        )
+        if repo is None:
+            return 0
+        strategy = info.delete_revisions(*(rev.commit_hash for rev in repo.revisions))
+        try:
+            strategy.execute()
+        except OSError as exc:
+            raise ActionError(f"cannot delete hf://{repo_id}: {exc.strerror or exc}") from None
+        return int(strategy.expected_freed_size)

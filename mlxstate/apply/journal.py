@@ -1,0 +1,90 @@
+"""The apply journal: ``<state_dir>/journal.jsonl``, one JSON line per event, fsynced.
+
+Every action is written as ``started`` before its effect and ``done``/``failed``/``skipped``
+after; a run ends with ``finished``. A journal whose last run has no ``finished`` line was
+interrupted: the next apply says which action was in flight and re-plans from the observed
+state (every effect is idempotent, so re-planning is always safe).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlxstate.apply import failpoints
+
+__all__ = ["Interrupted", "Journal", "read_interrupted"]
+
+JOURNAL_NAME = "journal.jsonl"
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """What an apply that never finished was doing."""
+
+    run: str
+    started: float
+    in_flight: tuple[dict[str, Any], ...]  # actions started and never ended
+
+
+def read_interrupted(state_dir: Path) -> Interrupted | None:
+    """The last run of the journal, if it did not finish."""
+    try:
+        lines = (state_dir / JOURNAL_NAME).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return None
+    events = []
+    for line in lines:
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue  # a line torn by the crash itself
+    runs = [e for e in events if e.get("event") == "run"]
+    if not runs:
+        return None
+    last = runs[-1]["run"]
+    mine = [e for e in events if e.get("run") == last]
+    if any(e.get("event") == "finished" for e in mine):
+        return None
+    open_actions: dict[str, dict[str, Any]] = {}
+    for e in mine:
+        if e.get("event") == "started":
+            open_actions[e["action"]] = e
+        elif e.get("event") in ("done", "failed", "skipped"):
+            open_actions.pop(e.get("action", ""), None)
+    return Interrupted(last, float(runs[-1].get("time", 0)), tuple(open_actions.values()))
+
+
+class Journal:
+    """Appends events of one run; each line is flushed and fsynced before the effect runs."""
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / JOURNAL_NAME
+        self.run = uuid.uuid4().hex[:12]
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def write(self, event: str, **fields: Any) -> None:
+        record = {"run": self.run, "event": event, "time": time.time(), **fields}
+        os.write(self._fd, (json.dumps(record, default=str) + "\n").encode())
+        os.fsync(self._fd)
+
+    def started(self, action: Any) -> None:
+        self.write(
+            "started", action=action.id, op=action.op, kind=action.kind, subject=action.subject
+        )
+        failpoints.hit("journal.started")
+
+    def ended(self, action: Any, outcome: str, detail: str = "") -> None:
+        self.write(outcome, action=action.id, detail=detail)
+        failpoints.hit(f"journal.{outcome}")
+
+    def close(self, finished: bool) -> None:
+        if finished:
+            self.write("finished")
+        os.close(self._fd)

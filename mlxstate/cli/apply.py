@@ -1,0 +1,174 @@
+"""``mlx apply [PLANFILE]``: carry out the plan (SPEC sections 5-7, docs/apply.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mlxstate.cli._common import FileOpt, NoColorOpt, QuietOpt, Run, VerboseOpt
+from mlxstate.cli._output import color_enabled
+from mlxstate.errors import MlxError, StalePlan
+
+__all__ = ["command"]
+
+PROMPT = "Do you want to perform these actions? Only 'yes' will be accepted: "
+
+
+def command(
+    planfile: Annotated[
+        Path | None,
+        typer.Argument(help="A plan saved by `mlx plan --out FILE`: carry out exactly it."),
+    ] = None,
+    auto_approve: Annotated[
+        bool, typer.Option("-y", "--auto-approve", help="Do not ask for confirmation.")
+    ] = False,
+    target: Annotated[
+        list[str] | None, typer.Option("--target", help="Apply only this model (repeatable).")
+    ] = None,
+    lock_timeout: Annotated[
+        str,
+        typer.Option("--lock-timeout", help="Wait this long for another apply (e.g. 30s, 10m)."),
+    ] = "0s",
+    file: FileOpt = None,
+    no_color: NoColorOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Carry out the plan: downloads with progress, deletions; asks first on a terminal."""
+    from mlxstate.apply.executor import Executor, adopt_interrupted
+    from mlxstate.apply.journal import Journal, read_interrupted
+    from mlxstate.apply.lock import apply_lock
+    from mlxstate.apply.progress import Display
+    from mlxstate.cli.plan import compute_plan
+    from mlxstate.plan.render import render_text
+    from mlxstate.registry import Registry
+    from mlxstate.spec.types import parse_duration
+
+    run = Run.make(file, no_color, quiet, verbose)
+    try:
+        timeout = (
+            0.0
+            if lock_timeout.strip() in ("0", "0s")
+            else parse_duration(lock_timeout).total_seconds()
+        )
+    except ValueError as exc:
+        raise MlxError(f"--lock-timeout: {exc}") from None
+    saved = _load_planfile(planfile) if planfile is not None else None
+    if saved is not None and run.file is None:
+        run = Run.make(Path(saved["spec"]["path"]), no_color, quiet, verbose)
+    settings = run.settings(run.load_optional_spec())
+    warnings: list[str] = []
+    color = color_enabled(sys.stdout, no_color)
+    with apply_lock(settings.state_dir, timeout, warnings):
+        for w in warnings:
+            sys.stderr.write(f"warning: {w}\n")
+        registry = Registry.open(settings.state_dir)
+        try:
+            interrupted = read_interrupted(settings.state_dir)
+            if interrupted is not None:
+                _report_interrupted(interrupted)
+                adopt_interrupted(interrupted, settings, registry, _stderr_line)
+            planned = compute_plan(run, target or [], refresh=False)
+            if saved is not None:
+                _check_fresh(saved, planned)
+            elif not quiet or planned.plan.has_changes:
+                sys.stdout.write(render_text(planned.plan, color=color))
+            if not planned.plan.has_changes:
+                if saved is not None:
+                    sys.stdout.write("No changes. Your models match mlx.yaml.\n")
+                return
+            if saved is None and not auto_approve:
+                _confirm()
+            journal = Journal(settings.state_dir)
+            with Display(enabled=sys.stderr.isatty() and not quiet) as display:
+                outcomes = Executor(settings, registry, journal, display).run(planned.plan.actions)
+            journal.close(finished=True)
+        finally:
+            registry.close()
+    _summary(outcomes)
+
+
+def _stderr_line(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+def _load_planfile(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MlxError(f"no plan file {path}", hint="make one with `mlx plan --out FILE`") from None
+    except (OSError, ValueError) as exc:
+        raise MlxError(f"{path} is not a plan written by `mlx plan --out`: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format_version") != "1" or "spec" not in doc:
+        raise MlxError(f"{path} is not a plan written by `mlx plan --out` (format_version 1)")
+    return doc
+
+
+def _check_fresh(saved: dict[str, Any], planned: Any) -> None:
+    """A saved plan runs only against the exact spec and state it was made from (SPEC §6)."""
+    changed = []
+    now = hashlib.sha256(planned.loaded.path.read_bytes()).hexdigest()
+    if saved["spec"].get("sha256") != now:
+        changed.append(f"{planned.loaded.display} changed since the plan was made")
+    if saved.get("observed", {}).get("fingerprint") != planned.fingerprint:
+        changed.append("the model stores or the registry changed since the plan was made")
+    ids = [(a["id"], a["op"], a["kind"]) for a in saved.get("actions", [])]
+    if not changed and ids != [(a.id, a.op, a.kind) for a in planned.plan.actions]:
+        changed.append("the plan no longer matches what mlx would do now")
+    if changed:
+        raise StalePlan(
+            "saved plan is stale: " + "; ".join(changed),
+            hint="make a new one with `mlx plan --out FILE`, or run `mlx apply` without one",
+        )
+
+
+def _confirm() -> None:
+    if not sys.stdin.isatty():
+        raise MlxError(
+            "refusing to apply without confirmation: no terminal to ask on",
+            hint="pass -y (--auto-approve) to apply without asking, e.g. in scripts and CI",
+        )
+    sys.stdout.write("\n" + PROMPT)
+    sys.stdout.flush()
+    answer = sys.stdin.readline().strip()
+    if answer != "yes":
+        raise MlxError("apply cancelled; nothing was changed")
+
+
+def _report_interrupted(interrupted: Any) -> None:
+    import time
+
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(interrupted.started))
+    doing = ", ".join(
+        f"{e.get('action')} ({e.get('kind')} {e.get('subject')})" for e in interrupted.in_flight
+    )
+    sys.stderr.write(
+        f"warning: the previous apply (started {when}) was interrupted"
+        + (f" during {doing}" if doing else "")
+        + "; planning again from what is on disk now\n"
+    )
+
+
+def _summary(outcomes: list[Any]) -> None:
+    failed = [o for o in outcomes if o.status == "failed"]
+    skipped = [o for o in outcomes if o.status == "skipped"]
+    done = [o for o in outcomes if o.status in ("done", "noop")]
+    if failed or skipped:
+        sys.stdout.write(
+            f"\nApply finished with errors: {len(done)} done, {len(failed)} failed, "
+            f"{len(skipped)} skipped\n"
+        )
+        for o in failed + skipped:
+            sys.stdout.write(f"  {o.action.id}: {o.detail}\n")
+        raise typer.Exit(1)
+    added = sum(o.action.op in ("create", "replace") for o in done)
+    changed = sum(o.action.op == "update" for o in done)
+    destroyed = sum(o.action.op in ("delete", "replace") for o in done)
+    sys.stdout.write(
+        f"\nApply complete! {added} added, {changed} changed, {destroyed} destroyed.\n"
+    )
