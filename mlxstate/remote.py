@@ -67,10 +67,18 @@ def _model_info(api: Any, name: str, src: HfSource, revision: str) -> Any:
     except RevisionNotFoundError:
         raise PlanError(f"models.{name}: {src} has no revision {revision!r} on the hub") from None
     except (HfHubHTTPError, OSError) as exc:
-        raise PlanError(
-            f"cannot ask the hub about {src}: {exc}",
-            hint="check the network (and HF_ENDPOINT), or plan without --refresh (offline)",
-        ) from None
+        raise _unreachable(src, exc) from None
+    except Exception as exc:
+        # Transport errors come from the HTTP client huggingface_hub bundles (not OSError
+        # subclasses); whatever failed, the hub could not be asked.
+        raise _unreachable(src, exc) from None
+
+
+def _unreachable(src: HfSource, exc: Exception) -> PlanError:
+    return PlanError(
+        f"cannot ask the hub about {src}: {type(exc).__name__}: {exc}",
+        hint="check the network (and HF_ENDPOINT), or plan without --refresh (offline)",
+    )
 
 
 def _remote_file(sibling: Any) -> RemoteFile:

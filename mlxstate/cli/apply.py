@@ -74,11 +74,14 @@ def command(
                 _report_interrupted(interrupted)
                 adopt_interrupted(interrupted, settings, registry, _stderr_line)
             planned = compute_plan(run, target or [], refresh=False)
+            actions = planned.plan.actions
             if saved is not None:
                 _check_fresh(saved, planned)
+                # Exactly the saved actions (a --refresh plan resolved commits we keep).
+                actions = tuple(_saved_actions(saved))
             elif not quiet or planned.plan.has_changes:
                 sys.stdout.write(render_text(planned.plan, color=color))
-            if not planned.plan.has_changes:
+            if not actions:
                 if saved is not None:
                     sys.stdout.write("No changes. Your models match mlx.yaml.\n")
                 return
@@ -86,7 +89,7 @@ def command(
                 _confirm()
             journal = Journal(settings.state_dir)
             with Display(enabled=sys.stderr.isatty() and not quiet) as display:
-                outcomes = Executor(settings, registry, journal, display).run(planned.plan.actions)
+                outcomes = Executor(settings, registry, journal, display).run(actions)
             journal.close(finished=True)
         finally:
             registry.close()
@@ -117,14 +120,20 @@ def _check_fresh(saved: dict[str, Any], planned: Any) -> None:
         changed.append(f"{planned.loaded.display} changed since the plan was made")
     if saved.get("observed", {}).get("fingerprint") != planned.fingerprint:
         changed.append("the model stores or the registry changed since the plan was made")
-    ids = [(a["id"], a["op"], a["kind"]) for a in saved.get("actions", [])]
-    if not changed and ids != [(a.id, a.op, a.kind) for a in planned.plan.actions]:
-        changed.append("the plan no longer matches what mlx would do now")
     if changed:
         raise StalePlan(
             "saved plan is stale: " + "; ".join(changed),
             hint="make a new one with `mlx plan --out FILE`, or run `mlx apply` without one",
         )
+
+
+def _saved_actions(saved: dict[str, Any]) -> list[Any]:
+    from mlxstate.plan.actions import Action
+
+    try:
+        return [Action.from_json(a) for a in saved.get("actions", [])]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MlxError(f"the saved plan has a malformed action: {exc}") from None
 
 
 def _confirm() -> None:

@@ -63,8 +63,12 @@ def _plan_error(plan: Any, loaded: Any) -> PlanError:
     """Every problem on one line each, with the mlx.yaml position of the model it is about."""
     lines = []
     for problem in plan.problems:
-        if problem.model:
-            path = ("models", problem.model, *((problem.key,) if problem.key else ()))
+        if problem.model or problem.where:
+            path = problem.where or (
+                "models",
+                problem.model,
+                *((problem.key,) if problem.key else ()),
+            )
             line, col = loaded.position(*path)
             lines.append(f"{loaded.display}:{line}:{col}: {problem.message}")
         else:
@@ -72,7 +76,7 @@ def _plan_error(plan: Any, loaded: Any) -> PlanError:
     noun = "problem" if len(lines) == 1 else "problems"
     return PlanError(
         f"cannot make a plan ({len(lines)} {noun}):\n  " + "\n  ".join(lines),
-        hint="nothing was changed; fix mlx.yaml (or free disk space) and run `mlx plan` again",
+        hint="nothing was changed; fix the problems above and run `mlx plan` again",
     )
 
 

@@ -56,7 +56,29 @@ class Action:
             "download_bytes": self.download_bytes,
             "free_bytes": self.free_bytes,
             "reason": self.reason,
+            # Added fields (format 1 allows additions): what apply needs to carry out exactly
+            # this action from a saved plan.
+            "model": self.model,
+            "params": {k: list(v) if isinstance(v, tuple) else v for k, v in self.params},
         }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Action:
+        """An action of a saved plan (``mlx plan --out``)."""
+        op = doc["op"]
+        if op not in SYMBOL:
+            raise ValueError(f"unknown op {op!r}")
+        return cls(
+            id=str(doc["id"]),
+            op=op,
+            kind=str(doc["kind"]),
+            subject=str(doc["subject"]),
+            download_bytes=doc.get("download_bytes"),
+            free_bytes=doc.get("free_bytes"),
+            reason=str(doc.get("reason", "")),
+            model=doc.get("model"),
+            params=params(**dict(doc.get("params") or {})),
+        )
 
 
 @dataclass(frozen=True)
@@ -66,6 +88,7 @@ class PlanProblem:
     message: str
     model: str | None = None  # the mlx.yaml name it is about, for pointing at its line
     key: str | None = None  # the key under models.<name> to point at (e.g. "protect")
+    where: tuple[str, ...] = ()  # or any other key path in mlx.yaml to point at
 
 
 @dataclass(frozen=True)
@@ -81,6 +104,7 @@ class Plan:
         return bool(self.actions)
 
     def summary(self) -> dict[str, int]:
+        """Counts and bytes; ``download_unknown`` counts downloads of unknown size."""
         add = sum(a.op in ("create", "replace") for a in self.actions)
         change = sum(a.op == "update" for a in self.actions)
         destroy = sum(a.op in ("delete", "replace") for a in self.actions)
@@ -90,6 +114,7 @@ class Plan:
             "destroy": destroy,
             "download_bytes": sum(a.download_bytes or 0 for a in self.actions),
             "free_bytes": sum(a.free_bytes or 0 for a in self.actions),
+            "download_unknown": self.unknown_sizes,
         }
 
     @property

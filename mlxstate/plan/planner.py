@@ -22,7 +22,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mlxstate.match import hf_key, ollama_key
 from mlxstate.plan.actions import OP_ORDER, Action, Plan, PlanProblem, params
@@ -199,9 +199,7 @@ class _Planner:
         extra = params(was=was or None)
         if isinstance(src, OllamaSource) and (model := self.ollama.get(key)):
             self.actions.append(
-                Action(
-                    ident, "delete", "ollama.delete", str(src), None, model.size, why, name, extra
-                )
+                Action(ident, "delete", "ollama.delete", str(src), 0, model.size, why, name, extra)
             )
         elif isinstance(src, HfSource) and (repo := self.hf.get(key)):
             self.actions.append(
@@ -210,7 +208,7 @@ class _Planner:
                     "delete",
                     "hf.delete",
                     str(src),
-                    None,
+                    0,
                     repo.size_on_disk,
                     why,
                     name,
@@ -319,9 +317,13 @@ class _Planner:
                         f"not enough disk space on the filesystem of {path}: downloads need "
                         f"{_human(download)}, {_human(free)} free now, "
                         f"{_human(max(after, 0))} after the plan; "
-                        f"settings.disk.min_free is {_human(minimum)}"
+                        f"settings.disk.min_free is {_human(minimum)}",
+                        where=("settings", "disk", "min_free") if self._min_free_set() else (),
                     )
                 )
+
+    def _min_free_set(self) -> bool:
+        return "min_free" in self.spec.settings.disk.model_fields_set
 
     def check_protected(self) -> None:
         for action in self.actions:
@@ -359,18 +361,60 @@ def make_plan(
         planner.warnings.insert(
             0, f"partial plan: only {', '.join(targets)} (--target); other changes are not shown"
         )
-    planner.actions = sorted(actions, key=lambda a: (OP_ORDER[a.op], a.id))
+    planner.actions = _exclusive_ollama_frees(
+        sorted(actions, key=lambda a: (OP_ORDER[a.op], a.id)), observed
+    )
     planner.check_protected()
     planner.check_min_free()
-    unknown_sizes = sum(a.download_bytes is None and a.op != "delete" for a in planner.actions)
-    if unknown_sizes:
-        planner.warnings.append(
-            f"download size unknown for {unknown_sizes} action{'s' if unknown_sizes != 1 else ''} "
-            "(Ollama pulls and HF repos not yet listed; `mlx plan --refresh` asks the hub)"
-        )
+    planner.warnings += _unknown_size_warnings(planner.actions)
     return Plan(
         tuple(planner.actions), tuple(planner.warnings), tuple(planner.problems), bool(targets)
     )
+
+
+def _exclusive_ollama_frees(actions: list[Action], observed: Observed) -> list[Action]:
+    """An Ollama delete frees only blobs no remaining model uses (models share layers: `ollama
+    cp` aliases share all of them), each counted once across the plan."""
+    gone = {_key(s) for a in actions if a.kind == "ollama.delete" and (s := _parse(a.subject))}
+    gone |= {
+        _key(s)
+        for a in actions
+        if a.op == "replace" and (s := _parse(str(a.param("replaces") or "")))
+    }
+    kept = {
+        d.digest for m in observed.ollama.models if ollama_key(m) not in gone for d in m.all_layers
+    }
+    counted: set[str] = set()
+    out = []
+    for action in actions:
+        src = _parse(action.subject) if action.kind == "ollama.delete" else None
+        model = next(
+            (m for m in observed.ollama.models if src and ollama_key(m) == _key(src)), None
+        )
+        if model is not None:
+            sizes = {x.digest: x.on_disk or 0 for x in model.all_layers}
+            freed = sum(n for d, n in sizes.items() if d not in kept and d not in counted)
+            counted |= set(sizes)
+            action = replace(action, free_bytes=freed)
+        out.append(action)
+    return out
+
+
+def _unknown_size_warnings(actions: Sequence[Action]) -> list[str]:
+    ollama = sum(a.download_bytes is None and a.kind == "ollama.pull" for a in actions)
+    hf = sum(a.download_bytes is None and a.kind == "hf.download" for a in actions)
+    out = []
+    if ollama:
+        out.append(
+            f"download size unknown for {ollama} Ollama pull{'s' if ollama != 1 else ''} "
+            "(the registry is only asked during the pull)"
+        )
+    if hf:
+        out.append(
+            f"download size unknown for {hf} Hugging Face repo{'s' if hf != 1 else ''} "
+            "not listed locally; `mlx plan --refresh` asks the hub"
+        )
+    return out
 
 
 def _key(src: Source) -> str:
@@ -443,6 +487,8 @@ def fingerprint(spec: Spec, observed: Observed, facts: RegistryFacts) -> str:
             feed(["hf", repo.repo_id, repo.refs])
             for rev in repo.revisions:
                 feed([rev.commit, [(f.path, f.blob, f.present) for f in rev.files]])
+                # The hub listing decides repairs, so it is a fact the plan depends on.
+                feed([(f.path, f.blob, f.size) for f in rev.remote or ()])
     feed(sorted((m.source, m.name) for m in facts.models))
     feed(sorted(str(p) for p in observed.existing_files))
     return digest.hexdigest()

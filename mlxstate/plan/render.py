@@ -32,8 +32,8 @@ def plan_json(plan: Plan, *, spec_path: str, spec_sha256: str, fingerprint: str)
 def _name(action: Action) -> str:
     if action.model:
         return action.model
-    was = action.param("was")
-    return f"({was}, undeclared)" if was else "(undeclared)"
+    # A pruned model is no longer in mlx.yaml: show the name it was installed under.
+    return str(action.param("was") or action.subject)
 
 
 def _size(action: Action) -> str:
@@ -89,7 +89,8 @@ def _summary_line(s: dict[str, int], unknown: int) -> str:
         download = f"Download {human_bytes(s['download_bytes'])} + {unknown} of unknown size"
     else:
         download = f"Download size unknown ({unknown} model{'s' if unknown != 1 else ''})"
+    free = f", free {human_bytes(s['free_bytes'])}" if s["free_bytes"] else ""
     return (
         f"Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy. "
-        f"{download}, free {human_bytes(s['free_bytes'])}."
+        f"{download}{free}."
     )

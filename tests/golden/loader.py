@@ -40,6 +40,7 @@ being silently ignored. The format (see any case file for examples)::
         - {id, op, kind, subject, download_bytes, free_bytes,
            reason_contains: str | [str], params: {name: value}}   # params: a subset
       warnings: [str | [str]]                   # exact count; phrases per warning, in order
+                                                # (left out: none; null: not checked)
     expected_problems: [str | [str] | {contains, model, key}]     # exact count, in order
 
 Sizes are integers or strings such as ``4GB`` (decimal) or ``512MiB`` (binary). A blob not
@@ -477,10 +478,13 @@ def load_case(path: Path) -> Case:
             _expected_action(a, f"expected.actions[{i}]")
             for i, a in enumerate(_list(expected["actions"], "expected.actions"))
         )
-        warnings = tuple(
-            _phrases(w, f"expected.warnings[{i}]")
-            for i, w in enumerate(_list(expected.get("warnings"), "expected.warnings"))
-        )
+        if "warnings" in expected and expected["warnings"] is None:
+            warnings = None  # `warnings: null`: not checked
+        else:
+            warnings = tuple(
+                _phrases(w, f"expected.warnings[{i}]")
+                for i, w in enumerate(_list(expected.get("warnings"), "expected.warnings"))
+            )
     problems = tuple(
         _expected_problem(p, f"expected_problems[{i}]")
         for i, p in enumerate(_list(data.get("expected_problems"), "expected_problems"))
