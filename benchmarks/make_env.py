@@ -114,14 +114,14 @@ def make_lmstudio(root: Path, ollama_blobs: Path, digests: list[str]) -> None:
         os.symlink(ollama_blobs / f"sha256-{digest}", folder / f"model{i:03d}-7b.gguf")
 
 
-def write_spec(path: Path, ollama: int, repos: int) -> None:
-    """An mlx.yaml declaring a third of what is installed, plus 10 models that are not."""
+def write_spec(path: Path, ollama: int, repos: int, missing: int = 10) -> None:
+    """An mlx.yaml declaring a third of what is installed, plus ``missing`` that are not."""
     lines = ["version: 1", "settings:", "  disk: {min_free: 0}", "models:"]
     for i in range(ollama // 3):
         lines += [f"  ollama-{i:03d}:", f"    source: ollama://model{i:03d}:7b"]
     for i in range(repos // 3):
         lines += [f"  hf-{i:04d}:", f"    source: hf://bench-org/model-{i:04d}"]
-    for i in range(10):
+    for i in range(missing):
         lines += [f"  missing-{i}:", f"    source: ollama://not-here-{i}:7b"]
     path.write_text("\n".join(lines) + "\n")
 

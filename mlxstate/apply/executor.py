@@ -21,7 +21,7 @@ from mlxstate.apply.progress import Display
 from mlxstate.errors import ActionError
 from mlxstate.match import hf_key, ollama_key
 from mlxstate.observe.hf_cache import scan_hf_cache
-from mlxstate.observe.ollama_store import scan_ollama_store
+from mlxstate.observe.ollama_store import read_one_model, scan_ollama_store
 from mlxstate.observe.run import disk_space
 from mlxstate.plan.actions import Action
 from mlxstate.registry import Registry
@@ -143,8 +143,8 @@ class Executor:
         self.registry.remove_model(old)
 
     def _ollama_present(self, src: OllamaSource) -> str | None:
-        store = scan_ollama_store(self.settings.ollama_models_dir)
-        model = next((m for m in store.models if ollama_key(m) == ollama_key(src)), None)
+        parts = (src.host, src.namespace, src.model, src.tag)
+        model = read_one_model(self.settings.ollama_models_dir, parts)
         return None if model is None else model.status
 
     def _check_space(self, action: Action, root: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from mlxstate.state import FileFact, Layer, OllamaModel, OllamaStore
 
-__all__ = ["scan_ollama_store"]
+__all__ = ["read_one_model", "scan_ollama_store"]
 
 _BLOB_RE = re.compile(r"^sha256[-:]([0-9a-f]{64})$")
 _PARTIAL_RE = re.compile(r"^sha256[-:]([0-9a-f]{64})-partial(-\d+)?$")
@@ -126,6 +126,29 @@ def _manifest_files(folder: Path, warnings: list[str]) -> list[tuple[Path, tuple
 
     walk(folder, ())
     return found
+
+
+def read_one_model(root: Path, parts: tuple[str, str, str, str]) -> OllamaModel | None:
+    """One model (host, namespace, model, tag) without scanning the store: its manifest and
+    a stat of each of its blobs. None when absent or unreadable (apply's re-checks)."""
+    path = root.joinpath("manifests", *parts)
+    try:
+        doc = json.loads(path.read_bytes())
+        digests = [x["digest"] for x in [doc.get("config") or {}, *doc["layers"]] if "digest" in x]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    blobs = _Blobs()
+    for digest in digests:
+        hexd = str(digest).removeprefix("sha256:")
+        try:
+            st = os.stat(root / "blobs" / f"sha256-{hexd}")
+        except OSError:
+            continue
+        blobs.sizes[hexd], blobs.atimes[hexd] = st.st_size, st.st_atime
+    try:
+        return _read_manifest(path, parts, blobs)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _read_manifest(path: Path, parts: tuple[str, ...], blobs: _Blobs) -> OllamaModel:
