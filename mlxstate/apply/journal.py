@@ -21,6 +21,7 @@ from mlxstate.apply import failpoints
 __all__ = ["Interrupted", "Journal", "read_interrupted"]
 
 JOURNAL_NAME = "journal.jsonl"
+ROTATE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,11 @@ class Journal:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / JOURNAL_NAME
         self.run = uuid.uuid4().hex[:12]
+        try:
+            if self.path.stat().st_size > ROTATE_BYTES:  # keep one old journal, not all
+                os.replace(self.path, self.path.with_name(JOURNAL_NAME + ".1"))
+        except FileNotFoundError:
+            pass
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def write(self, event: str, **fields: Any) -> None:
