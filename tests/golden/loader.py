@@ -318,7 +318,9 @@ def _hf_repo(raw: Any, where: str) -> HfRepo:
         rev = _mapping(rev_raw, rw, {"files", "remote"})
         files_raw = rev.get("files") or {}
         files = []
-        for path, entry in _mapping(files_raw, f"{rw}.files", set(_mapping_keys(files_raw))).items():
+        for path, entry in _mapping(
+            files_raw, f"{rw}.files", set(_mapping_keys(files_raw))
+        ).items():
             size, blob, present = _file_entry(str(path), entry, f"{rw}.files.{path}")
             files.append(
                 HfFile(
@@ -354,7 +356,9 @@ def _disk(raw: Any, where: str) -> tuple[DiskSpace, ...]:
     out = []
     for store, root in (("ollama", OLLAMA_ROOT), ("hf", HF_ROOT)):
         if store in data:
-            entry = _mapping(data[store], f"{where}.{store}", {"device", "free"}, {"device", "free"})
+            entry = _mapping(
+                data[store], f"{where}.{store}", {"device", "free"}, {"device", "free"}
+            )
             out.append(DiskSpace(root, int(entry["device"]), parse_size(entry["free"])))
     return tuple(out)
 
@@ -410,7 +414,9 @@ def build_remote(raw: Any, where: str = "remote") -> dict[tuple[str, str], Remot
         w = f"{where}[{i}]"
         data = _mapping(entry, w, {"repo", "revision", "commit", "files"}, {"repo", "commit"})
         revision = str(data.get("revision", "main"))
-        files = _remote_files(data["files"], f"{w}.files") if data.get("files") is not None else None
+        files = (
+            _remote_files(data["files"], f"{w}.files") if data.get("files") is not None else None
+        )
         repo = str(data["repo"])
         out[(repo.lower(), revision)] = RemoteRepo(
             repo, revision, _commit(data["commit"], f"{w}.commit"), files
