@@ -49,7 +49,9 @@ def _include(rev: HfRevision) -> list[str] | None:
     """Exact file names when the snapshot holds only part of the commit (trees/ known)."""
     if rev.remote is None:
         return None
-    present = sorted(f.path for f in rev.files if f.present)
+    # Every file of the snapshot, present or not: a file whose blob went missing is still
+    # wanted (plan will repair it), not silently dropped from the declaration.
+    present = sorted(f.path for f in rev.files)
     if set(present) >= {r.path for r in rev.remote}:
         return None
     # A literal path is a valid fnmatch pattern once its glob characters are bracketed.

@@ -16,6 +16,9 @@ def write_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
     A crash leaves either the old file or the new one, never a mix. The existing file's
     permission bits are kept unless ``mode`` is given.
     """
+    # A symlinked file (mlx.yaml linked from a dotfiles repo) is updated where it lives: the
+    # link stays a link and its target gets the new content.
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     if mode is None:
         try:

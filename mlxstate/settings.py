@@ -64,7 +64,14 @@ class Environment(BaseSettings):
         return Path(self.HOME) if self.HOME else Path.home()
 
     def expand(self, value: str) -> Path:
-        return expand_path_text(value, None)
+        """A path from an environment variable, ``~`` and ``$VARS`` expanded."""
+        try:
+            return expand_path_text(value, None)
+        except ValueError as exc:
+            from mlxstate.errors import MlxError
+
+            names = [n for n in type(self).model_fields if getattr(self, n) == value]
+            raise MlxError(f"${names[0] if names else 'a variable'}: {exc}") from None
 
     def config_home(self) -> Path:
         return (

@@ -200,12 +200,19 @@ def _reclaimable(observed: Observed, pinned: frozenset[str]) -> dict[str, int]:
     orphans = sum(f.size for f in ollama.orphans) + sum(f.size for r in hf.repos for f in r.orphans)
     detached = sum(_detached_bytes(r, pinned) for r in hf.repos)
     dups = sum(g.reclaimable for g in observed.duplicates)
+    # An orphan blob that is also a duplicate is one set of bytes: freeing it either way
+    # frees it once, so the total counts it once.
+    orphan_paths = {f.path for f in ollama.orphans} | {f.path for r in hf.repos for f in r.orphans}
+    overlap = sum(
+        g.size * min(len([p for p in g.paths if p in orphan_paths]), len(g.paths) - 1)
+        for g in observed.duplicates
+    )
     return {
         "duplicates": dups,
         "partials": partials,
         "orphans": orphans,
         "detached_revisions": detached,
-        "total": dups + partials + orphans + detached,
+        "total": dups + partials + orphans + detached - overlap,
     }
 
 

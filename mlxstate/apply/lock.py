@@ -62,7 +62,7 @@ def apply_lock(
                     raw = os.pread(fd, 4096, 0).decode(errors="replace")
                     raise LockHeld(
                         f"another mlx apply is running ({_holder_text(raw)}); lock: {path}",
-                        hint="wait for it, or pass --lock-timeout 10m to wait here",
+                        hint="wait for it, or give a longer --lock-timeout (e.g. 10m)",
                     ) from None
                 time.sleep(0.1)
         previous = os.pread(fd, 4096, 0).decode(errors="replace")

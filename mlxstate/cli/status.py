@@ -27,6 +27,10 @@ def command(
     if json_out:
         emit_json(doc)
         return
+    if quiet:  # -q: only problems
+        for warning in doc["warnings"]:
+            sys.stderr.write(f"warning: {warning}\n")
+        return
     render_status(doc, color=color_enabled(sys.stdout, no_color), verbose=verbose)
 
 

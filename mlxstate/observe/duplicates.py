@@ -91,17 +91,41 @@ def _group(digest: str, paths: set[str], how: str) -> DuplicateGroup | None:
 def _hash_app_files(
     by_digest: dict[str, set[str]], apps: Iterable[AppState], cache: HashCache | None
 ) -> dict[str, set[Path]]:
-    """Hash plain app files whose size matches a named blob or another plain file."""
+    """Hash plain app files whose size matches a named blob or another plain file.
+
+    A plain file that is a hard link of a named blob (same device and inode) takes the
+    blob's digest from its name: no read.
+    """
+    plain = [e for app in apps for e in app.entries if e.kind == "file" and e.size > 0]
+    if not plain:
+        return {}  # nothing to hash: no need to stat every blob either
     sizes: dict[int, int] = defaultdict(int)
-    for paths in by_digest.values():
+    inodes: dict[tuple[int, int], str] = {}
+    for digest, paths in by_digest.items():
         for path in list(paths)[:1]:
             with contextlib.suppress(OSError):
-                sizes[os.stat(path).st_size] += 1
-    plain = [e for app in apps for e in app.entries if e.kind == "file" and e.size > 0]
+                st = os.stat(path)
+                sizes[st.st_size] += 1
+                inodes[(st.st_dev, st.st_ino)] = digest
     for entry in plain:
         sizes[entry.size] += 1
-    candidates = [e.path for e in plain if sizes[e.size] > 1]
-    return _hash_files(candidates, cache) if candidates else {}
+    out: dict[str, set[Path]] = defaultdict(set)
+    candidates = []
+    for entry in plain:
+        if sizes[entry.size] <= 1:
+            continue
+        try:
+            st = os.stat(entry.path)
+        except OSError:
+            continue
+        known = inodes.get((st.st_dev, st.st_ino))
+        if known:
+            out[known].add(entry.path)
+        else:
+            candidates.append(entry.path)
+    for digest, hashed in (_hash_files(candidates, cache) if candidates else {}).items():
+        out[digest] |= hashed
+    return out
 
 
 def _hash_files(paths: list[Path], cache: HashCache | None) -> dict[str, set[Path]]:

@@ -10,7 +10,7 @@ import difflib
 import hashlib
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,10 @@ def load_spec(path: Path, env: Environment, display: str | None = None) -> Loade
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise SpecError([Diagnostic(shown, line, 1, "", "file is not valid UTF-8 text")]) from None
-    return parse_spec(text, file=shown, base_dir=path.resolve().parent, env=env, raw=raw)
+    # Relative paths inside the file are relative to where the file really lives (a dotfiles
+    # repo, when mlx.yaml is a symlink); the path reported is the one that was used.
+    loaded = parse_spec(text, file=shown, base_dir=path.resolve().parent, env=env, raw=raw)
+    return replace(loaded, path=path.absolute())
 
 
 def parse_spec(

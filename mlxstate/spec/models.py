@@ -105,7 +105,7 @@ def _revision(value: object) -> str:
 def _size(value: object) -> object:
     if isinstance(value, bool) or value is None:
         raise ValueError(
-            f"expected a size such as 10GB, 512MiB or a number of bytes, got {value!r}"
+            f"expected a size such as 10GB, 512MiB or a number of bytes, got {describe(value)}"
         )
     if isinstance(value, int | float) and value < 0:
         raise ValueError(f"size must not be negative, got {value!r}")
@@ -177,7 +177,13 @@ class HuggingFaceSettings(_Section):
     cache_dir: ExpandedPath | None = Field(
         None, description="default $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub"
     )
-    token_env: Annotated[str, BeforeValidator(_token_env)] = Field(
+    token_env: Annotated[
+        str,
+        BeforeValidator(_token_env),
+        WithJsonSchema(
+            {"anyOf": [{"type": "string", "pattern": _ENV_NAME_RE.pattern}, {"type": "null"}]}
+        ),
+    ] = Field(
         "HF_TOKEN",
         description="NAME of the environment variable that holds a token; never the token",
     )
@@ -303,6 +309,8 @@ def _version(value: object) -> object:
         raise ValueError("version must be the number 1, not the string '1'; drop the quotes")
     if value is None:
         raise ValueError("expected 1, got nothing (null); write 'version: 1'")
+    if isinstance(value, float):
+        raise ValueError(f"expected the whole number 1, got {value!r}; write 'version: 1'")
     if isinstance(value, bool) or value != 1:
         raise ValueError(f"unsupported version {describe(value)}; this mlxstate reads version 1")
     return value
