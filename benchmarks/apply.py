@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -23,31 +22,20 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import arguments, large_env, mlx_env
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 
-def _env(home: Path, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "HOME": str(home), "NO_COLOR": "1", **extra}
-    for key in (
-        *("OLLAMA_MODELS", "HF_HOME", "HF_HUB_CACHE", "XDG_CACHE_HOME", "XDG_STATE_HOME"),
-        "PYTHONDONTWRITEBYTECODE",  # users run with cached bytecode
-    ):
-        env.pop(key, None)
-    env.update(extra)
-    return env
-
-
 def noop_apply(base: Path, runs: int) -> list[float]:
     from make_env import write_spec
 
-    if not (base / "home").exists():
-        subprocess.run([sys.executable, str(HERE / "make_env.py"), str(base)], check=True)
     spec = base / "noop.yaml"
     write_spec(spec, 200, 300, missing=0)
     cmd = [sys.executable, "-m", "mlxstate", "apply", "-y", "-f", str(spec)]
-    env = _env(base / "home", OLLAMA_HOST="127.0.0.1:9")
+    env = mlx_env(base / "home")
     out = []
     for i in range(runs + 1):
         start = time.perf_counter()
@@ -109,15 +97,11 @@ def pulls(count: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--keep", type=Path, help="build (or reuse) the large environment here")
-    args = parser.parse_args()
+    args = arguments(__doc__ or "", 5)
     import contextlib
     import io
 
-    base = args.keep or Path(tempfile.mkdtemp(prefix="mlx-bench-"))
-    t = noop_apply(base, args.runs)
+    t = noop_apply(large_env(args.keep), args.runs)
     with contextlib.redirect_stderr(io.StringIO()):
         end_to_end, bookkeeping = pulls(100)
     print(f"# {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} cores")

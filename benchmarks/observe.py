@@ -9,43 +9,21 @@ Targets on a 2-core machine: HF scan >= 5x faster than scan_cache_dir on the sam
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from common import arguments, large_env, line, mlx_env, timed
 
 HERE = Path(__file__).resolve().parent
 
 
-def timed(fn: Callable[[], object], runs: int) -> list[float]:
-    fn()  # warm the page cache and imports
-    out = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
-
-
-def line(label: str, t: list[float]) -> str:
-    return f"{label:<44} {statistics.median(t):8.3f} {min(t):8.3f} {max(t):8.3f}"
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--keep", type=Path, help="build (or reuse) the environment here")
-    args = parser.parse_args()
-    base = args.keep or Path(tempfile.mkdtemp(prefix="mlx-bench-"))
-    home = base / "home"
-    if not home.exists():
-        subprocess.run([sys.executable, str(HERE / "make_env.py"), str(base)], check=True)
+    args = arguments(__doc__ or "", 5)
+    home = large_env(args.keep) / "home"
     cache = home / ".cache" / "huggingface" / "hub"
 
     from huggingface_hub import scan_cache_dir
@@ -55,14 +33,7 @@ def main() -> None:
     n_files = sum(len(r.files) for repo in scan_hf_cache(cache).repos for r in repo.revisions)
     ours = timed(lambda: scan_hf_cache(cache), args.runs)
     theirs = timed(lambda: scan_cache_dir(cache), args.runs)
-    env = {**os.environ, "HOME": str(home), "NO_COLOR": "1", "OLLAMA_HOST": "127.0.0.1:9"}
-    # PYTHONDONTWRITEBYTECODE would make every run recompile every module (some sandboxes
-    # set it); users run with cached bytecode, so the warm-up run writes it.
-    for key in (
-        *("OLLAMA_MODELS", "HF_HOME", "HF_HUB_CACHE", "XDG_CACHE_HOME", "XDG_STATE_HOME"),
-        "PYTHONDONTWRITEBYTECODE",
-    ):
-        env.pop(key, None)
+    env = mlx_env(home)
     mlx = [sys.executable, "-m", "mlxstate", "status"]
 
     def status() -> None:

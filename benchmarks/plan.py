@@ -10,42 +10,28 @@ than scan_cache_dir alone.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from observe import line, timed
+from common import arguments, large_env, line, mlx_env, timed
 
 HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--keep", type=Path, help="build (or reuse) the environment here")
-    args = parser.parse_args()
-    base = args.keep or Path(tempfile.mkdtemp(prefix="mlx-bench-"))
+    args = arguments(__doc__ or "", 7)
+    base = large_env(args.keep)
     home = base / "home"
-    if not home.exists():
-        subprocess.run([sys.executable, str(HERE / "make_env.py"), str(base)], check=True)
     if not (base / "mlx.yaml").exists():
         from make_env import write_spec
 
         write_spec(base / "mlx.yaml", 200, 300)
-    env = {**os.environ, "HOME": str(home), "NO_COLOR": "1", "OLLAMA_HOST": "127.0.0.1:9"}
-    # PYTHONDONTWRITEBYTECODE would make every run recompile every module (some sandboxes
-    # set it); users run with cached bytecode, so the warm-up run writes it.
-    for key in (
-        *("OLLAMA_MODELS", "HF_HOME", "HF_HUB_CACHE", "XDG_CACHE_HOME", "XDG_STATE_HOME"),
-        "PYTHONDONTWRITEBYTECODE",
-    ):
-        env.pop(key, None)
+    env = mlx_env(home)
     plan = [sys.executable, "-m", "mlxstate", "plan", "-f", str(base / "mlx.yaml")]
     cache = home / ".cache" / "huggingface" / "hub"
 
