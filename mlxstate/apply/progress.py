@@ -80,7 +80,12 @@ def hf_tqdm_class(update: Callable[[int, int | None], None]) -> type[Any]:
 
     class MlxTqdm(hf_tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            self._mlx_bytes = kwargs.get("unit") == "B"
+            # snapshot_download keeps two byte bars: bytes received ("transfer") and bytes
+            # written to disk; the second is the download's progress. Count only it.
+            name, desc = str(kwargs.get("name") or ""), str(kwargs.get("desc") or "")
+            self._mlx_bytes = kwargs.get("unit") == "B" and (
+                name == "huggingface_hub.snapshot_download" or desc.startswith("Reconstruct")
+            )
             kwargs["disable"] = True
             super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
 
