@@ -19,10 +19,10 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from huggingface_hub.utils import filter_repo_objects  # type: ignore[attr-defined]
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from mlxstate.match import hf_key, ollama_key
@@ -88,6 +88,28 @@ PATTERNS = (
     "sub/*",
     "model*",
     "tokenizer.*",
+)
+# Pattern sets that tell the filtering rules apart (case, `*` across `/`, trailing `/`).
+INCLUDES: tuple[tuple[str, ...], ...] = (
+    ("*.json",),
+    ("*.JSON",),
+    ("*.safetensors", "*.json"),
+    ("onnx/",),
+    ("sub/*",),
+    ("model*",),
+    ("tokenizer.*", "*.JSON"),
+    ("original/", "config.json"),
+    ("onnx",),
+)
+EXCLUDES: tuple[tuple[str, ...], ...] = (
+    (),
+    ("*.md",),
+    ("*.bin", "original/"),
+    ("onnx/",),
+    ("*.JSON",),
+    ("*.json",),
+    ("sub/",),
+    ("*/*",),
 )
 _LISTED = (
     ("config.json", 1000),
@@ -163,9 +185,16 @@ def model_entries(draw: st.DrawFn, kind: str, base: str) -> dict[str, Any]:
         revision = draw(st.sampled_from(REVISIONS))
         if revision is not None:
             entry["revision"] = revision
-        for key in ("include", "exclude"):
-            if draw(st.booleans()):
-                entry[key] = draw(st.lists(st.sampled_from(PATTERNS), max_size=3, unique=True))
+        for key, curated in (("include", INCLUDES), ("exclude", EXCLUDES)):
+            patterns = draw(
+                st.one_of(
+                    st.none(),
+                    st.sampled_from(curated),
+                    st.lists(st.sampled_from(PATTERNS), max_size=3, unique=True),
+                )
+            )
+            if patterns is not None:
+                entry[key] = list(patterns)
     else:
         entry["source"] = f"file://{base}"
         ensure = "present"  # file:// with ensure: absent is invalid
@@ -244,7 +273,10 @@ def hf_revision(
 
 
 def hf_repo(
-    repo_id: str, revisions: Iterable[HfRevision], refs: Mapping[str, str], kind: str = "model"
+    repo_id: str,
+    revisions: Iterable[HfRevision],
+    refs: Mapping[str, str],
+    kind: Literal["model", "dataset", "space"] = "model",
 ) -> HfRepo:
     ref_items = tuple(sorted(refs.items()))
     revs = tuple(
@@ -252,7 +284,7 @@ def hf_repo(
         for r in sorted(revisions, key=lambda r: r.commit)
     )
     return HfRepo(
-        repo_type=kind,  # type: ignore[arg-type]
+        repo_type=kind,
         repo_id=repo_id,
         path=HF_ROOT / f"{kind}s--{repo_id.replace('/', '--')}",
         refs=ref_items,
@@ -340,6 +372,18 @@ DISKS = (
 )
 
 
+@dataclass(frozen=True)
+class Recipe:
+    spec: dict[str, Any]
+    ollama: tuple[str, ...]  # state per OLLAMA_NAMES entry
+    hf: tuple[str, ...]  # state per HF_REPOS entry
+    remote: tuple[tuple[str, str, str, bool], ...]  # (repo, revision, head, with files)
+    files: tuple[str, ...]
+    managed: tuple[tuple[str, bool, str], ...]  # (source, recorded upper-case, name)
+    targets: tuple[str, ...]
+    disk: int
+
+
 @st.composite
 def recipes(draw: st.DrawFn, prune: bool | None = None, with_targets: bool = True) -> Recipe:
     """Plain data describing a random world: a spec against random stores, registry,
@@ -370,18 +414,6 @@ def recipes(draw: st.DrawFn, prune: bool | None = None, with_targets: bool = Tru
         targets=tuple(targets),
         disk=draw(st.integers(0, len(DISKS) - 1)),
     )
-
-
-@dataclass(frozen=True)
-class Recipe:
-    spec: dict[str, Any]
-    ollama: tuple[str, ...]  # state per OLLAMA_NAMES entry
-    hf: tuple[str, ...]  # state per HF_REPOS entry
-    remote: tuple[tuple[str, str, str, bool], ...]  # (repo, revision, head, with files)
-    files: tuple[str, ...]
-    managed: tuple[tuple[str, bool, str], ...]  # (source, recorded upper-case, name)
-    targets: tuple[str, ...]
-    disk: int
 
 
 def build_world(recipe: Recipe) -> World:
@@ -454,13 +486,34 @@ def _describe(plan: Plan) -> str:
 
 
 def _key(src: Source) -> str:
-    return ollama_key(src) if isinstance(src, OllamaSource) else hf_key(src)  # type: ignore[arg-type]
+    if isinstance(src, OllamaSource):
+        return ollama_key(src)
+    if isinstance(src, HfSource):
+        return hf_key(src)
+    return str(src)
 
 
 # -- (a) apply's result plans to no changes ------------------------------------------------------
 
 
+# One example always runs that tells the filtering rules apart: exclude "*/*" and "sub/"
+# reach into nested folders, "*.JSON" is case-sensitive, "onnx/" is a whole folder.
+_FILTERS_EXAMPLE: dict[str, Any] = {
+    "version": 1,
+    "settings": {"prune": True},
+    "models": {
+        "a": {"source": "hf://org/alpha", "exclude": ["*/*"]},
+        "b": {"source": "hf://org/Beta-Model", "include": ["*.JSON", "onnx/"]},
+        "c": {"source": "hf://meta/llama-8b", "revision": PINNED[0], "exclude": ["sub/", "*.md"]},
+        "d": {"source": "ollama://LLAMA3", "protect": True},
+        "e": {"source": "ollama://qwen2.5:7b", "ensure": "absent"},
+    },
+}
+
+
 @PROPS
+@example(data=_FILTERS_EXAMPLE, managed_share=1, refresh=False)
+@example(data=_FILTERS_EXAMPLE, managed_share=2, refresh=True)
 @given(data=spec_data(), managed_share=st.integers(0, 2), refresh=st.booleans())
 def test_the_state_apply_would_produce_plans_to_no_changes(
     data: dict[str, Any], managed_share: int, refresh: bool
@@ -610,7 +663,9 @@ def test_fingerprint_changes_with_a_declared_models_manifest(recipe: Recipe, pic
 
 @PROPS
 @given(recipe=recipes(with_targets=False), kind=st.sampled_from(("model", "dataset")))
-def test_fingerprint_ignores_an_unrelated_unmanaged_repo(recipe: Recipe, kind: str) -> None:
+def test_fingerprint_ignores_an_unrelated_unmanaged_repo(
+    recipe: Recipe, kind: Literal["model", "dataset"]
+) -> None:
     world = build_world(recipe)
     stranger = hf_repo(
         "someone/unrelated",

@@ -16,6 +16,7 @@ from typing import Literal
 from mlxstate.apply import failpoints
 from mlxstate.apply.hf_effects import HfEffects
 from mlxstate.apply.journal import Interrupted, Journal
+from mlxstate.apply.link_effects import create_link, remove_link, retarget_link
 from mlxstate.apply.ollama_effects import OllamaEffects
 from mlxstate.apply.progress import Display
 from mlxstate.errors import ActionError
@@ -27,6 +28,7 @@ from mlxstate.plan.actions import Action
 from mlxstate.registry import Registry
 from mlxstate.settings import Settings
 from mlxstate.sources import HfSource, OllamaSource, Source, parse_source
+from mlxstate.spec.models import Spec
 from mlxstate.text import human_bytes
 
 __all__ = ["Executor", "Outcome", "adopt_interrupted"]
@@ -50,7 +52,10 @@ class Executor:
         display: Display,
         ollama: OllamaEffects | None = None,
         hf: HfEffects | None = None,
+        spec: Spec | None = None,
     ) -> None:
+        self.spec = spec
+        self._links_made: list[tuple[Path, Path]] = []  # by the link.create being recorded
         self.settings, self.registry, self.journal, self.display = (
             settings,
             registry,
@@ -105,6 +110,8 @@ class Executor:
             return "done", self.ollama.delete(src)
         if action.kind == "hf.download" and isinstance(src, HfSource):
             return self._download(action, src)
+        if action.kind.startswith("link."):
+            return self._link(action)
         if action.kind == "hf.delete" and isinstance(src, HfSource):
             freed = self.hf.delete(src.repo_id)
             return ("done", f"freed {human_bytes(freed)}") if freed else ("noop", "already gone")
@@ -129,6 +136,40 @@ class Executor:
         )
         self._delete_replaced(action)
         return "done", f"downloaded {commit[:12]}"
+
+    def _link(self, action: Action) -> tuple[Status, str]:
+        path, target = Path(action.subject), action.param("target")
+        if action.kind == "link.delete":
+            app_root = self._app_root(action)
+            removed = remove_link(path, Path(target), app_root)
+            return ("done", "removed") if removed else ("noop", "already gone")
+        if action.kind == "link.update":
+            old = next((x.target for x in self.registry.facts().links if x.path == path), None)
+            retarget_link(path, old or Path(), Path(target))
+            return "done", f"now → {target}"
+        pairs = [(path, Path(target))] if target else self._resolve_links(action)
+        made = [p for p, t in pairs if create_link(p, t)]
+        self._links_made = [(p, t) for p, t in pairs]
+        return ("done", f"{len(made)} link(s)") if made else ("noop", "already linked")
+
+    def _resolve_links(self, action: Action) -> list[tuple[Path, Path]]:
+        """The links of a model installed earlier in this apply: observe it now."""
+        from mlxstate.observe.run import observe
+        from mlxstate.plan.links import wanted_links
+
+        if self.spec is None:
+            raise ActionError(f"{action.id}: cannot resolve the links without mlx.yaml")
+        observed = observe(self.settings, self.spec, probe=False, duplicates=False)
+        wanted, _ = wanted_links(self.spec, observed, set())
+        app = action.param("app")
+        pairs = [(w.path, w.target) for w in wanted if w.app == app and w.model == action.model]
+        return [(p, t) for p, t in pairs if t is not None]
+
+    def _app_root(self, action: Action) -> Path:
+        app = action.param("app")
+        if self.spec is not None and app in self.spec.apps:
+            return self.spec.apps[app].path
+        return Path(action.subject).parent  # the app left mlx.yaml: remove nothing above
 
     def _delete_replaced(self, action: Action) -> None:
         """A replace deletes the old source only after the new one is in place."""
@@ -165,7 +206,19 @@ class Executor:
     def _record(self, action: Action, status: Status) -> None:
         """What mlx manages from now on (SPEC §4): what it installed; deletions forget."""
         with self.registry.transaction():
-            if action.kind in ("ollama.delete", "hf.delete"):
+            if action.kind == "link.delete":
+                self.registry.remove_link(Path(action.subject))
+            elif action.kind == "link.update":
+                app = str(action.param("app"))
+                self.registry.add_link(
+                    Path(action.subject), Path(action.param("target")), app, action.model or ""
+                )
+            elif action.kind == "link.create":
+                app = str(action.param("app"))
+                for path, target in self._links_made:
+                    self.registry.add_link(path, target, app, action.model or "")
+                self._links_made = []
+            elif action.kind in ("ollama.delete", "hf.delete"):
                 self.registry.remove_model(action.subject)
             elif action.op in ("create", "replace") and status == "done":
                 self.registry.add_model(

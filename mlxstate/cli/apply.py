@@ -84,16 +84,19 @@ def command(
             if not actions:
                 if saved is not None:
                     sys.stdout.write("No changes. Your models match mlx.yaml.\n")
+                if planned.plan.conflicts:
+                    raise typer.Exit(1)  # nothing to do, but the conflicts shown above remain
                 return
             if saved is None and not auto_approve:
                 _confirm()
             journal = Journal(settings.state_dir)
             with Display(enabled=sys.stderr.isatty() and not quiet) as display:
-                outcomes = Executor(settings, registry, journal, display).run(actions)
+                executor = Executor(settings, registry, journal, display, spec=planned.loaded.spec)
+                outcomes = executor.run(actions)
             journal.close(finished=True)
         finally:
             registry.close()
-    _summary(outcomes)
+    _summary(outcomes, planned.plan.conflicts)
 
 
 def _stderr_line(text: str) -> None:
@@ -163,7 +166,9 @@ def _report_interrupted(interrupted: Any) -> None:
     )
 
 
-def _summary(outcomes: list[Any]) -> None:
+def _summary(outcomes: list[Any], conflicts: tuple[str, ...] = ()) -> None:
+    for conflict in conflicts:
+        sys.stdout.write(f"Conflict (left alone): {conflict}\n")
     failed = [o for o in outcomes if o.status == "failed"]
     skipped = [o for o in outcomes if o.status == "skipped"]
     done = [o for o in outcomes if o.status in ("done", "noop")]
@@ -181,3 +186,6 @@ def _summary(outcomes: list[Any]) -> None:
     sys.stdout.write(
         f"\nApply complete! {added} added, {changed} changed, {destroyed} destroyed.\n"
     )
+    if conflicts:
+        sys.stdout.write(f"{len(conflicts)} conflict(s) left alone: move them away, apply again\n")
+        raise typer.Exit(1)

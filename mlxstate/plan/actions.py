@@ -98,10 +98,12 @@ class Plan:
     problems: tuple[PlanProblem, ...] = ()
     partial: bool = False  # --target limited it
     meta: Mapping[str, Any] = field(default_factory=dict)
+    # Things in the way of a link that mlx will not touch: apply reports them and exits 1.
+    conflicts: tuple[str, ...] = ()
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.actions)
+        return bool(self.actions or self.conflicts)
 
     def summary(self) -> dict[str, int]:
         """Counts and bytes; ``download_unknown`` counts downloads of unknown size."""

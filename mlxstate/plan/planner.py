@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 
 from mlxstate.match import hf_key, ollama_key
 from mlxstate.plan.actions import OP_ORDER, Action, Plan, PlanProblem, params
+from mlxstate.plan.links import plan_links
 from mlxstate.registry import ManagedModel, RegistryFacts
 from mlxstate.sources import FileSource, HfSource, OllamaSource, Source, parse_source
 from mlxstate.spec.models import ModelSpec, Spec
@@ -355,21 +356,34 @@ def make_plan(
     for name, model in spec.models.items():
         planner.model(name, model)
     planner.prune()
-    actions = planner.actions
+    links = plan_links(spec, observed, facts, planner.actions)
+    planner.warnings += links.warnings
+    actions = planner.actions + list(links.actions)
     if targets:
         actions = [a for a in actions if a.model in targets]
         planner.warnings.insert(
             0, f"partial plan: only {', '.join(targets)} (--target); other changes are not shown"
         )
-    planner.actions = _exclusive_ollama_frees(
-        sorted(actions, key=lambda a: (OP_ORDER[a.op], a.id)), observed
-    )
+    planner.actions = _exclusive_ollama_frees(sorted(actions, key=_order), observed)
     planner.check_protected()
     planner.check_min_free()
     planner.warnings += _unknown_size_warnings(planner.actions)
     return Plan(
-        tuple(planner.actions), tuple(planner.warnings), tuple(planner.problems), bool(targets)
+        tuple(planner.actions),
+        tuple(planner.warnings),
+        tuple(planner.problems),
+        bool(targets),
+        conflicts=links.conflicts,
     )
+
+
+def _order(action: Action) -> tuple[int, int, str]:
+    """Links to remove first (before their model goes), then models (deletes first: they
+    free space), then the links that point at the models just installed."""
+    phase = 1
+    if action.kind.startswith("link."):
+        phase = 0 if action.op == "delete" else 2
+    return phase, OP_ORDER[action.op], action.id
 
 
 def _exclusive_ollama_frees(actions: list[Action], observed: Observed) -> list[Action]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from mlxstate import __version__
@@ -13,7 +14,7 @@ __all__ = ["FORMAT_VERSION", "plan_json", "render_text"]
 FORMAT_VERSION = "1"
 NO_CHANGES = "No changes. Your models match mlx.yaml."
 _COLORS = {"+": "32", "~": "33", "-": "31", "-/+": "35"}
-_GROUPS = {"model": "Models", "prune": "Models"}
+_GROUPS = {"model": "Models", "prune": "Models", "link": "Links"}
 
 
 def plan_json(plan: Plan, *, spec_path: str, spec_sha256: str, fingerprint: str) -> dict[str, Any]:
@@ -26,17 +27,22 @@ def plan_json(plan: Plan, *, spec_path: str, spec_sha256: str, fingerprint: str)
         "actions": [a.to_json() for a in plan.actions],
         "summary": plan.summary(),
         "warnings": list(plan.warnings),
+        "conflicts": list(plan.conflicts),
     }
 
 
 def _name(action: Action) -> str:
     if action.model:
         return action.model
+    if action.kind.startswith("link."):
+        return f"{action.param('app')}:{Path(action.subject).name}"
     # A pruned model is no longer in mlx.yaml: show the name it was installed under.
     return str(action.param("was") or action.subject)
 
 
 def _size(action: Action) -> str:
+    if action.kind.startswith("link."):
+        return ""
     if action.op == "delete":
         return f"free {human_bytes(action.free_bytes)}" if action.free_bytes else ""
     if action.download_bytes is None:
@@ -59,8 +65,12 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         lines.append(f"{paint('Warning:', '33')} {printable(warning)}")
     if lines:
         lines.append("")
+    for conflict in plan.conflicts:
+        lines.append(f"{paint('Conflict:', '31')} {printable(conflict)} (left alone)")
+    if plan.conflicts:
+        lines.append("")
     if not plan.actions:
-        lines.append(paint(NO_CHANGES, "32"))
+        lines.append(paint(NO_CHANGES, "32") if not plan.conflicts else "No actions to take.")
         return "\n".join(lines) + "\n"
     lines.append("mlx will perform the following actions:")
     groups: dict[str, list[Action]] = {}

@@ -1,0 +1,72 @@
+"""Link effects: create, retarget and remove the symlinks mlx keeps in app folders.
+
+Every change re-checks what is on disk first and never replaces anything mlx did not make:
+a new link is created with ``os.symlink`` straight at its path (which fails if anything
+appeared there since the plan); a retarget writes the new link under a temp name in the
+same folder and ``os.replace``s it over mlx's old link, after checking the old one is still
+the link mlx recorded; a removal checks the same, and then removes the empty folders above it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from pathlib import Path
+
+from mlxstate.errors import ActionError
+
+__all__ = ["create_link", "remove_link", "retarget_link"]
+
+
+def _current(path: Path) -> Path | None:
+    try:
+        return Path(os.path.normpath(os.path.join(path.parent, os.readlink(path))))
+    except OSError:
+        return None
+
+
+def create_link(path: Path, target: Path) -> bool:
+    """True if created, False if the same link is already there. Anything else: conflict."""
+    if os.path.lexists(path):
+        if path.is_symlink() and _current(path) == target:
+            return False
+        raise ActionError(f"{path} exists and is not mlx's link to {target}; left alone (conflict)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.symlink(target, path)  # fails if something appeared there: never overwrites
+    except FileExistsError:
+        raise ActionError(f"{path} appeared while linking; left alone (conflict)") from None
+    return True
+
+
+def retarget_link(path: Path, old: Path, new: Path) -> None:
+    if not path.is_symlink() or _current(path) != old:
+        raise ActionError(
+            f"{path} is no longer the link mlx made (to {old}); left alone (conflict)"
+        )
+    tmp = path.with_name(f".{path.name}.mlx-{uuid.uuid4().hex[:8]}")
+    os.symlink(new, tmp)
+    try:
+        os.replace(tmp, path)  # atomic: apps see the old link or the new one, never none
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise ActionError(f"cannot retarget {path}: {exc.strerror or exc}") from None
+
+
+def remove_link(path: Path, target: Path, app_root: Path) -> bool:
+    """Remove mlx's link (only if it still points where mlx made it point)."""
+    if not path.is_symlink():
+        return False
+    if _current(path) != target:
+        raise ActionError(f"{path} now points elsewhere; not mlx's link any more, left alone")
+    path.unlink()
+    folder = path.parent
+    while folder != app_root and folder.is_relative_to(app_root):
+        try:
+            folder.rmdir()  # only when empty: never a user's file
+        except OSError:
+            break
+        folder = folder.parent
+    return True
