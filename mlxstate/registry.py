@@ -186,7 +186,8 @@ class Registry:
         )
 
     def remove_model(self, source: str) -> None:
-        self.conn.execute("DELETE FROM models WHERE source = ?", (source,))
+        # Sources are compared as Ollama and the hub compare names: case-insensitively.
+        self.conn.execute("DELETE FROM models WHERE lower(source) = lower(?)", (source,))
 
     def add_link(self, path: Path, target: Path, app: str, model: str) -> None:
         self.conn.execute(

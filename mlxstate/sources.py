@@ -63,8 +63,9 @@ class OllamaSource:
     @property
     def name(self) -> str:
         """The short name Ollama shows (``qwen2.5:7b``, ``ns/m:tag``, ``hf.co/o/r:q``)."""
-        if self.host == OLLAMA_DEFAULT_HOST:
-            if self.namespace == OLLAMA_DEFAULT_NAMESPACE:
+        # Ollama compares names case-insensitively (types/model/name.go): so do the defaults.
+        if self.host.lower() == OLLAMA_DEFAULT_HOST:
+            if self.namespace.lower() == OLLAMA_DEFAULT_NAMESPACE:
                 return f"{self.model}:{self.tag}"
             return f"{self.namespace}/{self.model}:{self.tag}"
         return f"{self.host}/{self.namespace}/{self.model}:{self.tag}"

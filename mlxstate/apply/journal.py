@@ -74,6 +74,7 @@ class Journal:
         except FileNotFoundError:
             pass
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.write("run")  # opens the run: read_interrupted() finds runs by this line
 
     def write(self, event: str, **fields: Any) -> None:
         record = {"run": self.run, "event": event, "time": time.time(), **fields}

@@ -75,6 +75,7 @@ class _Planner:
     ) -> None:
         self.spec, self.observed, self.facts, self.remote = spec, observed, facts, remote
         self.actions: list[Action] = []
+        self.targets: tuple[str, ...] = ()
         self.problems: list[PlanProblem] = []
         self.warnings: list[str] = []
         self.ollama = {ollama_key(m): m for m in observed.ollama.models}
@@ -107,6 +108,12 @@ class _Planner:
             action = self._hf(name, m, src, self.hf.get(hf_key(src)))
         if action is not None and replaced is not None and action.op == "create":
             action = self._as_replace(name, m, action, replaced)
+        elif replaced is not None and (old := _parse(replaced.source)) is not None:
+            # The new source is already there (or only needs a repair): the old one, which
+            # mlx installed under this name, just goes.
+            reason = f"source changed: {replaced.source} → {src} (prune: true)"
+            self._protect_problem(name, m, reason, "delete")
+            self._delete(None, old, reason, f"prune/{replaced.source}", was=name)
         if action is not None:
             self.actions.append(action)
 
@@ -166,7 +173,9 @@ class _Planner:
                 (*opts, ("commit", target)) if target else opts,
             )
         expected = listing if listing is not None else rev.remote
-        missing = sorted(set(rev.dangling) | _missing_files(rev, expected, m))
+        # A dangling file the patterns exclude is never fetched by apply: not a repair.
+        dangling = {f.path for f in wanted_files(_as_listing(rev), m.include, m.exclude)}
+        missing = sorted((set(rev.dangling) & dangling) | _missing_files(rev, expected, m))
         if not missing:
             return None
         shown = ", ".join(missing[:3]) + (
@@ -222,11 +231,8 @@ class _Planner:
         if not self.spec.settings.prune:
             return None
         for managed in self.facts.models:
-            if (
-                managed.name == name
-                and managed.source.lower() != _key(src)
-                and managed.source.lower() not in self.declared
-            ):
+            key = _managed_key(managed)
+            if managed.name == name and key != _key(src) and key not in self.declared:
                 return managed
         return None
 
@@ -236,15 +242,7 @@ class _Planner:
         if not freed:
             return action
         reason = f"source changed: {old.source} → {action.subject}"
-        if m.protect:
-            self.problems.append(
-                PlanProblem(
-                    f"models.{name} is protected (protect: true) "
-                    f"but the plan would replace it ({reason})",
-                    name,
-                    "protect",
-                )
-            )
+        self._protect_problem(name, m, reason, "replace")
         extra = params(replaces=old.source)
         return Action(
             action.id,
@@ -258,6 +256,17 @@ class _Planner:
             action.params + extra,
         )
 
+    def _protect_problem(self, name: str, m: ModelSpec, reason: str, verb: str) -> None:
+        if m.protect and (not self.targets or name in self.targets):
+            self.problems.append(
+                PlanProblem(
+                    f"models.{name} is protected (protect: true) but the plan would {verb} it "
+                    f"({reason})",
+                    name,
+                    "protect",
+                )
+            )
+
     def _present_size(self, src: Source) -> int | None:
         if isinstance(src, OllamaSource) and (model := self.ollama.get(_key(src))):
             return model.size
@@ -266,7 +275,7 @@ class _Planner:
         return None
 
     def prune(self) -> None:
-        undeclared = [m for m in self.facts.models if m.source.lower() not in self.declared]
+        undeclared = [m for m in self.facts.models if _managed_key(m) not in self.declared]
         replaced = {
             m.source
             for name, spec_m in self.spec.models.items()
@@ -301,13 +310,19 @@ class _Planner:
         need: dict[int, list[int]] = {}
         roots = {"ollama": self.observed.ollama.root, "hf": self.observed.hf.root}
         for action in self.actions:
-            store = "ollama" if action.kind.startswith("ollama.") else "hf"
-            disk = self.observed.disk_for(roots[store])
-            if disk is None:
+            if action.kind.startswith("link."):
                 continue
-            entry = need.setdefault(disk.device, [disk.free, 0, 0])
-            entry[1] += action.download_bytes or 0
-            entry[2] += action.free_bytes or 0
+            store = "ollama" if action.kind.startswith("ollama.") else "hf"
+            # A replace frees space where the OLD source lives, which may be the other store.
+            old = str(action.param("replaces") or "")
+            freed_store = ("ollama" if old.startswith("ollama://") else "hf") if old else store
+            for side, root, amount in (
+                (1, roots[store], action.download_bytes or 0),
+                (2, roots[freed_store], action.free_bytes or 0),
+            ):
+                disk = self.observed.disk_for(root)
+                if disk is not None:
+                    need.setdefault(disk.device, [disk.free, 0, 0])[side] += amount
         minimum = int(self.spec.settings.disk.min_free)
         for device, (free, download, freed) in need.items():
             after = free + freed - download
@@ -348,6 +363,7 @@ def make_plan(
 ) -> Plan:
     """Diff ``spec`` against ``observed`` (and the registry); no I/O."""
     planner = _Planner(spec, observed, facts, remote or {})
+    planner.targets = tuple(targets)
     unknown = [t for t in targets if t not in spec.models]
     for target in unknown:
         planner.problems.append(
@@ -387,24 +403,23 @@ def _order(action: Action) -> tuple[int, int, str]:
 
 
 def _exclusive_ollama_frees(actions: list[Action], observed: Observed) -> list[Action]:
-    """An Ollama delete frees only blobs no remaining model uses (models share layers: `ollama
-    cp` aliases share all of them), each counted once across the plan."""
-    gone = {_key(s) for a in actions if a.kind == "ollama.delete" and (s := _parse(a.subject))}
-    gone |= {
-        _key(s)
-        for a in actions
-        if a.op == "replace" and (s := _parse(str(a.param("replaces") or "")))
-    }
-    kept = {
-        d.digest for m in observed.ollama.models if ollama_key(m) not in gone for d in m.all_layers
-    }
+    """An Ollama delete (or the old side of a replace) frees only blobs no remaining model
+    uses (models share layers: `ollama cp` aliases share all of them), counted once."""
+
+    def removed(action: Action) -> Source | None:
+        if action.kind == "ollama.delete":
+            return _parse(action.subject)
+        old = str(action.param("replaces") or "")
+        return _parse(old) if action.op == "replace" and old.startswith("ollama://") else None
+
+    by_key = {ollama_key(m): m for m in observed.ollama.models}
+    gone = {_key(s) for a in actions if (s := removed(a)) is not None}
+    kept = {d.digest for k, m in by_key.items() if k not in gone for d in m.all_layers}
     counted: set[str] = set()
     out = []
     for action in actions:
-        src = _parse(action.subject) if action.kind == "ollama.delete" else None
-        model = next(
-            (m for m in observed.ollama.models if src and ollama_key(m) == _key(src)), None
-        )
+        src = removed(action)
+        model = by_key.get(_key(src)) if src is not None else None
         if model is not None:
             sizes = {x.digest: x.on_disk or 0 for x in model.all_layers}
             freed = sum(n for d, n in sizes.items() if d not in kept and d not in counted)
@@ -431,6 +446,12 @@ def _unknown_size_warnings(actions: Sequence[Action]) -> list[str]:
     return out
 
 
+def _managed_key(managed: ManagedModel) -> str:
+    """A registry row's source in canonical form (``ollama://llama3`` = ``…llama3:latest``)."""
+    src = _parse(managed.source)
+    return _key(src) if src is not None else managed.source.lower()
+
+
 def _key(src: Source) -> str:
     if isinstance(src, OllamaSource):
         return ollama_key(src)
@@ -444,6 +465,10 @@ def _parse(source: str) -> Source | None:
         return parse_source(source)
     except ValueError:
         return None
+
+
+def _as_listing(rev: HfRevision) -> list[RemoteFile]:
+    return [RemoteFile(f.path, f.size, f.blob) for f in rev.files]
 
 
 def _missing_files(

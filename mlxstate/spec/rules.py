@@ -61,6 +61,7 @@ def _source(entry: dict[str, Any], base_dir: Path) -> Source | None:
 
 def _model_rules(models: dict[Any, Any], base_dir: Path) -> Iterator[Problem]:
     seen: dict[tuple[str, str | None], Any] = {}
+    seen_absent: dict[tuple[str, str | None], bool] = {}
     for name, entry in models.items():
         if not isinstance(entry, dict):
             continue
@@ -87,11 +88,22 @@ def _model_rules(models: dict[Any, Any], base_dir: Path) -> Iterator[Problem]:
             )
         if source is not None:
             # Two entries for one source would fight (present vs absent) or double-manage it.
-            revision = entry.get("revision") if isinstance(source, HfSource) else None
+            # `ensure: absent` deletes the whole repo, every revision: it conflicts with any
+            # other declaration of that repo, whatever its revision.
+            revision = (
+                entry.get("revision") if isinstance(source, HfSource) and not absent else None
+            )
             ident = (
                 str(source).lower(),
                 str(revision or "main") if isinstance(source, HfSource) else None,
             )
+            if isinstance(source, HfSource):
+                repo_ident = (str(source).lower(), "*")
+                if repo_ident in seen and (absent or seen_absent.get(repo_ident)):
+                    ident = repo_ident
+                else:
+                    seen.setdefault(repo_ident, name)
+                    seen_absent[repo_ident] = seen_absent.get(repo_ident, False) or absent
             if ident in seen:
                 yield Problem(
                     ("models", name, "source"),
