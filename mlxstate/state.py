@@ -309,6 +309,7 @@ class Observed:
     existing_files: frozenset[Path] = frozenset()
     # Free space where downloads land: path -> (st_dev, free bytes); None: unknown
     disk: tuple[DiskSpace, ...] = ()
+    now: float = 0.0  # when it was observed (POSIX time): "older than 1 hour" is relative to it
 
     def disk_for(self, path: Path) -> DiskSpace | None:
         return next((d for d in self.disk if d.path == path), None)

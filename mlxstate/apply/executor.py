@@ -14,6 +14,12 @@ from pathlib import Path
 from typing import Literal
 
 from mlxstate.apply import failpoints
+from mlxstate.apply.cleanup_effects import (
+    delete_revision,
+    delete_stale_file,
+    hf_blob_in_use,
+    ollama_blob_in_use,
+)
 from mlxstate.apply.hf_effects import HfEffects
 from mlxstate.apply.journal import Interrupted, Journal
 from mlxstate.apply.link_effects import create_link, remove_link, retarget_link
@@ -112,6 +118,8 @@ class Executor:
             return self._download(action, src)
         if action.kind.startswith("link."):
             return self._link(action)
+        if action.kind.startswith("cleanup."):
+            return self._cleanup(action)
         if action.kind == "hf.delete" and isinstance(src, HfSource):
             freed = self.hf.delete(src.repo_id)
             return ("done", f"freed {human_bytes(freed)}") if freed else ("noop", "already gone")
@@ -151,6 +159,26 @@ class Executor:
         made = [p for p, t in pairs if create_link(p, t)]
         self._links_made = [(p, t) for p, t in pairs]
         return ("done", f"{len(made)} link(s)") if made else ("noop", "already linked")
+
+    def _cleanup(self, action: Action) -> tuple[Status, str]:
+        if action.kind == "cleanup.revision":
+            freed = delete_revision(
+                self.settings.hf_cache_dir,
+                str(action.param("repo_type")),
+                str(action.param("repo")),
+                str(action.param("commit")),
+            )
+            return ("done", f"freed {human_bytes(freed)}") if freed else ("noop", "already gone")
+        path = Path(action.subject)
+        in_use = False
+        if action.kind == "cleanup.orphan":
+            ollama_blobs = self.settings.ollama_models_dir / "blobs"
+            if path.parent == ollama_blobs:
+                in_use = ollama_blob_in_use(self.settings.ollama_models_dir, path)
+            else:
+                in_use = hf_blob_in_use(path)
+        removed = delete_stale_file(action, in_use)
+        return ("done", "removed") if removed else ("noop", "already gone")
 
     def _resolve_links(self, action: Action) -> list[tuple[Path, Path]]:
         """The links of a model installed earlier in this apply: observe it now."""

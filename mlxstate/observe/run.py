@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,6 +49,7 @@ def observe(
         groups,
         tuple(warnings),
         existing_files=_existing_files(spec),
+        now=time.time(),
         disk=tuple(
             d
             for d in (disk_space(settings.ollama_models_dir), disk_space(settings.hf_cache_dir))

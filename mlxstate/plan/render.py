@@ -14,7 +14,7 @@ __all__ = ["FORMAT_VERSION", "plan_json", "render_text"]
 FORMAT_VERSION = "1"
 NO_CHANGES = "No changes. Your models match mlx.yaml."
 _COLORS = {"+": "32", "~": "33", "-": "31", "-/+": "35"}
-_GROUPS = {"model": "Models", "prune": "Models", "link": "Links"}
+_GROUPS = {"model": "Models", "prune": "Models", "link": "Links", "cleanup": "Cleanups"}
 
 
 def plan_json(plan: Plan, *, spec_path: str, spec_sha256: str, fingerprint: str) -> dict[str, Any]:
@@ -36,6 +36,8 @@ def _name(action: Action) -> str:
         return action.model
     if action.kind.startswith("link."):
         return f"{action.param('app')}:{Path(action.subject).name}"
+    if action.kind.startswith("cleanup."):
+        return action.kind.removeprefix("cleanup.")
     # A pruned model is no longer in mlx.yaml: show the name it was installed under.
     return str(action.param("was") or action.subject)
 

@@ -1,0 +1,81 @@
+"""Cleanup effects: remove stale partials, orphan blobs and detached HF revisions, each
+after checking again that it is still exactly what the plan saw and still garbage."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from mlxstate.errors import ActionError
+from mlxstate.plan.actions import Action
+from mlxstate.plan.cleanup import STALE_AFTER
+
+__all__ = ["delete_revision", "delete_stale_file"]
+
+
+def delete_stale_file(action: Action, in_use: bool) -> bool:
+    """Unlink the file if it is unchanged since the plan, still old, and not in use."""
+    path = Path(action.subject)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if (
+        st.st_size != action.param("size")
+        or abs(st.st_mtime - float(action.param("mtime") or 0)) > 1e-3
+    ):
+        raise ActionError(f"{path} changed since the plan (a download resumed?); left alone")
+    if time.time() - st.st_mtime < STALE_AFTER:
+        raise ActionError(f"{path} was written in the last hour; left alone")
+    if in_use:
+        raise ActionError(
+            f"{path} is in use again (a manifest or snapshot references it); left alone"
+        )
+    path.unlink()
+    return True
+
+
+def ollama_blob_in_use(models_dir: Path, digest_path: Path) -> bool:
+    """True when a manifest references the blob, or any manifest cannot be read (then, like
+    Ollama, nobody can tell what is unreferenced)."""
+    from mlxstate.observe.ollama_store import scan_ollama_store
+
+    store = scan_ollama_store(models_dir)
+    if not store.orphans_known:
+        return True
+    name = digest_path.name
+    return not any(f.path.name == name for f in store.orphans)
+
+
+def hf_blob_in_use(blob: Path) -> bool:
+    """True when a snapshot of the blob's repo links to it."""
+    snapshots = blob.parent.parent / "snapshots"
+    for dirpath, _dirs, files in os.walk(snapshots):
+        for name in files:
+            link = Path(dirpath, name)
+            if link.is_symlink() and Path(os.readlink(link)).name == blob.name:
+                return True
+    return False
+
+
+def delete_revision(cache_dir: Path, repo_type: str, repo_id: str, commit: str) -> int:
+    """Delete a detached revision through huggingface_hub's DeleteCacheStrategy."""
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    try:
+        info = scan_cache_dir(cache_dir)
+    except CacheNotFound:
+        return 0
+    repo = next((r for r in info.repos if r.repo_type == repo_type and r.repo_id == repo_id), None)
+    rev = next((r for r in repo.revisions if r.commit_hash == commit), None) if repo else None
+    if rev is None:
+        return 0
+    if rev.refs:
+        raise ActionError(
+            f"{repo_id}@{commit[:12]} has a ref again ({', '.join(rev.refs)}); left alone"
+        )
+    strategy = info.delete_revisions(commit)
+    strategy.execute()
+    return int(strategy.expected_freed_size)

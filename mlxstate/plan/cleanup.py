@@ -1,0 +1,111 @@
+"""Cleanups (``settings.cleanup``), planned as a pure function like models and links.
+
+Each is off unless enabled (SPEC §3). What goes follows the stores' own rules (FORMATS.md):
+
+- ``partials``: Ollama ``*-partial*`` files and HF ``*.incomplete`` files older than one
+  hour — never anything written in the last hour, which may be a live download;
+- ``orphans``: Ollama blobs no manifest references (none at all when a manifest cannot be
+  parsed, as Ollama's own pruning does) and HF blobs no snapshot references, older than
+  one hour;
+- ``detached_revisions``: HF snapshots no ref points to and no declared model pins.
+"""
+
+from __future__ import annotations
+
+from mlxstate.plan.actions import Action, params
+from mlxstate.sources import HfSource
+from mlxstate.spec.models import Spec
+from mlxstate.state import FileFact, Observed
+
+__all__ = ["STALE_AFTER", "plan_cleanups"]
+
+STALE_AFTER = 3600.0  # seconds: Ollama prunes after 1 hour too (server/images.go, v0.21+)
+
+
+def _file_action(kind: str, fact: FileFact, store: str, why: str) -> Action:
+    return Action(
+        f"cleanup/{store}/{fact.path.name}",
+        "delete",
+        kind,
+        str(fact.path),
+        0,
+        fact.size,
+        why,
+        None,
+        params(size=fact.size, mtime=fact.mtime),
+    )
+
+
+def plan_cleanups(spec: Spec, observed: Observed) -> list[Action]:
+    cleanup = spec.settings.cleanup
+    old = observed.now - STALE_AFTER
+
+    def stale(fact: FileFact) -> bool:
+        return fact.mtime < old
+
+    actions: list[Action] = []
+    ollama, hf = observed.ollama, observed.hf
+    if cleanup.partials:
+        actions += [
+            _file_action(
+                "cleanup.partial", f, "ollama", "partial download, untouched for over 1 hour"
+            )
+            for f in ollama.partials
+            if stale(f)
+        ]
+        actions += [
+            _file_action(
+                "cleanup.partial", f, r.repo_id, "partial download, untouched for over 1 hour"
+            )
+            for r in hf.repos
+            for f in r.incomplete
+            if stale(f)
+        ]
+    if cleanup.orphans:
+        if ollama.orphans_known:
+            actions += [
+                _file_action("cleanup.orphan", f, "ollama", "blob no Ollama manifest references")
+                for f in ollama.orphans
+                if stale(f)
+            ]
+        actions += [
+            _file_action("cleanup.orphan", f, r.repo_id, "blob no snapshot references")
+            for r in hf.repos
+            for f in r.orphans
+            if stale(f)
+        ]
+    if cleanup.detached_revisions:
+        actions += _detached(spec, observed)
+    return actions
+
+
+def _detached(spec: Spec, observed: Observed) -> list[Action]:
+    pinned = {
+        (m.parsed_source.repo_id.lower(), (m.revision or "").lower())
+        for m in spec.models.values()
+        if isinstance(m.parsed_source, HfSource)
+    }
+    out = []
+    for repo in observed.hf.repos:
+        kept = [r for r in repo.revisions if r.refs or (repo.repo_id.lower(), r.commit) in pinned]
+        live = {f.blob for r in kept for f in r.files}
+        for rev in repo.detached:
+            if (repo.repo_id.lower(), rev.commit) in pinned:
+                continue
+            freed = sum(
+                {f.blob: f.size for f in rev.files if f.present and f.blob not in live}.values()
+            )
+            out.append(
+                Action(
+                    f"cleanup/{repo.repo_id}/{rev.commit[:12]}",
+                    "delete",
+                    "cleanup.revision",
+                    f"{repo.repo_type}s/{repo.repo_id}@{rev.commit}",
+                    0,
+                    freed,
+                    "snapshot no ref points to and mlx.yaml does not pin",
+                    None,
+                    params(repo=repo.repo_id, repo_type=repo.repo_type, commit=rev.commit),
+                )
+            )
+    return out
