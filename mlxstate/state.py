@@ -289,6 +289,9 @@ class DuplicateGroup:
     size: int
     paths: tuple[Path, ...]
     how: Literal["name", "hash"] = "name"
+    # Per path, as observed: (st_dev, st_ino, st_size, st_mtime_ns, is_symlink). Dedup
+    # re-checks these right before it replaces anything.
+    facts: tuple[tuple[int, int, int, int, bool], ...] = ()
 
     @property
     def reclaimable(self) -> int:

@@ -933,12 +933,6 @@ def test_a_handwritten_interrupted_journal_is_reported_and_apply_converges(
     assert managed() == {QWEN_SRC}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (same root as JOURNAL_BUG): the run that converged writes no 'run' line, so "
-    "the old unfinished run stays the journal's last one and every later apply warns about "
-    "it (and re-adopts) again",
-)
 def test_an_interrupted_run_is_reported_only_once(
     capsys: pytest.CaptureFixture[str], ollama: FakeOllama
 ) -> None:
@@ -961,13 +955,6 @@ def test_a_handwritten_interrupted_create_whose_model_is_there_is_adopted(
     assert pulls(ollama) == 0
 
 
-JOURNAL_BUG = (
-    "BUG: Journal never writes the 'run' event that read_interrupted() looks for, so the "
-    "journal of a killed apply is never seen as interrupted: no warning, no adoption"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=JOURNAL_BUG)
 def test_the_journal_of_a_killed_apply_is_reported_and_apply_converges(
     capsys: pytest.CaptureFixture[str], ollama: FakeOllama
 ) -> None:
@@ -978,7 +965,6 @@ def test_the_journal_of_a_killed_apply_is_reported_and_apply_converges(
     _says_interrupted(result.err)
 
 
-@pytest.mark.xfail(strict=True, reason=JOURNAL_BUG)
 def test_a_killed_create_whose_model_is_there_is_adopted_as_managed(
     capsys: pytest.CaptureFixture[str], ollama: FakeOllama
 ) -> None:

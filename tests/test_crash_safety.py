@@ -19,9 +19,7 @@ kills it with SIGKILL — at a fail point (``MLX_FAILPOINT=<name>:<n>``, see
 - the second apply says that the first was interrupted, whenever the killed run had begun
   its journal.
 
-Checks that fail because of a known bug raise :class:`KnownBug` (after every other check
-has passed), so the ``xfail(raises=KnownBug, strict=True)`` marks below never hide anything
-else. Small models and files keep the whole module well under a minute.
+Small models and files keep the whole module well under a minute.
 """
 
 from __future__ import annotations
@@ -65,17 +63,6 @@ from tests.test_cli_apply import (
 
 KILLED = -signal.SIGKILL
 DEADLINE = 30.0  # seconds to wait for a state we poll for; never reached when all is well
-
-JOURNAL_BUG = (
-    "BUG: Journal never writes the 'run' event read_interrupted() looks for: a killed apply "
-    "is never reported, an install finished just before the kill is never adopted as "
-    "managed, and a delete finished just before it is never forgotten by the registry"
-)
-
-
-class KnownBug(AssertionError):
-    """A check that fails because of a bug reported in JOURNAL_BUG (raised last)."""
-
 
 # --- the world before the first apply -------------------------------------------------------------
 
@@ -342,7 +329,7 @@ def _says_interrupted(err: str, in_flight: list[dict[str, Any]]) -> bool:
 def converge_and_check(
     capsys: pytest.CaptureFixture[str], world: World, interrupted: list[dict[str, Any]] | None
 ) -> subprocess.CompletedProcess[str]:
-    """The second apply, and every check; known-bug checks last, as KnownBug."""
+    """The second apply, and every check."""
     second = run_apply(world.spec)
     assert second.returncode == 0, (second.stdout, second.stderr)
     assert "Traceback" not in second.stdout + second.stderr
@@ -352,26 +339,14 @@ def converge_and_check(
     check_hf_cache()
     check_declared_content(world)
     assert tree_state(*_untouched_paths()) == world.untouched, "the user's models changed"
-
-    bugs: list[str] = []
-    actual = managed()
-    if actual != world.expected_managed:
-        in_flight = {str(e.get("subject")) for e in interrupted or ()}
-        wrong = actual ^ world.expected_managed
-        message = f"registry manages {sorted(actual)}, want {sorted(world.expected_managed)}"
-        if not wrong <= in_flight:
-            raise AssertionError(message)
-        bugs.append(message + " (the in-flight action's bookkeeping was never finished)")
-    if interrupted is not None and not _says_interrupted(second.stderr, interrupted):
-        bugs.append(f"the second apply did not say what was interrupted: {second.stderr!r}")
-    if bugs:
-        raise KnownBug("; ".join(bugs))
+    # An install finished just before the kill is adopted; a finished delete is forgotten.
+    assert managed() == world.expected_managed
+    if interrupted is not None:
+        assert _says_interrupted(second.stderr, interrupted), second.stderr
     return second
 
 
 # --- kill -9 at every fail point ------------------------------------------------------------------
-
-known_bug = pytest.mark.xfail(raises=KnownBug, strict=True, reason=JOURNAL_BUG)
 
 CASES = [
     # (scenario, fail point, n); every case but lock.taken leaves an unfinished journal.
@@ -400,8 +375,7 @@ CASES = [
 
 
 def _param(scenario: str, point: str, n: int) -> Any:
-    marks = [] if point == "lock.taken" else [known_bug]
-    return pytest.param(scenario, point, n, id=f"{scenario}-{point}:{n}", marks=marks)
+    return pytest.param(scenario, point, n, id=f"{scenario}-{point}:{n}")
 
 
 @pytest.mark.parametrize(("scenario", "point", "n"), [_param(*c) for c in CASES])
@@ -433,7 +407,6 @@ def test_kill_at_a_fail_point_then_apply_converges(
 # --- kill -9 from outside, in the middle of a transfer --------------------------------------------
 
 
-@known_bug
 def test_kill_9_in_the_middle_of_an_ollama_pull_then_apply_converges(
     capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
 ) -> None:
@@ -463,7 +436,6 @@ def test_kill_9_in_the_middle_of_an_ollama_pull_then_apply_converges(
     assert not partial.exists()
 
 
-@known_bug
 def test_kill_9_in_the_middle_of_an_hf_download_then_apply_converges(
     capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
 ) -> None:

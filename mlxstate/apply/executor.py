@@ -20,6 +20,7 @@ from mlxstate.apply.cleanup_effects import (
     hf_blob_in_use,
     ollama_blob_in_use,
 )
+from mlxstate.apply.dedup_effects import dedup
 from mlxstate.apply.hf_effects import HfEffects
 from mlxstate.apply.journal import Interrupted, Journal
 from mlxstate.apply.link_effects import create_link, remove_link, retarget_link
@@ -120,6 +121,9 @@ class Executor:
             return self._link(action)
         if action.kind.startswith("cleanup."):
             return self._cleanup(action)
+        if action.kind == "dedup.link":
+            done = dedup(action)
+            return ("noop" if done.startswith(("left", "already")) else "done"), done
         if action.kind == "hf.delete" and isinstance(src, HfSource):
             freed = self.hf.delete(src.repo_id)
             return ("done", f"freed {human_bytes(freed)}") if freed else ("noop", "already gone")
@@ -246,6 +250,18 @@ class Executor:
                 for path, target in self._links_made:
                     self.registry.add_link(path, target, app, action.model or "")
                 self._links_made = []
+            elif action.kind == "dedup.link" and status == "done":
+                dev, ino, size, mtime_ns = action.param("dup")
+                self.registry.add_dedup(
+                    Path(action.subject),
+                    Path(str(action.param("canonical"))),
+                    str(action.param("sha256")),
+                    str(action.param("mechanism")),
+                    dev,
+                    ino,
+                    size,
+                    mtime_ns,
+                )
             elif action.kind in ("ollama.delete", "hf.delete"):
                 self.registry.remove_model(action.subject)
             elif action.op in ("create", "replace") and status == "done":

@@ -38,6 +38,7 @@ class PlannedRun:
 
 def compute_plan(run: Run, targets: list[str], refresh: bool) -> PlannedRun:
     """Load the spec, observe, read the registry, plan. Raises PlanError on plan problems."""
+    from mlxstate.cli._common import _registry_hash_cache
     from mlxstate.observe.run import observe
     from mlxstate.plan.planner import fingerprint, make_plan
     from mlxstate.registry import read_facts
@@ -46,9 +47,16 @@ def compute_plan(run: Run, targets: list[str], refresh: bool) -> PlannedRun:
     path, shown = run.find_spec()
     loaded = load_spec(path, run.env, display=shown)
     settings = run.settings(loaded)
-    # No daemon probe and no duplicate search: model planning needs neither (plan stays
-    # offline and fast; dedup planning will ask for duplicates when it is enabled).
-    observed = observe(settings, loaded.spec, probe=False, duplicates=False)
+    # No daemon probe (plan stays offline), and the duplicate search (which may hash plain
+    # app files, cached in the registry) only when settings.dedup asks for it.
+    dedup_on = loaded.spec.settings.dedup != "off"
+    observed = observe(
+        settings,
+        loaded.spec,
+        probe=False,
+        duplicates=dedup_on,
+        hash_cache=_registry_hash_cache(settings.state_dir) if dedup_on else None,
+    )
     facts = read_facts(settings.state_dir)
     remote = _refresh(loaded.spec, settings) if refresh else None
     plan = make_plan(loaded.spec, observed, facts, targets=targets, remote=remote)

@@ -74,18 +74,27 @@ def _group(digest: str, paths: set[str], how: str) -> DuplicateGroup | None:
     if len(paths) < 2:
         return None
     by_inode: dict[tuple[int, int], str] = {}
+    facts: dict[str, tuple[int, int, int, int, bool]] = {}
     size = 0
     for path in sorted(paths):
         try:
             st = os.stat(path)  # follows links: a symlinked duplicate is the same file
+            link = os.path.islink(path)
         except OSError:
             continue
-        by_inode.setdefault((st.st_dev, st.st_ino), path)
+        if by_inode.setdefault((st.st_dev, st.st_ino), path) == path:
+            facts[path] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, link)
         size = st.st_size
     if len(by_inode) < 2:
         return None
-    paths_kept = tuple(sorted(Path(p) for p in by_inode.values()))
-    return DuplicateGroup(digest, size, paths_kept, "hash" if how == "hash" else "name")
+    kept = sorted(by_inode.values(), key=Path)
+    return DuplicateGroup(
+        digest,
+        size,
+        tuple(Path(p) for p in kept),
+        "hash" if how == "hash" else "name",
+        tuple(facts[p] for p in kept),
+    )
 
 
 def _hash_app_files(

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from mlxstate.match import hf_key, ollama_key
 from mlxstate.plan.actions import OP_ORDER, Action, Plan, PlanProblem, params
 from mlxstate.plan.cleanup import plan_cleanups
+from mlxstate.plan.dedup import plan_dedup
 from mlxstate.plan.links import plan_links
 from mlxstate.registry import ManagedModel, RegistryFacts
 from mlxstate.sources import FileSource, HfSource, OllamaSource, Source, parse_source
@@ -376,7 +377,9 @@ def make_plan(
     links = plan_links(spec, observed, facts, planner.actions)
     planner.warnings += links.warnings
     cleanups = plan_cleanups(spec, observed) if not targets else []
-    actions = planner.actions + list(links.actions) + cleanups
+    dedups, dedup_warnings = plan_dedup(spec, observed) if not targets else ([], [])
+    planner.warnings += dedup_warnings
+    actions = planner.actions + list(links.actions) + cleanups + dedups
     if targets:
         actions = [a for a in actions if a.model in targets]
         planner.warnings.insert(
@@ -399,8 +402,8 @@ def _order(action: Action) -> tuple[int, int, str]:
     """Links to remove first (before their model goes), then models (deletes first: they
     free space), then the links that point at the models just installed."""
     phase = 1
-    if action.kind.startswith("cleanup."):
-        phase = -1  # garbage goes first: it frees space for the downloads
+    if action.kind.startswith(("cleanup.", "dedup.")):
+        phase = -1  # garbage and duplicates go first: they free space for the downloads
     elif action.kind.startswith("link."):
         phase = 0 if action.op == "delete" else 2
     return phase, OP_ORDER[action.op], action.id

@@ -14,7 +14,13 @@ __all__ = ["FORMAT_VERSION", "plan_json", "render_text"]
 FORMAT_VERSION = "1"
 NO_CHANGES = "No changes. Your models match mlx.yaml."
 _COLORS = {"+": "32", "~": "33", "-": "31", "-/+": "35"}
-_GROUPS = {"model": "Models", "prune": "Models", "link": "Links", "cleanup": "Cleanups"}
+_GROUPS = {
+    "model": "Models",
+    "prune": "Models",
+    "link": "Links",
+    "cleanup": "Cleanups",
+    "dedup": "Deduplication",
+}
 
 
 def plan_json(plan: Plan, *, spec_path: str, spec_sha256: str, fingerprint: str) -> dict[str, Any]:
@@ -38,6 +44,8 @@ def _name(action: Action) -> str:
         return f"{action.param('app')}:{Path(action.subject).name}"
     if action.kind.startswith("cleanup."):
         return action.kind.removeprefix("cleanup.")
+    if action.kind == "dedup.link":
+        return str(action.param("mechanism"))
     # A pruned model is no longer in mlx.yaml: show the name it was installed under.
     return str(action.param("was") or action.subject)
 
@@ -45,7 +53,7 @@ def _name(action: Action) -> str:
 def _size(action: Action) -> str:
     if action.kind.startswith("link."):
         return ""
-    if action.op == "delete":
+    if action.op == "delete" or action.kind == "dedup.link":
         return f"free {human_bytes(action.free_bytes)}" if action.free_bytes else ""
     if action.download_bytes is None:
         size = "download size unknown"
