@@ -21,7 +21,7 @@ from mlxstate.apply.cleanup_effects import (
     ollama_blob_in_use,
 )
 from mlxstate.apply.dedup_effects import dedup
-from mlxstate.apply.hf_effects import HfEffects
+from mlxstate.apply.hf_effects import HfEffects, seed_ollama_blob
 from mlxstate.apply.journal import Interrupted, Journal
 from mlxstate.apply.link_effects import create_link, remove_link, retarget_link
 from mlxstate.apply.ollama_effects import OllamaEffects
@@ -135,6 +135,8 @@ class Executor:
             self._delete_replaced(action)
             return "noop", "already present"
         self._check_space(action, self.settings.ollama_models_dir)
+        if action.param("seed_blob"):
+            self.display.log(f"  {seed_ollama_blob(action, self.settings.ollama_models_dir)}")
         self.ollama.pull(src, self.display.task(f"pull {src.name}"))
         self._delete_replaced(action)
         return "done", "pulled"

@@ -5,14 +5,17 @@ is cleaned the library's way."""
 from __future__ import annotations
 
 import errno
+import os
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from mlxstate.apply import failpoints
 from mlxstate.apply.progress import hf_tqdm_class
 from mlxstate.errors import ActionError
 
-__all__ = ["HfEffects"]
+__all__ = ["HfEffects", "seed_ollama_blob"]
 
 
 class HfEffects:
@@ -98,3 +101,40 @@ class HfEffects:
         except OSError as exc:
             raise ActionError(f"cannot delete hf://{repo_id}: {exc.strerror or exc}") from None
         return int(strategy.expected_freed_size)
+
+
+def seed_ollama_blob(action: Any, models_dir: Path) -> str:
+    """Zero-copy pull from Hugging Face: plant ``blobs/sha256-<hex>`` as a hardlink (or a
+    clone) of the GGUF the HF cache already holds, right before ``ollama pull``, so Ollama
+    finds that layer present and fetches only the small ones.
+
+    If the guess is wrong (the Ollama manifest does not use this digest) nothing breaks: a
+    blob's name IS the sha256 of its bytes, so it can never be the wrong content for its
+    name; unreferenced, it is an orphan that Ollama's own pruning removes after an hour, and
+    being a link, removing it never touches the HF copy.
+    """
+    src = Path(str(action.param("seed_blob")))
+    digest = str(action.param("seed_sha256"))
+    target = models_dir / "blobs" / f"sha256-{digest}"
+    if target.exists():
+        return "the GGUF is already in Ollama's store"
+    try:
+        if os.path.getsize(src) != action.param("seed_size"):
+            return "the HF copy changed since the plan: downloading instead"
+    except OSError:
+        return "the HF copy is gone: downloading instead"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # The temp name is outside blobs/ (Ollama deletes non-digest files there) but on the
+    # same filesystem, then renamed in: Ollama never sees a half-made blob.
+    tmp = models_dir / f".mlx-seed-{uuid.uuid4().hex[:8]}"
+    try:
+        os.link(src, tmp)
+    except OSError:
+        try:
+            from mlxstate.apply.dedup_effects import CloneUnsupported, _clone
+
+            _clone(src, tmp)
+        except (CloneUnsupported, ActionError, OSError):
+            return "cannot link or clone the HF copy here: downloading instead"
+    os.replace(tmp, target)
+    return f"linked the GGUF from the HF cache ({src.name[:12]}…): not downloaded again"

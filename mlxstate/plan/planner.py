@@ -32,7 +32,7 @@ from mlxstate.plan.links import plan_links
 from mlxstate.registry import ManagedModel, RegistryFacts
 from mlxstate.sources import FileSource, HfSource, OllamaSource, Source, parse_source
 from mlxstate.spec.models import ModelSpec, Spec
-from mlxstate.state import HfRepo, HfRevision, Observed, OllamaModel, RemoteFile
+from mlxstate.state import HfFile, HfRepo, HfRevision, Observed, OllamaModel, RemoteFile
 
 __all__ = ["RemoteRepo", "fingerprint", "make_plan", "wanted_files"]
 
@@ -121,6 +121,18 @@ class _Planner:
 
     def _ollama(self, name: str, src: OllamaSource, model: OllamaModel | None) -> Action | None:
         if model is None:
+            local = self._hf_gguf_for(src)
+            if local is not None:
+                reason = (
+                    f"declared, not present; its GGUF ({_human(local.size)}) is in the HF cache "
+                    "and will be linked, not downloaded"
+                )
+                extra = params(
+                    seed_blob=local.blob_file, seed_sha256=local.blob, seed_size=local.size
+                )
+                return Action(
+                    f"model/{name}", "create", "ollama.pull", str(src), None, 0, reason, name, extra
+                )
             return Action(
                 f"model/{name}",
                 "create",
@@ -138,6 +150,26 @@ class _Planner:
                 f"model/{name}", "update", "ollama.pull", str(src), missing, 0, reason, name
             )
         return None
+
+    def _hf_gguf_for(self, src: OllamaSource) -> HfFile | None:
+        """For ``ollama://hf.co/ORG/REPO:QUANT``: the cached LFS GGUF of that repo whose name
+        carries the quant (its blob name is the sha256 Ollama will ask for)."""
+        if not src.is_huggingface:
+            return None
+        repo = self.hf.get(f"hf://{src.namespace}/{src.model}".lower())
+        if repo is None:
+            return None
+        quant = src.tag.lower()
+        files = [
+            f
+            for rev in repo.revisions
+            for f in rev.files
+            if f.present
+            and f.is_lfs
+            and f.path.lower().endswith(".gguf")
+            and quant in f.path.lower()
+        ]
+        return min(files, key=lambda f: f.path) if len(files) >= 1 and quant != "latest" else None
 
     def _hf(self, name: str, m: ModelSpec, src: HfSource, repo: HfRepo | None) -> Action | None:
         want = m.revision or "main"
