@@ -50,6 +50,7 @@ def _show(plan: Plan) -> str:
             f"reason={a.reason!r} params={dict(a.params)}"
         )
     lines += [f"  warning: {w}" for w in plan.warnings]
+    lines += [f"  conflict: {c}" for c in plan.conflicts]
     lines += [f"  problem: {p.message} (model={p.model}, key={p.key})" for p in plan.problems]
     return "\n".join(lines)
 
@@ -92,6 +93,13 @@ def compare(case: Case, plan: Plan) -> list[str]:
             errors.append(f"expected {len(case.warnings)} warnings, got {len(plan.warnings)}")
         for i, (phrases, warning) in enumerate(zip(case.warnings, plan.warnings, strict=False)):
             errors += [f"warning {i} {warning!r} lacks {p!r}" for p in phrases if p not in warning]
+    if case.conflicts is not None:
+        if len(case.conflicts) != len(plan.conflicts):
+            errors.append(f"expected {len(case.conflicts)} conflicts, got {len(plan.conflicts)}")
+        for i, (phrases, conflict) in enumerate(zip(case.conflicts, plan.conflicts, strict=False)):
+            errors += [
+                f"conflict {i} {conflict!r} lacks {p!r}" for p in phrases if p not in conflict
+            ]
     if len(case.problems) != len(plan.problems):
         errors.append(f"expected {len(case.problems)} problems, got {len(plan.problems)}")
     for i, (want_p, got_p) in enumerate(zip(case.problems, plan.problems, strict=False)):

@@ -53,8 +53,11 @@ def dedup(action: Action) -> str:
     digest, how = str(action.param("sha256")), str(action.param("mechanism"))
     if os.path.islink(dup):
         raise ActionError(f"{dup} is a link now; left alone")
-    if _facts(dup)[:2] == _facts(keep)[:2]:
-        return "already the same file"
+    try:
+        if _facts(dup)[:2] == _facts(keep)[:2]:
+            return "already the same file"
+    except FileNotFoundError:
+        pass  # reported just below, with which one is gone
     _check_unchanged(dup, list(action.param("dup")))
     _check_unchanged(keep, list(action.param("keep")))
     with ThreadPoolExecutor(max_workers=2) as pool:  # hashing releases the GIL
@@ -64,6 +67,10 @@ def dedup(action: Action) -> str:
             f"{keep} is corrupt: its bytes do not hash to {digest[:12]}…; nothing linked"
         )
     if got_dup != digest:
+        if digest in dup.name:  # a blob named by its sha256 whose bytes do not match it
+            raise ActionError(
+                f"{dup} is corrupt: its bytes do not hash to its name; nothing linked"
+            )
         raise ActionError(f"{dup} differs from {keep} (sha256 {got_dup[:12]}…); nothing linked")
     # Nothing may have changed while we were hashing either.
     _check_unchanged(dup, list(action.param("dup")))

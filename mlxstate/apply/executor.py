@@ -8,6 +8,8 @@ the model they point at).
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +65,7 @@ class Executor:
     ) -> None:
         self.spec = spec
         self._links_made: list[tuple[Path, Path]] = []  # by the link.create being recorded
+        self._links_removed: list[Path] = []
         self.settings, self.registry, self.journal, self.display = (
             settings,
             registry,
@@ -123,7 +126,11 @@ class Executor:
             return self._cleanup(action)
         if action.kind == "dedup.link":
             done = dedup(action)
-            return ("noop" if done.startswith(("left", "already")) else "done"), done
+            if done.startswith("left as is"):
+                # Recorded all the same, so the plan stops proposing what cannot be done here.
+                self._record_dedup(action, "unsupported")
+                return "noop", done
+            return ("noop" if done.startswith("already") else "done"), done
         if action.kind == "hf.delete" and isinstance(src, HfSource):
             freed = self.hf.delete(src.repo_id)
             return ("done", f"freed {human_bytes(freed)}") if freed else ("noop", "already gone")
@@ -161,10 +168,38 @@ class Executor:
             old = next((x.target for x in self.registry.facts().links if x.path == path), None)
             retarget_link(path, old or Path(), Path(target))
             return "done", f"now → {target}"
-        pairs = [(path, Path(target))] if target else self._resolve_links(action)
-        made = [p for p, t in pairs if create_link(p, t)]
-        self._links_made = [(p, t) for p, t in pairs]
-        return ("done", f"{len(made)} link(s)") if made else ("noop", "already linked")
+        if not target:
+            return self._sync_links(action)
+        made = create_link(path, Path(target))
+        self._links_made = [(path, Path(target))]
+        return ("done", "linked") if made else ("noop", "already linked")
+
+    def _sync_links(self, action: Action) -> tuple[Status, str]:
+        """The links of a model installed or updated earlier in this apply, now that its
+        files are known: create the missing ones, retarget mlx's own that point at the old
+        files, remove mlx's own the model no longer needs. Never touches anything else."""
+        app = str(action.param("app"))
+        ours = {
+            x.path: x
+            for x in self.registry.facts().links
+            if x.app == app and x.model == action.model
+        }
+        wanted = self._resolve_links(action)
+        changed = 0
+        for path, target in wanted:
+            mine = ours.get(path)
+            if mine is not None and os.path.islink(path) and mine.target != target:
+                retarget_link(path, mine.target, target)
+                changed += 1
+            elif create_link(path, target):
+                changed += 1
+        gone = [p for p in ours if p not in {w for w, _ in wanted}]
+        for path in gone:
+            if remove_link(path, ours[path].target, self._app_root(action)):
+                changed += 1
+        self._links_made = wanted
+        self._links_removed = gone
+        return ("done", f"{changed} link(s) changed") if changed else ("noop", "already linked")
 
     def _cleanup(self, action: Action) -> tuple[Status, str]:
         if action.kind == "cleanup.revision":
@@ -204,6 +239,10 @@ class Executor:
         if self.spec is not None and app in self.spec.apps:
             return self.spec.apps[app].path
         return Path(action.subject).parent  # the app left mlx.yaml: remove nothing above
+
+    def _record_dedup(self, action: Action, mechanism: str) -> None:
+        with self.registry.transaction():
+            record_dedup(self.registry, action, mechanism)
 
     def _delete_replaced(self, action: Action) -> None:
         """A replace deletes the old source only after the new one is in place."""
@@ -251,25 +290,55 @@ class Executor:
                 app = str(action.param("app"))
                 for path, target in self._links_made:
                     self.registry.add_link(path, target, app, action.model or "")
-                self._links_made = []
+                for path in self._links_removed:
+                    self.registry.remove_link(path)
+                self._links_made, self._links_removed = [], []
             elif action.kind == "dedup.link" and status == "done":
-                dev, ino, size, mtime_ns = action.param("dup")
-                self.registry.add_dedup(
-                    Path(action.subject),
-                    Path(str(action.param("canonical"))),
-                    str(action.param("sha256")),
-                    str(action.param("mechanism")),
-                    dev,
-                    ino,
-                    size,
-                    mtime_ns,
-                )
+                record_dedup(self.registry, action, str(action.param("mechanism")))
             elif action.kind in ("ollama.delete", "hf.delete"):
                 self.registry.remove_model(action.subject)
             elif action.op in ("create", "replace") and status == "done":
                 self.registry.add_model(
                     action.subject, action.model or "", action.param("revision")
                 )
+
+
+def record_dedup(registry: Registry, action: Action, mechanism: str) -> None:
+    dev, ino, size, mtime_ns = action.param("dup")
+    registry.add_dedup(
+        Path(action.subject),
+        Path(str(action.param("canonical"))),
+        str(action.param("sha256")),
+        mechanism,
+        dev,
+        ino,
+        size,
+        mtime_ns,
+    )
+
+
+def _adopt_dedup(registry: Registry, action: Action, log: Callable[[str], None]) -> None:
+    """A dedup whose link is in place (same inode, or mlx's symlink) is recorded."""
+    dup, keep = Path(action.subject), Path(str(action.param("canonical")))
+    try:
+        linked = os.path.samefile(dup, keep)
+    except OSError:
+        return
+    if linked:
+        record_dedup(registry, action, str(action.param("mechanism")))
+        log(f"  {dup} was deduplicated before the interruption: recorded")
+
+
+def _remove_own_temps(path: Path, settings: Settings, log: Callable[[str], None]) -> None:
+    """Temp files mlx makes beside a file it replaces (``.<name>.mlx-…``) and the seed of a
+    zero-copy pull (``.mlx-seed-…`` in the Ollama models dir): a kill between making one
+    and renaming it leaves it behind. They are mlx's own, never a user's."""
+    candidates = list(path.parent.glob(f".{path.name}.mlx-*")) if path.name else []
+    candidates += list(settings.ollama_models_dir.glob(".mlx-seed-*"))
+    for temp in candidates:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+            log(f"  removed {temp}, left by the interrupted apply")
 
 
 def _depends_on(action: Action) -> tuple[str, ...]:
@@ -306,3 +375,6 @@ def adopt_interrupted(
                 log(f"  {event['subject']} was installed before the interruption: now managed")
             elif str(event.get("kind", "")).endswith(".delete") and not present:
                 registry.remove_model(str(event["subject"]))
+            elif event.get("kind") == "dedup.link" and isinstance(event.get("spec"), dict):
+                _adopt_dedup(registry, Action.from_json(event["spec"]), log)
+            _remove_own_temps(Path(str(event.get("subject", ""))), settings, log)

@@ -82,8 +82,15 @@ class Journal:
         os.fsync(self._fd)
 
     def started(self, action: Any) -> None:
+        # The whole action, so that a later apply can finish the bookkeeping of an action
+        # a kill interrupted (see executor.adopt_interrupted).
         self.write(
-            "started", action=action.id, op=action.op, kind=action.kind, subject=action.subject
+            "started",
+            action=action.id,
+            op=action.op,
+            kind=action.kind,
+            subject=action.subject,
+            spec=action.to_json(),
         )
         failpoints.hit("journal.started")
 

@@ -180,9 +180,13 @@ def _summary(outcomes: list[Any], conflicts: tuple[str, ...] = ()) -> None:
         for o in failed + skipped:
             sys.stdout.write(f"  {o.action.id}: {o.detail}\n")
         raise typer.Exit(1)
-    added = sum(o.action.op in ("create", "replace") for o in done)
-    changed = sum(o.action.op == "update" for o in done)
-    destroyed = sum(o.action.op in ("delete", "replace") for o in done)
+    made = [o for o in done if o.status == "done"]
+    added = sum(o.action.op in ("create", "replace") for o in made)
+    changed = sum(o.action.op == "update" for o in made)
+    destroyed = sum(o.action.op in ("delete", "replace") for o in made)
+    for o in done:
+        if o.status == "noop":
+            sys.stdout.write(f"  {o.action.id}: {o.detail}\n")
     sys.stdout.write(
         f"\nApply complete! {added} added, {changed} changed, {destroyed} destroyed.\n"
     )

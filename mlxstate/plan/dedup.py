@@ -29,7 +29,12 @@ def _rank(path: Path, observed: Observed) -> tuple[int, str]:
     return 2, str(path)
 
 
-def plan_dedup(spec: Spec, observed: Observed) -> tuple[list[Action], list[str]]:
+def plan_dedup(
+    spec: Spec, observed: Observed, done: frozenset[tuple[str, str]] = frozenset()
+) -> tuple[list[Action], list[str]]:
+    """``done``: (path, kept copy) pairs the registry says were already handled — a clone
+    keeps its own inode, and a copy the filesystem could not clone stays as it is: without
+    this, such pairs would be planned again on every run."""
     mode = spec.settings.dedup
     if mode == "off":
         return [], []
@@ -38,7 +43,11 @@ def plan_dedup(spec: Spec, observed: Observed) -> tuple[list[Action], list[str]]
     for group in observed.duplicates:
         if len(group.facts) != len(group.paths):
             continue  # observed without stat facts: nothing safe to re-check against
-        actions += _group_actions(group, mode, observed, warnings)
+        actions += [
+            a
+            for a in _group_actions(group, mode, observed, warnings)
+            if (a.subject, str(a.param("canonical"))) not in done
+        ]
     return actions, warnings
 
 

@@ -159,10 +159,13 @@ def plan_links(
                 f"{w.path}: a {_what(here)} mlx did not make is in the way "
                 f"of the link to {w.target}"
             )
+    syncing = {(w.app, w.model) for w in wanted if w.target is None}
     for path, link in sorted(ours.items()):
         here = entries.get(path)
         if path in wanted_paths or here is None or here.target != link.target:
             continue  # still wanted, already gone, or no longer ours (then it is never touched)
+        if (link.app, link.model) in syncing:
+            continue  # its model is being installed or updated: the link sync after it decides
         if here.kind == "dangling" and not spec.settings.cleanup.dangling_links:
             warnings.append(f"{path}: mlx's link is dangling (cleanup.dangling_links is off)")
             continue

@@ -409,7 +409,8 @@ def make_plan(
     links = plan_links(spec, observed, facts, planner.actions)
     planner.warnings += links.warnings
     cleanups = plan_cleanups(spec, observed) if not targets else []
-    dedups, dedup_warnings = plan_dedup(spec, observed) if not targets else ([], [])
+    done = frozenset((str(d.path), str(d.canonical)) for d in facts.dedups)
+    dedups, dedup_warnings = plan_dedup(spec, observed, done) if not targets else ([], [])
     planner.warnings += dedup_warnings
     actions = planner.actions + list(links.actions) + cleanups + dedups
     if targets:

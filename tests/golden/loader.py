@@ -31,7 +31,22 @@ being silently ignored. The format (see any case file for examples)::
       disk:                                     # free space per store root
         ollama: {device: 1, free: 50GB}
         hf: {device: 1, free: 50GB}
+      now: 1000000                              # Observed.now, POSIX seconds (default 0)
+      ollama_files:                             # what Ollama's blobs/ holds besides layers
+        orphans_known: false                    # a manifest was unparseable (default true)
+        partials: [{name: sha256-<hex>-partial, size: 10, age: 2h}]   # or mtime: <seconds>
+        orphans: [{name: sha256-<hex>, size: 10, age: 59m}]
+      apps:                                     # app folder -> what is in it
+        /apps/lms:                              # an absolute folder; layout from the spec
+          - {path: org/repo/x.gguf, kind: link, target: /abs}   # path relative to the folder
+          - {path: lib/x/x.gguf, kind: dangling, target: /abs}  # link whose target is gone
+          - {path: notes.txt, kind: file, size: 10}             # or kind: dir
+    (an hf repo also takes ``incomplete:`` and ``orphans:`` lists of {name, size, age|mtime},
+    files in its blobs/ folder)
     registry: [{source: ollama://x:latest, name: x, revision: null}]   # managed models
+    registry:                                   # or, with the links mlx made:
+      models: [{source: ..., name: ...}]
+      links: [{path: /apps/x/y, target: /abs, app: x, model: y}]
     targets: [name]                             # --target
     remote:                                     # what `--refresh` asked the hub
       - {repo: org/repo, revision: main, commit: <commit>, files: {path: size} | null}
@@ -41,9 +56,11 @@ being silently ignored. The format (see any case file for examples)::
            reason_contains: str | [str], params: {name: value}}   # params: a subset
       warnings: [str | [str]]                   # exact count; phrases per warning, in order
                                                 # (left out: none; null: not checked)
+      conflicts: [str | [str]]                  # the same, for links' conflicts (left out: none)
     expected_problems: [str | [str] | {contains, model, key}]     # exact count, in order
 
-Sizes are integers or strings such as ``4GB`` (decimal) or ``512MiB`` (binary). A blob not
+Sizes are integers or strings such as ``4GB`` (decimal) or ``512MiB`` (binary); ages are
+seconds or durations such as ``2h``, ``59m`` (the file's mtime is ``now`` minus the age). A blob not
 given is derived from the file's path and size, so the same path and size in a snapshot and
 in a hub listing name the same blob.
 """
@@ -61,13 +78,17 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from mlxstate.plan.planner import RemoteRepo
-from mlxstate.registry import ManagedModel, RegistryFacts
+from mlxstate.registry import LinkRecord, ManagedModel, RegistryFacts
 from mlxstate.sources import OllamaSource, parse_source
 from mlxstate.spec.models import Spec
+from mlxstate.spec.types import parse_duration
 from mlxstate.state import (
     OLLAMA_CONFIG_TYPE,
     OLLAMA_MEDIA_PREFIX,
+    AppLink,
+    AppState,
     DiskSpace,
+    FileFact,
     HfCache,
     HfFile,
     HfRepo,
@@ -152,6 +173,7 @@ class Case:
     actions: tuple[ExpectedAction, ...] | None  # None: not checked (a problem-only case)
     warnings: tuple[tuple[str, ...], ...] | None
     problems: tuple[ExpectedProblem, ...]
+    conflicts: tuple[tuple[str, ...], ...] | None = ()  # None: not checked
 
 
 def case_files() -> list[Path]:
@@ -299,8 +321,10 @@ def _mapping_keys(raw: Any) -> list[str]:
     return [str(k) for k in raw] if isinstance(raw, dict) else []
 
 
-def _hf_repo(raw: Any, where: str) -> HfRepo:
-    data = _mapping(raw, where, {"id", "type", "refs", "revisions"}, {"id"})
+def _hf_repo(raw: Any, where: str, now: float = 0.0) -> HfRepo:
+    data = _mapping(
+        raw, where, {"id", "type", "refs", "revisions", "incomplete", "orphans"}, {"id"}
+    )
     repo_id = str(data["id"])
     repo_type = data.get("type", "model")
     if repo_type not in ("model", "dataset", "space"):
@@ -342,13 +366,98 @@ def _hf_repo(raw: Any, where: str) -> HfRepo:
                 listed=listed,
             )
         )
+    blobs = folder / "blobs"
     return HfRepo(
         repo_type=repo_type,
         repo_id=repo_id,
         path=folder,
         refs=refs,
         revisions=tuple(sorted(revisions, key=lambda r: r.commit)),
+        orphans=_file_facts(data.get("orphans"), f"{where}.orphans", blobs, "orphan", now),
+        incomplete=_file_facts(
+            data.get("incomplete"), f"{where}.incomplete", blobs, "incomplete", now
+        ),
     )
+
+
+def _age(value: Any, where: str) -> float:
+    if isinstance(value, bool):
+        raise CaseError(f"{where}: expected seconds or a duration such as 2h, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return parse_duration(value).total_seconds()
+    except (TypeError, ValueError):
+        raise CaseError(
+            f"{where}: expected seconds or a duration such as 2h, got {value!r}"
+        ) from None
+
+
+def _file_facts(raw: Any, where: str, folder: Path, kind: Any, now: float) -> tuple[FileFact, ...]:
+    """Loose files in a blobs/ folder: ``{name, size, age | mtime}``."""
+    out = []
+    for i, entry in enumerate(_list(raw, where)):
+        w = f"{where}[{i}]"
+        data = _mapping(entry, w, {"name", "size", "age", "mtime"}, {"name", "size"})
+        if ("age" in data) == ("mtime" in data):
+            raise CaseError(f"{w}: give exactly one of age and mtime")
+        mtime = float(data["mtime"]) if "mtime" in data else now - _age(data["age"], f"{w}.age")
+        name = str(data["name"])
+        match = re.match(r"^sha256[-:]([0-9a-f]{64})", name)
+        digest = match.group(1) if match else None
+        size = parse_size(data["size"], f"{w}.size")
+        out.append(FileFact(folder / name, size, mtime, kind, digest))
+    return tuple(out)
+
+
+def _ollama_files(raw: Any, where: str, now: float) -> dict[str, Any]:
+    data = _mapping(raw, where, {"orphans_known", "partials", "orphans"})
+    blobs = OLLAMA_ROOT / "blobs"
+    known = data.get("orphans_known", True)
+    if not isinstance(known, bool):
+        raise CaseError(f"{where}.orphans_known: expected true or false")
+    return {
+        "orphans_known": known,
+        "partials": _file_facts(data.get("partials"), f"{where}.partials", blobs, "partial", now),
+        "orphans": _file_facts(data.get("orphans"), f"{where}.orphans", blobs, "orphan", now),
+    }
+
+
+_APP_KINDS = ("link", "dangling", "file", "dir")
+
+
+def _apps(raw: Any, where: str, spec: Spec | None) -> tuple[AppState, ...]:
+    folders = _mapping(raw, where, set(_mapping_keys(raw)))
+    declared = {app.path: (name, app.layout) for name, app in (spec.apps if spec else {}).items()}
+    out = []
+    for folder_text, entries_raw in folders.items():
+        folder = _file_path(folder_text, f"{where} key")
+        name, layout = declared.get(folder, (folder.name, "dir"))
+        entries = []
+        for i, entry in enumerate(_list(entries_raw, f"{where}.{folder_text}")):
+            w = f"{where}.{folder_text}[{i}]"
+            data = _mapping(entry, w, {"path", "kind", "target", "size"}, {"path", "kind"})
+            kind = data["kind"]
+            if kind not in _APP_KINDS:
+                raise CaseError(f"{w}.kind: expected one of {', '.join(_APP_KINDS)}")
+            is_link = kind in ("link", "dangling")
+            if is_link != ("target" in data):
+                raise CaseError(f"{w}: links and dangling links (only) need a target")
+            target = _file_path(data["target"], f"{w}.target") if is_link else None
+            path = Path(os.path.normpath(folder / str(data["path"])))
+            size = parse_size(data.get("size", 0), f"{w}.size")
+            entries.append(AppLink(path, kind, target, size))
+        out.append(
+            AppState(
+                name,
+                folder,
+                layout,
+                True,
+                tuple(sorted(entries, key=lambda e: e.path)),
+                declared=folder in declared,
+            )
+        )
+    return tuple(out)
 
 
 def _disk(raw: Any, where: str) -> tuple[DiskSpace, ...]:
@@ -370,8 +479,12 @@ def _file_path(text: Any, where: str) -> Path:
     return Path(os.path.normpath(path if path.is_absolute() else BASE_DIR / path))
 
 
-def build_observed(raw: Any, where: str = "observed") -> Observed:
-    data = _mapping(raw, where, {"ollama", "hf", "files", "disk"})
+def build_observed(raw: Any, where: str = "observed", spec: Spec | None = None) -> Observed:
+    data = _mapping(raw, where, {"ollama", "hf", "files", "disk", "now", "ollama_files", "apps"})
+    now = data.get("now", 0)
+    if isinstance(now, bool) or not isinstance(now, int | float):
+        raise CaseError(f"{where}.now: expected POSIX seconds")
+    now = float(now)
     ollama_raw = data.get("ollama")
     hf_raw = data.get("hf")
     models = tuple(
@@ -379,12 +492,21 @@ def build_observed(raw: Any, where: str = "observed") -> Observed:
         for i, m in enumerate(_list(ollama_raw, f"{where}.ollama"))
     )
     repos = tuple(
-        _hf_repo(r, f"{where}.hf[{i}]") for i, r in enumerate(_list(hf_raw, f"{where}.hf"))
+        _hf_repo(r, f"{where}.hf[{i}]", now) for i, r in enumerate(_list(hf_raw, f"{where}.hf"))
     )
+    files_raw = data.get("ollama_files")
+    extra = _ollama_files(files_raw, f"{where}.ollama_files", now) if files_raw is not None else {}
     return Observed(
-        ollama=OllamaStore(OLLAMA_ROOT, exists=ollama_raw is not None, models=models),
+        ollama=OllamaStore(
+            OLLAMA_ROOT,
+            exists=ollama_raw is not None or files_raw is not None,
+            models=models,
+            **extra,
+        ),
         hf=HfCache(HF_ROOT, exists=hf_raw is not None, repos=repos),
         daemon=None,
+        apps=_apps(data.get("apps"), f"{where}.apps", spec),
+        now=now,
         existing_files=frozenset(
             _file_path(p, f"{where}.files[{i}]")
             for i, p in enumerate(_list(data.get("files"), f"{where}.files"))
@@ -397,13 +519,36 @@ def build_observed(raw: Any, where: str = "observed") -> Observed:
 
 
 def build_facts(raw: Any, where: str = "registry") -> RegistryFacts:
+    links_raw: Any = None
+    if isinstance(raw, dict):
+        top = _mapping(raw, where, {"models", "links"})
+        raw, links_raw = top.get("models"), top.get("links")
+        where_models = f"{where}.models"
+    else:
+        where_models = where
     models = []
-    for i, entry in enumerate(_list(raw, where)):
-        data = _mapping(entry, f"{where}[{i}]", {"source", "name", "revision"}, {"source", "name"})
+    for i, entry in enumerate(_list(raw, where_models)):
+        data = _mapping(
+            entry, f"{where_models}[{i}]", {"source", "name", "revision"}, {"source", "name"}
+        )
         models.append(
             ManagedModel(str(data["source"]), str(data["name"]), data.get("revision"), 0.0)
         )
-    return RegistryFacts(tuple(sorted(models, key=lambda m: m.source)))
+    links = []
+    for i, entry in enumerate(_list(links_raw, f"{where}.links")):
+        w = f"{where}.links[{i}]"
+        data = _mapping(entry, w, {"path", "target", "app", "model"}, {"path", "target", "app"})
+        links.append(
+            LinkRecord(
+                _file_path(data["path"], f"{w}.path"),
+                _file_path(data["target"], f"{w}.target"),
+                str(data["app"]),
+                str(data.get("model", "")),
+            )
+        )
+    return RegistryFacts(
+        tuple(sorted(models, key=lambda m: m.source)), tuple(sorted(links, key=lambda x: x.path))
+    )
 
 
 def build_remote(raw: Any, where: str = "remote") -> dict[tuple[str, str], RemoteRepo] | None:
@@ -443,7 +588,21 @@ def _expected_action(raw: Any, where: str) -> ExpectedAction:
     )
 
 
-_PARAM_KEYS = {"revision", "include", "exclude", "commit", "replaces"}
+_PARAM_KEYS = {
+    "revision",
+    "include",
+    "exclude",
+    "commit",
+    "replaces",
+    # links and cleanups
+    "target",
+    "app",
+    "depends_on",
+    "size",
+    "mtime",
+    "repo",
+    "repo_type",
+}
 
 
 def _expected_problem(raw: Any, where: str) -> ExpectedProblem:
@@ -478,8 +637,11 @@ def load_case(path: Path) -> Case:
         raise CaseError(f"{path.name}: give expected, expected_problems or both")
     actions: tuple[ExpectedAction, ...] | None = None
     warnings: tuple[tuple[str, ...], ...] | None = None
+    conflicts: tuple[tuple[str, ...], ...] | None = ()
     if "expected" in data:
-        expected = _mapping(data["expected"], "expected", {"actions", "warnings"}, {"actions"})
+        expected = _mapping(
+            data["expected"], "expected", {"actions", "warnings", "conflicts"}, {"actions"}
+        )
         actions = tuple(
             _expected_action(a, f"expected.actions[{i}]")
             for i, a in enumerate(_list(expected["actions"], "expected.actions"))
@@ -491,6 +653,13 @@ def load_case(path: Path) -> Case:
                 _phrases(w, f"expected.warnings[{i}]")
                 for i, w in enumerate(_list(expected.get("warnings"), "expected.warnings"))
             )
+        if "conflicts" in expected and expected["conflicts"] is None:
+            conflicts = None
+        else:
+            conflicts = tuple(
+                _phrases(c, f"expected.conflicts[{i}]")
+                for i, c in enumerate(_list(expected.get("conflicts"), "expected.conflicts"))
+            )
     problems = tuple(
         _expected_problem(p, f"expected_problems[{i}]")
         for i, p in enumerate(_list(data.get("expected_problems"), "expected_problems"))
@@ -499,18 +668,20 @@ def load_case(path: Path) -> Case:
     known_bug = data.get("known_bug")
     if known_bug is not None and (not isinstance(known_bug, str) or not known_bug.strip()):
         raise CaseError(f"{path.name}: known_bug must say what is wrong")
+    spec = build_spec(data["spec"])
     return Case(
         name=path.stem,
         path=path,
         description=data["description"].strip(),
         known_bug=known_bug,
         spec_data=data["spec"],
-        spec=build_spec(data["spec"]),
-        observed=build_observed(data.get("observed")),
+        spec=spec,
+        observed=build_observed(data.get("observed"), spec=spec),
         facts=build_facts(data.get("registry")),
         targets=targets,
         remote=build_remote(data.get("remote")),
         actions=actions,
         warnings=warnings,
         problems=problems,
+        conflicts=conflicts,
     )
