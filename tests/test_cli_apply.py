@@ -437,12 +437,6 @@ def test_on_disk_delete_keeps_every_blob_when_another_manifest_cannot_be_read(
     assert Path(broken).read_bytes() == broken_bytes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the planner matches Ollama names case-insensitively, but the on-disk delete "
-    "opens manifests/<host>/<ns>/<Model>/<TAG> with the spec's case, finds nothing, and "
-    "reports 'already gone' as success: the model stays and plan still wants to delete it",
-)
 def test_on_disk_delete_of_a_name_written_in_another_case_deletes_it(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -880,13 +874,6 @@ class _HolderPausedBeforeItsInfo:
         return getattr(os, name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: apply_lock writes the holder's info (ftruncate, then pwrite) AFTER its "
-    "flock succeeds, and empties the file (ftruncate) BEFORE it releases; a waiter that "
-    "reads in either window reports 'another mlx apply is running (another mlx apply)' "
-    "without pid/host/start (SPEC §7). Seen in ~1 of 4 runs of two applies started together",
-)
 def test_a_waiter_names_a_holder_that_has_not_written_its_info_yet(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, ollama: FakeOllama
 ) -> None:
@@ -1095,12 +1082,6 @@ def test_min_free_is_checked_again_right_before_a_download(
     assert asked and pulls(ollama) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Executor._check_space returns early when download_bytes is None (every "
-    "fresh pull, and every hf.download planned without --refresh), so a download starts "
-    "even with less free space than disk.min_free",
-)
 def test_min_free_refuses_a_download_of_unknown_size_when_already_below_it(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, ollama: FakeOllama
 ) -> None:

@@ -339,11 +339,6 @@ def test_removing_models_from_an_app_removes_their_links_and_empty_folders_only(
     assert plan_code(capsys) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: observe() scans only the apps in mlx.yaml, so when an app leaves mlx.yaml "
-    "the planner sees none of its links (treats them as already gone) and never removes them",
-)
 def test_an_app_removed_from_mlx_yaml_loses_the_links_mlx_made(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -445,11 +440,6 @@ def test_a_link_follows_an_hf_revision_update_downloaded_in_the_same_apply(
     assert plan_code(capsys) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the links of a model being updated are planned as link.delete 'no longer in "
-    "mlx.yaml' BEFORE the download, so a failed update leaves the app without its working link",
-)
 def test_a_failed_revision_update_keeps_the_apps_working_link(
     capsys: pytest.CaptureFixture[str], fake_hub: FakeHfHub
 ) -> None:
@@ -511,12 +501,6 @@ def test_removing_the_last_link_keeps_a_folder_the_user_made(
     assert users_folder.is_dir()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a user's file (or link) where mlx must create a publisher/model folder is not "
-    "a conflict in the plan, and create_link's mkdir raises FileExistsError: apply crashes with "
-    "exit 3 (internal error, journal left unfinished) instead of exit 1 after doing the rest",
-)
 def test_a_file_where_mlx_needs_a_folder_is_a_conflict_not_a_crash(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -900,12 +884,6 @@ def test_kill_during_link_and_cleanup_actions_then_apply_converges(
         assert_cleaned(world.garbage)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a link made or retargeted just before a kill (between the effect and the "
-    "registry write) is never recorded: adopt_interrupted handles only models and the next "
-    "plan sees the link as already right, so mlx never removes it when the model leaves the app",
-)
 @pytest.mark.parametrize("change", ["create", "retarget"])
 def test_a_link_changed_just_before_a_kill_is_still_removed_later(
     capsys: pytest.CaptureFixture[str], change: str

@@ -263,15 +263,15 @@ class Executor:
 
     def _check_space(self, action: Action, root: Path) -> None:
         """disk.min_free again, right before the download (the plan may be old)."""
-        if not action.download_bytes:
-            return
         disk = disk_space(root)
         if disk is None:
             return
-        after = disk.free - action.download_bytes
+        # Size unknown (every fresh Ollama pull): refuse at least when already below the floor.
+        after = disk.free - (action.download_bytes or 0)
         if after < self.settings.min_free:
+            size = human_bytes(action.download_bytes) if action.download_bytes else "size unknown"
             raise ActionError(
-                f"not enough disk space for {action.subject}: {human_bytes(action.download_bytes)} "
+                f"not enough disk space for {action.subject}: {size} "
                 f"to download, {human_bytes(disk.free)} free, settings.disk.min_free is "
                 f"{human_bytes(self.settings.min_free)}"
             )
@@ -329,6 +329,17 @@ def _adopt_dedup(registry: Registry, action: Action, log: Callable[[str], None])
         log(f"  {dup} was deduplicated before the interruption: recorded")
 
 
+def _adopt_link(registry: Registry, action: Action, log: Callable[[str], None]) -> None:
+    """A link made (or retargeted) exactly as planned before the kill is mlx's: record it."""
+    target = action.param("target")
+    path = Path(action.subject)
+    if not target or not path.is_symlink():
+        return  # a link sync of a model: the next plan re-derives it from the model
+    if Path(os.path.normpath(os.path.join(path.parent, os.readlink(path)))) == Path(target):
+        registry.add_link(path, Path(target), str(action.param("app")), action.model or "")
+        log(f"  {path} was linked before the interruption: recorded")
+
+
 def _remove_own_temps(path: Path, settings: Settings, log: Callable[[str], None]) -> None:
     """Temp files mlx makes beside a file it replaces (``.<name>.mlx-…``) and the seed of a
     zero-copy pull (``.mlx-seed-…`` in the Ollama models dir): a kill between making one
@@ -377,4 +388,8 @@ def adopt_interrupted(
                 registry.remove_model(str(event["subject"]))
             elif event.get("kind") == "dedup.link" and isinstance(event.get("spec"), dict):
                 _adopt_dedup(registry, Action.from_json(event["spec"]), log)
+            elif event.get("kind") in ("link.create", "link.update") and isinstance(
+                event.get("spec"), dict
+            ):
+                _adopt_link(registry, Action.from_json(event["spec"]), log)
             _remove_own_temps(Path(str(event.get("subject", ""))), settings, log)

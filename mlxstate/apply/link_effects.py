@@ -32,7 +32,12 @@ def create_link(path: Path, target: Path) -> bool:
         if path.is_symlink() and _current(path) == target:
             return False
         raise ActionError(f"{path} exists and is not mlx's link to {target}; left alone (conflict)")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ActionError(
+            f"a file is where mlx needs the folder {path.parent}; left alone (conflict)"
+        ) from None
     try:
         os.symlink(target, path)  # fails if something appeared there: never overwrites
     except FileExistsError:

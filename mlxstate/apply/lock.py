@@ -33,6 +33,20 @@ def _holder_text(raw: str) -> str:
         return "another mlx apply"
 
 
+def _read_holder(fd: int) -> str:
+    """The holder's details; it writes them right after taking the lock, so an empty file
+    means "just taken": read again for up to a second before giving up on naming it."""
+    until = time.monotonic() + 1.0
+    while True:
+        raw = os.pread(fd, 4096, 0).decode(errors="replace")
+        with contextlib.suppress(ValueError):
+            json.loads(raw)
+            return raw
+        if time.monotonic() >= until:
+            return raw
+        time.sleep(0.05)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -59,7 +73,7 @@ def apply_lock(
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raw = os.pread(fd, 4096, 0).decode(errors="replace")
+                    raw = _read_holder(fd)
                     raise LockHeld(
                         f"another mlx apply is running ({_holder_text(raw)}); lock: {path}",
                         hint="wait for it, or give a longer --lock-timeout (e.g. 10m)",

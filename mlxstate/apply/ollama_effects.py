@@ -102,7 +102,9 @@ class OllamaEffects:
         leaves orphan blobs (harmless, reclaimable); the other order would leave a manifest
         pointing at missing blobs, a broken model Ollama would still list.
         """
-        manifest = self.models_dir / src.manifest_relpath
+        from mlxstate.observe.ollama_store import manifest_path
+
+        manifest = manifest_path(self.models_dir, (src.host, src.namespace, src.model, src.tag))
         try:
             layers = _layer_digests(json.loads(manifest.read_bytes()))
         except FileNotFoundError:

@@ -84,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except (Exception, KeyboardInterrupt) as exc:
         return report(exc, debug=debug)
+    if result == EXIT_INTERRUPTED:  # Ctrl-C: the CLI framework turned it into this code
+        sys.stderr.write("\ninterrupted\n")
     return result if isinstance(result, int) else 0
 
 

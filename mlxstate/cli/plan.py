@@ -50,14 +50,15 @@ def compute_plan(run: Run, targets: list[str], refresh: bool) -> PlannedRun:
     # No daemon probe (plan stays offline), and the duplicate search (which may hash plain
     # app files, cached in the registry) only when settings.dedup asks for it.
     dedup_on = loaded.spec.settings.dedup != "off"
+    facts = read_facts(settings.state_dir)
     observed = observe(
         settings,
         loaded.spec,
         probe=False,
         duplicates=dedup_on,
         hash_cache=_registry_hash_cache(settings.state_dir) if dedup_on else None,
+        managed_links=tuple((link.app, link.path) for link in facts.links),
     )
-    facts = read_facts(settings.state_dir)
     remote = _refresh(loaded.spec, settings) if refresh else None
     plan = make_plan(loaded.spec, observed, facts, targets=targets, remote=remote)
     if plan.problems:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mlxstate.state import AppLink, AppState
 
-__all__ = ["scan_app"]
+__all__ = ["scan_app", "scan_paths"]
 
 _DEPTH = {"lmstudio": 3, "dir": 1}
 
@@ -55,3 +55,16 @@ def _link(path: Path) -> AppLink:
     except OSError:
         return AppLink(path, "dangling", target)
     return AppLink(path, "link", target, size)
+
+
+def scan_paths(paths: list[Path]) -> tuple[AppLink, ...]:
+    """What is at each of ``paths`` (missing ones are left out)."""
+    out = []
+    for path in sorted(paths):
+        if path.is_symlink():
+            out.append(_link(path))
+        elif path.is_file():
+            out.append(AppLink(path, "file", size=path.stat().st_size))
+        elif path.is_dir():
+            out.append(AppLink(path, "dir"))
+    return tuple(out)

@@ -17,7 +17,7 @@ from typing import Any
 
 from mlxstate.state import FileFact, Layer, OllamaModel, OllamaStore
 
-__all__ = ["read_one_model", "scan_ollama_store"]
+__all__ = ["manifest_path", "read_one_model", "scan_ollama_store"]
 
 _BLOB_RE = re.compile(r"^sha256[-:]([0-9a-f]{64})$")
 _PARTIAL_RE = re.compile(r"^sha256[-:]([0-9a-f]{64})-partial(-\d+)?$")
@@ -128,10 +128,27 @@ def _manifest_files(folder: Path, warnings: list[str]) -> list[tuple[Path, tuple
     return found
 
 
+def manifest_path(root: Path, parts: tuple[str, str, str, str]) -> Path:
+    """The manifest of (host, namespace, model, tag); Ollama matches names case-insensitively,
+    so a differently-cased folder on disk is found too."""
+    exact = root.joinpath("manifests", *parts)
+    if exact.exists():
+        return exact
+    folder = root / "manifests"
+    for part in parts:
+        try:
+            match = next(e.name for e in os.scandir(folder) if e.name.lower() == part.lower())
+        except (OSError, StopIteration):
+            return exact
+        folder = folder / match
+    return folder
+
+
 def read_one_model(root: Path, parts: tuple[str, str, str, str]) -> OllamaModel | None:
     """One model (host, namespace, model, tag) without scanning the store: its manifest and
     a stat of each of its blobs. None when absent or unreadable (apply's re-checks)."""
-    path = root.joinpath("manifests", *parts)
+    path = manifest_path(root, parts)
+    parts = path.parts[-4:]  # type: ignore[assignment]  # as spelled on disk
     try:
         doc = json.loads(path.read_bytes())
         digests = [x["digest"] for x in [doc.get("config") or {}, *doc["layers"]] if "digest" in x]

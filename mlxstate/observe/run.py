@@ -33,11 +33,12 @@ def observe(
     hash_cache: HashCache | None = None,
     lmstudio_models: Path | None = None,
     duplicates: bool = True,
+    managed_links: tuple[tuple[str, Path], ...] = (),
 ) -> Observed:
     """Scan the Ollama store, the HF cache, the app folders; probe the daemon if asked."""
     ollama = scan_ollama_store(settings.ollama_models_dir)
     hf = scan_hf_cache(settings.hf_cache_dir)
-    apps = _apps(spec, lmstudio_models)
+    apps = _apps(spec, lmstudio_models) + _left_apps(spec, managed_links)
     groups = find_duplicates(ollama, hf, apps, hash_cache) if duplicates else ()
     daemon = _probe(settings.ollama_host, client) if probe else None
     warnings = (*ollama.warnings, *hf.warnings, *(w for a in apps for w in a.warnings))
@@ -107,6 +108,25 @@ def port_closed(host: str, timeout: float = 0.5) -> str | None:
         return "timed out"
     except OSError as exc:
         return f"cannot connect: {exc.strerror or exc}"
+
+
+def _left_apps(spec: Spec | None, links: tuple[tuple[str, Path], ...]) -> tuple[AppState, ...]:
+    """The links mlx made for apps no longer in mlx.yaml: looked at one by one (their folder
+    is not known any more), so that the plan can remove them."""
+    from mlxstate.observe.apps import scan_paths
+
+    gone = sorted({app for app, _ in links if not spec or app not in spec.apps})
+    return tuple(
+        AppState(
+            app,
+            Path("/"),
+            "dir",
+            True,
+            scan_paths([p for a, p in links if a == app]),
+            declared=False,
+        )
+        for app in gone
+    )
 
 
 def _apps(spec: Spec | None, lmstudio_models: Path | None) -> tuple[AppState, ...]:

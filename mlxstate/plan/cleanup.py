@@ -89,12 +89,13 @@ def _detached(spec: Spec, observed: Observed) -> list[Action]:
     for repo in observed.hf.repos:
         kept = [r for r in repo.revisions if r.refs or (repo.repo_id.lower(), r.commit) in pinned]
         live = {f.blob for r in kept for f in r.files}
+        counted: set[str] = set()  # a blob shared by two detached revisions frees once
         for rev in repo.detached:
             if (repo.repo_id.lower(), rev.commit) in pinned:
                 continue
-            freed = sum(
-                {f.blob: f.size for f in rev.files if f.present and f.blob not in live}.values()
-            )
+            blobs = {f.blob: f.size for f in rev.files if f.present and f.blob not in live}
+            freed = sum(size for blob, size in blobs.items() if blob not in counted)
+            counted |= set(blobs)
             out.append(
                 Action(
                     f"cleanup/{repo.repo_id}/{rev.commit[:12]}",

@@ -24,7 +24,7 @@ from mlxstate.plan.actions import Action, Op, params
 from mlxstate.registry import RegistryFacts
 from mlxstate.sources import FileSource, HfSource, OllamaSource
 from mlxstate.spec.models import AppSpec, ModelSpec, Spec
-from mlxstate.state import AppLink, HfRepo, Observed, OllamaModel
+from mlxstate.state import AppLink, HfRepo, Observed, OllamaModel, RemoteFile
 
 __all__ = ["LinkPlan", "WantedLink", "plan_links", "wanted_links"]
 
@@ -76,11 +76,15 @@ def _hf_links(
         return None
     if app.layout == "dir":
         return [(app.path / name, rev.snapshot_path)]
+    from mlxstate.plan.planner import wanted_files
+
     org, repo_name = repo.repo_id.split("/", 1)
+    listing = [RemoteFile(f.path, f.size, f.blob) for f in rev.files if f.present]
+    selected = {f.path for f in wanted_files(listing, m.include, m.exclude)}
     return [
         (app.path / org / repo_name / Path(f.path).name, Path(f.blob_file))
         for f in rev.files
-        if f.present and f.path.lower().endswith(".gguf")
+        if f.present and f.path.lower().endswith(".gguf") and f.path in selected
     ]
 
 
@@ -142,6 +146,12 @@ def plan_links(
         ident = f"link/{w.app}/{relative}" if w.target is not None else f"link/{w.app}/{w.model}"
         depends = [f"model/{w.model}"] if w.model in pending else None
         here = entries.get(w.path)
+        blocker = _blocking_parent(w.path, spec.apps[w.app].path, entries)
+        if blocker is not None:
+            conflicts.append(
+                f"{blocker}: a {_what(entries[blocker])} is where mlx needs a folder for {w.path}"
+            )
+            continue
         if w.target is None:
             reason = f"links to {w.model} once it is installed"
             actions.append(_link(ident, "create", w, reason, depends))
@@ -150,7 +160,11 @@ def plan_links(
             actions.append(_link(ident, "create", w, f"→ {w.target}", depends))
         elif here.kind in ("link", "dangling") and here.target == w.target:
             continue  # already right
-        elif w.path in ours and here.kind in ("link", "dangling"):
+        elif (
+            w.path in ours
+            and here.kind in ("link", "dangling")
+            and here.target == ours[w.path].target
+        ):
             actions.append(
                 _link(ident, "update", w, f"{here.target} → {w.target}", depends, "link.update")
             )
@@ -170,10 +184,26 @@ def plan_links(
             warnings.append(f"{path}: mlx's link is dangling (cleanup.dangling_links is off)")
             continue
         why = "its target is gone" if here.kind == "dangling" else "no longer in mlx.yaml"
-        ident = f"link/{link.app}/{path.name}"
+        root = spec.apps[link.app].path if link.app in spec.apps else None
+        # Below the app folder when it is still declared; its name when the app left mlx.yaml.
+        rel = (
+            path.relative_to(root) if root is not None and path.is_relative_to(root) else path.name
+        )
+        ident = f"link/{link.app}/{rel}"
         extra = params(target=str(link.target), app=link.app)
         actions.append(Action(ident, "delete", "link.delete", str(path), 0, 0, why, None, extra))
     return LinkPlan(tuple(actions), tuple(conflicts), tuple(warnings))
+
+
+def _blocking_parent(path: Path, root: Path, entries: dict[Path, AppLink]) -> Path | None:
+    """A file (or link) observed where one of the folders above ``path`` must be."""
+    for parent in path.parents:
+        if parent == root or not parent.is_relative_to(root):
+            return None
+        entry = entries.get(parent)
+        if entry is not None and entry.kind != "dir":
+            return parent
+    return None
 
 
 def _what(entry: AppLink) -> str:

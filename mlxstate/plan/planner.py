@@ -23,6 +23,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from mlxstate.match import hf_key, ollama_key
 from mlxstate.plan.actions import OP_ORDER, Action, Plan, PlanProblem, params
@@ -346,7 +347,7 @@ class _Planner:
         for action in self.actions:
             if action.kind.startswith("link."):
                 continue
-            store = "ollama" if action.kind.startswith("ollama.") else "hf"
+            store = self._store_of(action)
             # A replace frees space where the OLD source lives, which may be the other store.
             old = str(action.param("replaces") or "")
             freed_store = ("ollama" if old.startswith("ollama://") else "hf") if old else store
@@ -371,6 +372,15 @@ class _Planner:
                         where=("settings", "disk", "min_free") if self._min_free_set() else (),
                     )
                 )
+
+    def _store_of(self, action: Action) -> str:
+        """Which store's filesystem an action downloads to or frees space on."""
+        if action.kind.startswith("ollama."):
+            return "ollama"
+        if action.kind.startswith(("cleanup.", "dedup.")):
+            subject = Path(action.subject)
+            return "ollama" if subject.is_relative_to(self.observed.ollama.root) else "hf"
+        return "hf"
 
     def _min_free_set(self) -> bool:
         return "min_free" in self.spec.settings.disk.model_fields_set
