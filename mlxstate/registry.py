@@ -55,6 +55,13 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (dev, ino, size, mtime_ns)
     );
     """,
+    """
+    CREATE TABLE dirs (
+        path TEXT PRIMARY KEY,        -- a folder mlx created for links (removed when empty)
+        app TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    """,
 )
 
 
@@ -194,6 +201,17 @@ class Registry:
             "INSERT OR REPLACE INTO links VALUES (?, ?, ?, ?, ?)",
             (str(path), str(target), app, model, time.time()),
         )
+
+    def add_dir(self, path: Path, app: str) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO dirs VALUES (?, ?, ?)", (str(path), app, time.time())
+        )
+
+    def remove_dir(self, path: Path) -> None:
+        self.conn.execute("DELETE FROM dirs WHERE path = ?", (str(path),))
+
+    def owned_dirs(self) -> set[Path]:
+        return {Path(r[0]) for r in self.conn.execute("SELECT path FROM dirs").fetchall()}
 
     def remove_link(self, path: Path) -> None:
         self.conn.execute("DELETE FROM links WHERE path = ?", (str(path),))

@@ -480,12 +480,6 @@ def test_a_link_is_retargeted_when_ollama_weights_change_and_the_old_blob_goes(
     assert plan_code(capsys) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: remove_link rmdir()s every empty folder up to the app root, including a "
-    "(then empty) folder the user made before mlx linked into it; mlx does not record which "
-    "folders it created",
-)
 def test_removing_the_last_link_keeps_a_folder_the_user_made(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

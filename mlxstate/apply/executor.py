@@ -66,6 +66,8 @@ class Executor:
         self.spec = spec
         self._links_made: list[tuple[Path, Path]] = []  # by the link.create being recorded
         self._links_removed: list[Path] = []
+        self._dirs_made: list[Path] = []  # folders mlx created for links (recorded, removable)
+        self._dirs_removed: list[Path] = []
         self.settings, self.registry, self.journal, self.display = (
             settings,
             registry,
@@ -162,7 +164,9 @@ class Executor:
         path, target = Path(action.subject), action.param("target")
         if action.kind == "link.delete":
             app_root = self._app_root(action)
-            removed = remove_link(path, Path(target), app_root)
+            removed = remove_link(
+                path, Path(target), app_root, self.registry.owned_dirs(), self._dirs_removed
+            )
             return ("done", "removed") if removed else ("noop", "already gone")
         if action.kind == "link.update":
             old = next((x.target for x in self.registry.facts().links if x.path == path), None)
@@ -170,7 +174,7 @@ class Executor:
             return "done", f"now → {target}"
         if not target:
             return self._sync_links(action)
-        made = create_link(path, Path(target))
+        made = create_link(path, Path(target), self._dirs_made)
         self._links_made = [(path, Path(target))]
         return ("done", "linked") if made else ("noop", "already linked")
 
@@ -191,11 +195,13 @@ class Executor:
             if mine is not None and os.path.islink(path) and mine.target != target:
                 retarget_link(path, mine.target, target)
                 changed += 1
-            elif create_link(path, target):
+            elif create_link(path, target, self._dirs_made):
                 changed += 1
         gone = [p for p in ours if p not in {w for w, _ in wanted}]
+        owned = self.registry.owned_dirs() | set(self._dirs_made)
         for path in gone:
-            if remove_link(path, ours[path].target, self._app_root(action)):
+            root = self._app_root(action)
+            if remove_link(path, ours[path].target, root, owned, self._dirs_removed):
                 changed += 1
         self._links_made = wanted
         self._links_removed = gone
@@ -279,6 +285,11 @@ class Executor:
     def _record(self, action: Action, status: Status) -> None:
         """What mlx manages from now on (SPEC §4): what it installed; deletions forget."""
         with self.registry.transaction():
+            for folder in self._dirs_made:
+                self.registry.add_dir(folder, str(action.param("app") or ""))
+            for folder in self._dirs_removed:
+                self.registry.remove_dir(folder)
+            self._dirs_made, self._dirs_removed = [], []
             if action.kind == "link.delete":
                 self.registry.remove_link(Path(action.subject))
             elif action.kind == "link.update":

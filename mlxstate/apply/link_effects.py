@@ -26,14 +26,18 @@ def _current(path: Path) -> Path | None:
         return None
 
 
-def create_link(path: Path, target: Path) -> bool:
-    """True if created, False if the same link is already there. Anything else: conflict."""
+def create_link(path: Path, target: Path, created: list[Path] | None = None) -> bool:
+    """True if created, False if the same link is already there. Anything else: conflict.
+    Folders made on the way are appended to ``created`` (mlx removes only those later)."""
     if os.path.lexists(path):
         if path.is_symlink() and _current(path) == target:
             return False
         raise ActionError(f"{path} exists and is not mlx's link to {target}; left alone (conflict)")
+    missing = [p for p in reversed(path.parents) if not os.path.lexists(p)]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if created is not None:
+            created += missing
     except (FileExistsError, NotADirectoryError):
         raise ActionError(
             f"a file is where mlx needs the folder {path.parent}; left alone (conflict)"
@@ -60,18 +64,23 @@ def retarget_link(path: Path, old: Path, new: Path) -> None:
         raise ActionError(f"cannot retarget {path}: {exc.strerror or exc}") from None
 
 
-def remove_link(path: Path, target: Path, app_root: Path) -> bool:
-    """Remove mlx's link (only if it still points where mlx made it point)."""
+def remove_link(
+    path: Path, target: Path, app_root: Path, owned: set[Path], removed: list[Path] | None = None
+) -> bool:
+    """Remove mlx's link (only if it still points where mlx made it point), then the folders
+    above it that mlx created (``owned``) and that are now empty — never a user's folder."""
     if not path.is_symlink():
         return False
     if _current(path) != target:
         raise ActionError(f"{path} now points elsewhere; not mlx's link any more, left alone")
     path.unlink()
     folder = path.parent
-    while folder != app_root and folder.is_relative_to(app_root):
+    while folder != app_root and folder.is_relative_to(app_root) and folder in owned:
         try:
-            folder.rmdir()  # only when empty: never a user's file
+            folder.rmdir()  # only when empty
         except OSError:
             break
+        if removed is not None:
+            removed.append(folder)
         folder = folder.parent
     return True
