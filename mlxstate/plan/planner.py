@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from mlxstate.match import hf_key, ollama_key
 from mlxstate.plan.actions import OP_ORDER, Action, Plan, PlanProblem, params
@@ -196,16 +197,8 @@ class _Planner:
                     opts,
                 )
             reason = _revision_reason(want, pinned, local, remote)
-            return Action(
-                f"model/{name}",
-                "update",
-                "hf.download",
-                str(src),
-                size,
-                0,
-                reason,
-                name,
-                (*opts, ("commit", target)) if target else opts,
+            return _hf_update(
+                name, src, size, reason, (*opts, ("commit", target)) if target else opts
             )
         expected = listing if listing is not None else rev.remote
         # A dangling file the patterns exclude is never fetched by apply: not a repair.
@@ -222,17 +215,7 @@ class _Planner:
             else None
         )
         reason = f"repair: {len(missing)} file{'s' if len(missing) != 1 else ''} missing ({shown})"
-        return Action(
-            f"model/{name}",
-            "update",
-            "hf.download",
-            str(src),
-            size,
-            0,
-            reason,
-            name,
-            (*opts, ("commit", rev.commit)),
-        )
+        return _hf_update(name, src, size, reason, (*opts, ("commit", rev.commit)))
 
     # -- deletes ---------------------------------------------------------------------------
 
@@ -450,6 +433,12 @@ def _order(action: Action) -> tuple[int, int, str]:
     elif action.kind.startswith("link."):
         phase = 0 if action.op == "delete" else 2
     return phase, OP_ORDER[action.op], action.id
+
+
+def _hf_update(
+    name: str, src: HfSource, size: int | None, reason: str, opts: tuple[tuple[str, Any], ...]
+) -> Action:
+    return Action(f"model/{name}", "update", "hf.download", str(src), size, 0, reason, name, opts)
 
 
 def _exclusive_ollama_frees(actions: list[Action], observed: Observed) -> list[Action]:
