@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,3 +27,24 @@ def mlx(capsys: pytest.CaptureFixture[str], *args: str) -> Result:
     code = main(list(args))
     captured = capsys.readouterr()
     return Result(code, captured.out, captured.err)
+
+
+# Where the autouse fixture of conftest.py put the stores and the state of the test.
+def ollama_dir() -> Path:
+    return Path(os.environ["OLLAMA_MODELS"])
+
+
+def hf_dir() -> Path:
+    return Path(os.environ["HF_HOME"]) / "hub"
+
+
+def state_dir() -> Path:
+    return Path(os.environ["XDG_STATE_HOME"]) / "mlxstate"
+
+
+def dead_url() -> str:
+    """A loopback URL nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

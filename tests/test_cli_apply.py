@@ -41,7 +41,7 @@ from tests.builders import ollama_store as ob
 from tests.builders.common import git_blob_sha1, sha256_hex
 from tests.fakes.hf_hub import FakeHfHub
 from tests.fakes.ollama_server import FakeOllama, RegistryModel
-from tests.helpers import Result, mlx
+from tests.helpers import Result, dead_url, hf_dir, mlx, ollama_dir, state_dir
 
 NO_CHANGES = "No changes. Your models match mlx.yaml."
 PROMPT = "Do you want to perform these actions? Only 'yes' will be accepted:"
@@ -77,26 +77,6 @@ models:
 
 
 # --- environment --------------------------------------------------------------------------------
-
-
-def ollama_dir() -> Path:
-    return Path(os.environ["OLLAMA_MODELS"])
-
-
-def hf_dir() -> Path:
-    return Path(os.environ["HF_HOME"]) / "hub"
-
-
-def state_dir() -> Path:
-    return Path(os.environ["XDG_STATE_HOME"]) / "mlxstate"
-
-
-def dead_url() -> str:
-    """A loopback URL nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
 from tests.builders.common import make_tree_old
 from tests.fakes.hf_hub import FakeHfHub
-from tests.helpers import REPO_EXAMPLES, Result, mlx
+from tests.helpers import REPO_EXAMPLES, Result, dead_url, hf_dir, mlx, ollama_dir, state_dir
 
 NO_CHANGES = "No changes. Your models match mlx.yaml."
 TOP_KEYS = {
@@ -71,26 +70,6 @@ HF_FILES = {"config.json": CONFIG, "model.safetensors": WEIGHTS, "tokenizer.json
 
 
 # --- environment --------------------------------------------------------------------------------
-
-
-def ollama_dir() -> Path:
-    return Path(os.environ["OLLAMA_MODELS"])
-
-
-def hf_dir() -> Path:
-    return Path(os.environ["HF_HOME"]) / "hub"
-
-
-def state_dir() -> Path:
-    return Path(os.environ["XDG_STATE_HOME"]) / "mlxstate"
-
-
-def dead_url() -> str:
-    """A loopback URL nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(autouse=True)
