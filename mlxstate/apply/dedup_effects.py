@@ -24,13 +24,29 @@ from mlxstate.errors import ActionError
 from mlxstate.observe.duplicates import sha256_file
 from mlxstate.plan.actions import Action
 
-__all__ = ["CloneUnsupported", "dedup"]
+__all__ = ["CloneUnsupported", "dedup", "forget_hashes"]
 
 FICLONE = 0x40049409  # Linux ioctl: reflink the whole file (btrfs, xfs; not ext4)
 
 
 class CloneUnsupported(Exception):
     pass
+
+
+# The kept copy is often verified for several duplicates in one apply: hash each file state
+# (device, inode, size, mtime_ns) once per process.
+_HASHED: dict[tuple[int, int, int, int], str] = {}
+
+
+def forget_hashes() -> None:
+    _HASHED.clear()
+
+
+def _hash_once(path: Path) -> str:
+    key = _facts(path)
+    if key not in _HASHED:
+        _HASHED[key] = sha256_file(path)
+    return _HASHED[key]
 
 
 def _facts(path: Path) -> tuple[int, int, int, int]:
@@ -61,7 +77,7 @@ def dedup(action: Action) -> str:
     _check_unchanged(dup, list(action.param("dup")))
     _check_unchanged(keep, list(action.param("keep")))
     with ThreadPoolExecutor(max_workers=2) as pool:  # hashing releases the GIL
-        got_dup, got_keep = pool.map(sha256_file, (dup, keep))
+        got_dup, got_keep = pool.map(_hash_once, (dup, keep))
     if got_keep != digest:
         raise ActionError(
             f"{keep} is corrupt: its bytes do not hash to {digest[:12]}…; nothing linked"

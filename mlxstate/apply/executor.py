@@ -22,7 +22,7 @@ from mlxstate.apply.cleanup_effects import (
     hf_blob_in_use,
     ollama_blob_in_use,
 )
-from mlxstate.apply.dedup_effects import dedup
+from mlxstate.apply.dedup_effects import dedup, forget_hashes
 from mlxstate.apply.hf_effects import HfEffects, seed_ollama_blob
 from mlxstate.apply.journal import Interrupted, Journal
 from mlxstate.apply.link_effects import create_link, remove_link, retarget_link
@@ -78,6 +78,7 @@ class Executor:
         self.hf = hf or HfEffects(settings.hf_cache_dir, settings.hf_token, settings.hf_endpoint)
 
     def run(self, actions: Sequence[Action]) -> list[Outcome]:
+        forget_hashes()  # a hash memo lives for one apply only
         outcomes: list[Outcome] = []
         failed: set[str] = set()
         for action in actions:
