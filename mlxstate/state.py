@@ -160,6 +160,9 @@ class HfFile(NamedTuple):
     blob_file: str  # absolute path of the blob (first hop; may link into the Xet store)
     mtime: float = 0.0
     atime: float = 0.0
+    # Where the bytes really are when the blob itself is a link (the shared Xet store);
+    # empty when blob_file is the file. Links into apps point here: no symlink chains.
+    real_file: str = ""
 
     @property
     def blob_path(self) -> Path:

@@ -150,6 +150,7 @@ class _Scan:
     stats: dict[str, _Stat | None] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)  # keys of `stats` that snapshots reference
     incomplete: list[FileFact] = field(default_factory=list)
+    real: dict[str, str] = field(default_factory=dict)  # blob name -> payload, for Xet links
 
 
 def _open_dir(path: str, dir_fd: int | None = None) -> int:
@@ -180,6 +181,8 @@ def _stat_blobs(scan: _Scan) -> None:
                 scan.incomplete.append(FileFact(path, st.st_size, st.st_mtime, "incomplete"))
             else:
                 scan.stats[name] = (st.st_size, st.st_mtime, st.st_atime)
+                if entry.is_symlink():  # Xet: the payload lives in the shared store
+                    scan.real[name] = os.path.realpath(os.path.join(scan.blobs_dir, name))
     finally:
         os.close(fd)
 
@@ -237,7 +240,8 @@ def _walk_fd(fd: int, folder: str, prefix: str, depth: int, out: list[HfFile], s
             blob = target[cut:]
             st = stats.get(blob) if target.startswith(expected) and "/" not in blob else None
             if st is not None:
-                append(make(prefix + name, blob, st[0], True, blobs + blob, st[1], st[2]))
+                real = scan.real.get(blob, "") if scan.real else ""
+                append(make(prefix + name, blob, st[0], True, blobs + blob, st[1], st[2], real))
             elif not entry.is_dir():  # a link to a folder is skipped, as scan_cache_dir does
                 # Keep the first hop; it may itself link into the shared Xet store.
                 blob_file = os.path.normpath(os.path.join(folder, target))

@@ -82,7 +82,7 @@ def _hf_links(
     listing = [RemoteFile(f.path, f.size, f.blob) for f in rev.files if f.present]
     selected = {f.path for f in wanted_files(listing, m.include, m.exclude)}
     return [
-        (app.path / org / repo_name / Path(f.path).name, Path(f.blob_file))
+        (app.path / org / repo_name / Path(f.path).name, Path(f.real_file or f.blob_file))
         for f in rev.files
         if f.present and f.path.lower().endswith(".gguf") and f.path in selected
     ]
