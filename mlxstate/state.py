@@ -298,7 +298,12 @@ class DuplicateGroup:
 
     @property
     def reclaimable(self) -> int:
-        return self.size * (len(self.paths) - 1)
+        """Bytes dedup can give back: every copy but one, not counting copies reached through
+        a link (the HF Xet layout), which dedup never replaces."""
+        copies = len(self.paths)
+        if len(self.facts) == copies:
+            copies = sum(not fact[4] for fact in self.facts)
+        return self.size * max(copies - 1, 0)
 
 
 @dataclass(frozen=True)

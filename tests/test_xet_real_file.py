@@ -29,3 +29,19 @@ def test_xet_blob_records_its_payload(tmp_path: Path) -> None:
     assert Path(gguf.real_file).read_bytes() == data
     assert os.path.realpath(gguf.blob_file) == gguf.real_file
     assert config.real_file == ""  # a plain blob: blob_file is the file
+
+
+def test_copies_reached_through_a_link_are_not_reclaimable() -> None:
+    from mlxstate.state import DuplicateGroup
+
+    real = (1, 10, 100, 5, False)
+    linked = (1, 11, 100, 5, True)  # e.g. an HF blob that links into the Xet store
+    group = DuplicateGroup(
+        "ab" * 32,
+        100,
+        (Path("/a"), Path("/b"), Path("/c")),
+        "name",
+        (real, real[:1] + (12,) + real[2:], linked),
+    )
+    assert group.reclaimable == 100  # two real copies: one can go; the linked one cannot
+    assert DuplicateGroup("ab" * 32, 100, (Path("/a"), Path("/b"))).reclaimable == 100
