@@ -41,7 +41,7 @@ def test_copies_reached_through_a_link_are_not_reclaimable() -> None:
         100,
         (Path("/a"), Path("/b"), Path("/c")),
         "name",
-        (real, real[:1] + (12,) + real[2:], linked),
+        (real, (1, 12, 100, 5, False), linked),
     )
     assert group.reclaimable == 100  # two real copies: one can go; the linked one cannot
     assert DuplicateGroup("ab" * 32, 100, (Path("/a"), Path("/b"))).reclaimable == 100
