@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,3 +50,21 @@ def dead_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+def run_apply(spec: Path, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`mlx apply -y -f SPEC` as a separate process (so a fail point can SIGKILL it), with
+    this test's isolated environment."""
+    env = dict(os.environ)
+    env["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    env.pop("MLX_FAILPOINT", None)
+    if failpoint:
+        env["MLX_FAILPOINT"] = failpoint
+    return subprocess.run(
+        [sys.executable, "-m", "mlxstate", "apply", "-y", "-f", str(spec)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

@@ -53,7 +53,7 @@ from mlxstate.state import DuplicateGroup, HfCache, Observed, OllamaStore
 from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
 from tests.builders.common import git_blob_sha1, sha256_hex
-from tests.helpers import Result, mlx
+from tests.helpers import Result, mlx, run_apply
 from tests.test_cli_apply import dead_url, hf_dir, hub_offline, ollama_dir, state_dir
 from tests.test_crash_safety import check_hf_cache, check_ollama_store
 
@@ -651,17 +651,6 @@ def _env(failpoint: str | None = None) -> dict[str, str]:
     if failpoint is not None:
         env["MLX_FAILPOINT"] = failpoint
     return env
-
-
-def run_apply(spec: Path, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mlxstate", "apply", "-y", "-f", str(spec)],
-        env=_env(failpoint),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 # SIGKILL itself right before the rename of the temp link over the duplicate: the one moment

@@ -25,8 +25,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -44,7 +42,7 @@ from tests.builders import ollama_store as ob
 from tests.builders.common import HOUR, make_old, sha256_hex
 from tests.fakes.hf_hub import FakeHfHub
 from tests.fakes.ollama_server import FakeOllama
-from tests.helpers import Result, mlx
+from tests.helpers import Result, mlx, run_apply
 from tests.test_cli_apply import dead_url, hf_dir, hub_offline, ollama_dir, state_dir
 
 KILLED = -signal.SIGKILL
@@ -704,26 +702,6 @@ def test_cleanups_recheck_each_file_right_before_removing_it(
 
 
 # --- kill -9 during link and cleanup actions ------------------------------------------------------
-
-
-def _env(failpoint: str | None) -> dict[str, str]:
-    env = dict(os.environ)
-    env["HF_HUB_DISABLE_TELEMETRY"] = "1"
-    env.pop("MLX_FAILPOINT", None)
-    if failpoint:
-        env["MLX_FAILPOINT"] = failpoint
-    return env
-
-
-def run_apply(spec: Path, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mlxstate", "apply", "-y", "-f", str(spec)],
-        env=_env(failpoint),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @dataclass
