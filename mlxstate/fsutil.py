@@ -52,3 +52,15 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def folds_case(path: Path) -> bool:
+    """True when the filesystem holding ``path`` (an existing folder) ignores case in names:
+    the same folder is reached with its last name's case swapped."""
+    swapped = path.name.swapcase()
+    if not path.name or swapped == path.name:
+        return False
+    try:
+        return os.path.samestat(os.stat(path), os.stat(path.with_name(swapped)))
+    except OSError:
+        return False

@@ -2,7 +2,10 @@
 
 One canonical key per model, shared by the registry, status and the planner:
 ``ollama://<name>`` with Ollama's short name (``qwen2.5:7b``) and ``hf://<org>/<repo>``.
-Ollama and the Hub treat names case-insensitively, so keys are compared lowercased.
+Ollama matches model names case-insensitively, so its keys are lowercased. Hugging Face
+repos are matched exactly as spelled on disk: on a case-sensitive filesystem
+``models--org--model`` and ``models--Org--Model`` are two repos, and treating them as one
+would let a delete of one reach the other (docs/apply.md, "Confinement").
 """
 
 from __future__ import annotations
@@ -15,18 +18,36 @@ if TYPE_CHECKING:
     from mlxstate.spec.models import Spec
     from mlxstate.state import HfRepo, OllamaModel
 
-__all__ = ["declared_by_key", "hf_key", "ollama_key"]
+__all__ = ["declared_by_key", "hf_key", "ollama_key", "source_key"]
 
 
 def ollama_key(model: OllamaModel | OllamaSource) -> str:
     return f"ollama://{model.name}".lower()
 
 
-def hf_key(repo: HfRepo | HfSource) -> str:
-    return f"hf://{repo.repo_id}".lower()
+def hf_key(repo: HfRepo | HfSource, fold: bool = False) -> str:
+    """``fold``: the cache is on a case-insensitive filesystem (macOS by default), where the
+    two spellings are one folder, so they are one repo."""
+    key = f"hf://{repo.repo_id}"
+    return key.lower() if fold else key
 
 
-def declared_by_key(spec: Spec | None) -> dict[str, str]:
+def source_key(text: str, fold_hf: bool = False) -> str:
+    """The match key of a source written as text (a registry row, a plan subject)."""
+    from mlxstate.sources import parse_source
+
+    try:
+        src = parse_source(text)
+    except ValueError:
+        return text
+    if isinstance(src, OllamaSource):
+        return ollama_key(src)
+    if isinstance(src, HfSource):
+        return hf_key(src, fold_hf)
+    return str(src)
+
+
+def declared_by_key(spec: Spec | None, fold_hf: bool = False) -> dict[str, str]:
     """Canonical key → the mlx.yaml name that declares it (``ensure: present`` or not)."""
     out: dict[str, str] = {}
     for name, model in spec.models.items() if spec else ():
@@ -34,5 +55,5 @@ def declared_by_key(spec: Spec | None) -> dict[str, str]:
         if isinstance(source, OllamaSource):
             out[ollama_key(source)] = name
         elif isinstance(source, HfSource):
-            out[hf_key(source)] = name
+            out[hf_key(source, fold_hf)] = name
     return out

@@ -186,6 +186,8 @@ class Settings:
     min_free: int
     state_dir_override: Path | None = None
     env: Environment | None = None
+    # Who owns what this run installs (docs/apply.md, "Ownership"); None without an mlx.yaml.
+    workspace: str | None = None
 
     @cached_property
     def state_dir(self) -> Path:
@@ -207,8 +209,15 @@ class Settings:
         return os.environ.get(self.hf_token_env) or None
 
 
-def resolve(spec: SettingsSpec | None, env: Environment) -> Settings:
-    """Combine ``settings:`` from mlx.yaml (may be ``None``) with the environment."""
+def resolve(spec: SettingsSpec | None, env: Environment, spec_path: Path | None = None) -> Settings:
+    """Combine ``settings:`` from mlx.yaml (may be ``None``) with the environment.
+
+    The workspace is ``settings.workspace``, else derived from ``spec_path``'s real path."""
+    from mlxstate.workspace import derive_workspace
+
+    workspace = spec.workspace if spec and spec.workspace else None
+    if workspace is None and spec_path is not None:
+        workspace = derive_workspace(spec_path)
     ollama = spec.ollama if spec else None
     hf = spec.huggingface if spec else None
     host = normalize_ollama_host(ollama.host) if ollama and ollama.host else env.ollama_host()
@@ -226,4 +235,5 @@ def resolve(spec: SettingsSpec | None, env: Environment) -> Settings:
         min_free=int(spec.disk.min_free) if spec else DEFAULT_MIN_FREE,
         state_dir_override=spec.state_dir if spec else None,
         env=env,
+        workspace=workspace,
     )

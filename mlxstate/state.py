@@ -256,6 +256,9 @@ class HfCache:
     repos: tuple[HfRepo, ...] = ()
     warnings: tuple[str, ...] = ()
     shared_store: bool = False
+    # The filesystem folds case (macOS by default): models--Org--M and models--org--m are
+    # one folder there, so repo ids match case-insensitively; elsewhere they match exactly.
+    case_insensitive: bool = False
 
     def find(self, repo_id: str, repo_type: str = "model") -> HfRepo | None:
         return next(

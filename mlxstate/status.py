@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlxstate import __version__
-from mlxstate.match import declared_by_key, hf_key, ollama_key
+from mlxstate.match import declared_by_key, hf_key, ollama_key, source_key
 from mlxstate.registry import RegistryFacts
 from mlxstate.state import AppState, FileFact, HfCache, HfRepo, HfRevision, Observed, OllamaModel
 
@@ -26,14 +26,16 @@ FORMAT_VERSION = "1"
 def build_status(
     observed: Observed, spec: Spec | None, facts: RegistryFacts, spec_path: Path | None = None
 ) -> dict[str, Any]:
-    declared = declared_by_key(spec)
-    managed = {s.lower() for s in facts.managed_sources()}
-    ctx = _Ctx(declared, managed, {str(link.path) for link in facts.links})
+    fold = observed.hf.case_insensitive
+    declared = declared_by_key(spec, fold)
+    managed = {source_key(m.source, fold): list(m.owner_names) for m in facts.models}
+    ctx = _Ctx(declared, managed, {str(link.path) for link in facts.links}, fold)
     reclaim = _reclaimable(observed, pinned_commits(spec))
     return {
         "format_version": FORMAT_VERSION,
         "mlxstate_version": __version__,
         "spec": {"path": str(spec_path) if spec_path else None},
+        "workspace": facts.workspace,
         "stores": {"ollama": _ollama(observed, ctx), "huggingface": _hf(observed.hf, ctx)},
         "apps": [_app(app, ctx) for app in observed.apps],
         "duplicates": [
@@ -52,10 +54,22 @@ def build_status(
 
 
 class _Ctx:
-    def __init__(self, declared: dict[str, str], managed: set[str], links: set[str]) -> None:
+    def __init__(
+        self,
+        declared: dict[str, str],
+        managed: dict[str, list[str]],
+        links: set[str],
+        fold: bool = False,
+    ) -> None:
+        self.fold = fold
         self.declared = declared
         self.managed = managed
         self.links = links
+
+
+def _owners(workspaces: list[str] | None) -> list[str]:
+    """Workspaces owning a managed model; ``(before workspaces)`` for legacy rows."""
+    return [w or "(before workspaces)" for w in workspaces or ()]
 
 
 def iso(ts: float | None) -> str | None:
@@ -107,6 +121,7 @@ def _ollama_model(m: OllamaModel, ctx: _Ctx) -> dict[str, Any]:
         "size": m.size,
         "declared_as": ctx.declared.get(key),
         "managed": key in ctx.managed,
+        "owners": _owners(ctx.managed.get(key)),
         "status": m.status,
         "problems": list(m.problems),
         "manifest_digest": m.manifest_digest,
@@ -134,7 +149,7 @@ def _hf(cache: HfCache, ctx: _Ctx) -> dict[str, Any]:
 
 
 def _hf_repo(repo: HfRepo, ctx: _Ctx) -> dict[str, Any]:
-    key = hf_key(repo)
+    key = hf_key(repo, ctx.fold)
     is_model = repo.repo_type == "model"
     return {
         "type": repo.repo_type,
@@ -143,6 +158,7 @@ def _hf_repo(repo: HfRepo, ctx: _Ctx) -> dict[str, Any]:
         "size": repo.size_on_disk,
         "declared_as": ctx.declared.get(key) if is_model else None,
         "managed": is_model and key in ctx.managed,
+        "owners": _owners(ctx.managed.get(key)) if is_model else [],
         "status": repo_status(repo),
         "refs": dict(repo.refs),
         "last_used": iso(repo.last_accessed),

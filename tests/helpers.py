@@ -44,6 +44,17 @@ def state_dir() -> Path:
     return Path(os.environ["XDG_STATE_HOME"]) / "mlxstate"
 
 
+def manage(
+    source: str, name: str, revision: str | None = None, spec: Path = Path("mlx.yaml")
+) -> None:
+    """Record ``source`` in the registry as installed by mlx for the workspace of ``spec``."""
+    from mlxstate.registry import Registry
+    from mlxstate.workspace import derive_workspace
+
+    with Registry.open(state_dir()) as registry:
+        registry.add_model(source, name, revision, derive_workspace(spec))
+
+
 def dead_url() -> str:
     """A loopback URL nothing listens on."""
     with socket.socket() as sock:

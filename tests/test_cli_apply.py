@@ -34,16 +34,17 @@ import mlxstate.apply.lock
 from mlxstate.apply.journal import Journal
 from mlxstate.apply.lock import apply_lock
 from mlxstate.plan.actions import Action
-from mlxstate.registry import Registry, read_facts
+from mlxstate.registry import read_facts
 from mlxstate.state import DiskSpace
 from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
 from tests.builders.common import git_blob_sha1, sha256_hex
 from tests.fakes.hf_hub import FakeHfHub
 from tests.fakes.ollama_server import FakeOllama, RegistryModel
-from tests.helpers import Result, dead_url, hf_dir, mlx, ollama_dir, state_dir
+from tests.helpers import Result, dead_url, hf_dir, manage, mlx, ollama_dir, state_dir
 
 NO_CHANGES = "No changes. Your models match mlx.yaml."
+PRUNE_ONLY_SPEC = "version: 1\nsettings:\n  prune: true\nmodels: {}\n"
 PROMPT = "Do you want to perform these actions? Only 'yes' will be accepted:"
 
 QWEN = "qwen2.5:0.5b"
@@ -149,11 +150,6 @@ def plan_exit(capsys: pytest.CaptureFixture[str]) -> Result:
 
 def managed() -> set[str]:
     return {m.source for m in read_facts(state_dir()).models}
-
-
-def manage(source: str, name: str, revision: str | None = None) -> None:
-    with Registry.open(state_dir()) as registry:
-        registry.add_model(source, name, revision)
 
 
 def journal_events() -> list[dict[str, Any]]:
@@ -916,16 +912,19 @@ def _pull_action(name: str = "qwen", source: str = QWEN_SRC) -> Action:
     return Action(f"model/{name}", "create", "ollama.pull", source, None, 0, "declared", name)
 
 
-def _killed_journal(*actions: Action) -> None:
+def _killed_journal(*actions: Action, applied: bool = False) -> None:
     """The journal a SIGKILLed apply leaves: actions started, none ended, no finish line,
-    written by the journal's own writer (so the test follows its format)."""
+    written by the journal's own writer (so the test follows its format). ``applied``: the
+    effect had finished (the kill came before the registry write)."""
     journal = Journal(state_dir())
     for action in actions:
         journal.started(action)
+        if applied:
+            journal.write("applied", action=action.id, status="done")
     journal.close(finished=False)
 
 
-def _handwritten_journal(*actions: Action) -> None:
+def _handwritten_journal(*actions: Action, applied: bool = False) -> None:
     """The same, by hand, in the format ``read_interrupted`` reads (a ``run`` line first)."""
     run, now = "c0ffee000001", time.time() - 120
     lines = [{"run": run, "event": "run", "time": now}]
@@ -941,6 +940,8 @@ def _handwritten_journal(*actions: Action) -> None:
         }
         for a in actions
     ]
+    if applied:
+        lines += [{"run": run, "event": "applied", "time": now, "action": a.id} for a in actions]
     state_dir().mkdir(parents=True, exist_ok=True)
     (state_dir() / "journal.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
 
@@ -974,7 +975,7 @@ def test_a_handwritten_interrupted_create_whose_model_is_there_is_adopted(
 ) -> None:
     ob.add_model(ollama_dir(), QWEN, ob.default_layers(QWEN, 2048))  # the killed pull finished
     write_spec(OLLAMA_SPEC)
-    _handwritten_journal(_pull_action())
+    _handwritten_journal(_pull_action(), applied=True)
     result = apply(capsys, "-y")
     _says_interrupted(result.err)
     assert NO_CHANGES in result.out
@@ -997,11 +998,30 @@ def test_a_killed_create_whose_model_is_there_is_adopted_as_managed(
 ) -> None:
     ob.add_model(ollama_dir(), QWEN, ob.default_layers(QWEN, 2048))
     write_spec(OLLAMA_SPEC)
-    _killed_journal(_pull_action())
+    _killed_journal(_pull_action(), applied=True)
     result = apply(capsys, "-y")
     assert NO_CHANGES in result.out
     assert managed() == {QWEN_SRC}
     _says_interrupted(result.err)
+
+
+@pytest.mark.parametrize("handwritten", [False, True])
+def test_a_model_pulled_by_hand_after_a_kill_before_the_download_stays_the_users(
+    capsys: pytest.CaptureFixture[str], ollama: FakeOllama, handwritten: bool
+) -> None:
+    """Killed before its download began (no `applied` line), then the user pulled the same
+    model by hand: nothing shows mlx made it, so it is not adopted, and prune never deletes
+    it."""
+    write_spec(OLLAMA_SPEC)
+    (_handwritten_journal if handwritten else _killed_journal)(_pull_action())
+    users = ob.add_model(ollama_dir(), QWEN, ob.default_layers(QWEN, 2048))
+    result = apply(capsys, "-y")
+    assert NO_CHANGES in result.out
+    assert "left to you" in result.err
+    assert managed() == set()
+    write_spec(PRUNE_ONLY_SPEC)
+    apply(capsys, "-y")
+    assert users.path.is_file()
 
 
 def test_an_interrupted_delete_of_an_unmanaged_model_is_not_adopted(

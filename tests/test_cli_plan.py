@@ -24,7 +24,16 @@ from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
 from tests.builders.common import make_tree_old
 from tests.fakes.hf_hub import FakeHfHub
-from tests.helpers import REPO_EXAMPLES, Result, dead_url, hf_dir, mlx, ollama_dir, state_dir
+from tests.helpers import (
+    REPO_EXAMPLES,
+    Result,
+    dead_url,
+    hf_dir,
+    manage,
+    mlx,
+    ollama_dir,
+    state_dir,
+)
 
 NO_CHANGES = "No changes. Your models match mlx.yaml."
 TOP_KEYS = {
@@ -186,11 +195,6 @@ def add_ollama(name: str, size: int = 4096) -> ob.ManifestInfo:
 
 def add_hf(repo_id: str, files: dict[str, bytes] | None = None, **kw: Any) -> hb.CachedRevision:
     return hb.add_revision(hf_dir(), repo_id, HF_FILES if files is None else files, **kw)
-
-
-def manage(source: str, name: str, revision: str | None = None) -> None:
-    with Registry.open(state_dir()) as registry:
-        registry.add_model(source, name, revision)
 
 
 def declared_models(example: Path) -> list[str]:
@@ -462,8 +466,30 @@ def test_ollama_names_match_with_default_tag_and_any_case(
     write_spec(
         "version: 1\nmodels:\n  qwen:\n    source: ollama://QWEN2.5\n"
         "  gemma:\n    source: ollama://hf.co/bartowski/gemma-gguf:q4_k_m\n"
-        "  tiny:\n    source: hf://org/tiny\n"
+        "  tiny:\n    source: hf://Org/Tiny\n"
     )
+    assert NO_CHANGES in plan(capsys, "--detailed-exitcode")
+
+
+def test_hf_repo_ids_match_exactly_on_a_case_sensitive_cache(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """models--Org--Tiny is not hf://org/tiny where the filesystem keeps both apart."""
+    add_hf("Org/Tiny")
+    write_spec("version: 1\nmodels:\n  tiny:\n    source: hf://org/tiny\n")
+    out = plan(capsys, "--detailed-exitcode", code=2)
+    assert "+ tiny" in out and "hf://org/tiny" in out
+
+
+def test_hf_repo_ids_match_in_any_case_where_the_filesystem_folds_case(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On macOS's default filesystem both spellings are one folder: one repo."""
+    import mlxstate.observe.run
+
+    monkeypatch.setattr(mlxstate.observe.run, "folds_case", lambda path: True)
+    add_hf("Org/Tiny")
+    write_spec("version: 1\nmodels:\n  tiny:\n    source: hf://org/tiny\n")
     assert NO_CHANGES in plan(capsys, "--detailed-exitcode")
 
 

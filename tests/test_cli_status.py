@@ -28,6 +28,7 @@ TOP_KEYS = {
     "format_version",
     "mlxstate_version",
     "spec",
+    "workspace",
     "stores",
     "apps",
     "duplicates",
@@ -186,7 +187,7 @@ models:
     source: ollama://registry.ollama.ai/library/llama3.2:1b
     ensure: absent
   small:
-    source: hf://org/repo          # different case than the cache folder
+    source: hf://org/Repo
   never-installed:
     source: hf://nobody/nothing
 """
@@ -727,7 +728,7 @@ def test_human_output_snapshot(
     ollama_server.set_running("qwen2.5:7b")
     write_spec(
         "version: 1\nmodels:\n  qwen:\n    source: ollama://qwen2.5:7b\n"
-        "  small:\n    source: hf://org/repo\n"
+        "  small:\n    source: hf://org/Repo\n"
     )
     with Registry.open(state_dir()) as registry:
         registry.add_model("ollama://qwen2.5:7b", "qwen")

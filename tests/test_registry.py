@@ -74,8 +74,8 @@ def test_models_links_and_dedups_show_in_facts(tmp_path: Path) -> None:
         assert all(m.installed_at > 0 for m in facts.models)
         assert facts.links == (LinkRecord(link, target, "lmstudio", "a"),)
         assert facts.dedups == (DedupRecord(dup, canonical, "d" * 64, "hardlink"),)
-        assert facts.is_managed("ollama://a:1") and not facts.is_managed("ollama://x:1")
-        assert facts.managed_sources() == {"hf://org/b", "ollama://a:1"}
+        assert facts.find("ollama://A:1") and not facts.find("ollama://x:1")
+        assert facts.managed_keys() == {"hf://org/b", "ollama://a:1"}
 
         registry.remove_model("ollama://a:1")
         registry.remove_link(link)
@@ -139,3 +139,74 @@ def test_hash_cache_roundtrip(tmp_path: Path) -> None:
     with Registry.open(tmp_path) as registry:
         assert registry.cached_hash(1, 2, 3, 4) == "f" * 64
         assert registry.cached_hash(big, big + 1, big + 2, big + 3) == digest
+
+
+# --- ownership per workspace ----------------------------------------------------------------
+
+
+def test_owners_claims_and_releases(tmp_path: Path) -> None:
+    with Registry.open(tmp_path) as registry:
+        registry.add_model("ollama://a:1", "a", None, "home-1")
+        assert registry.claim("ollama://A:1", "work-2", "alias")  # Ollama names: any case
+        assert not registry.claim("ollama://nope:1", "work-2", "x")  # not managed: no claim
+        model = registry.facts("home-1").models[0]
+        assert model.owners == (("home-1", "a"), ("work-2", "alias"))
+        assert model.name_in("work-2") == "alias"
+        assert not registry.release("ollama://a:1", "home-1")  # work-2 still owns it
+        assert [m.owner_names for m in registry.facts().models] == [("work-2",)]
+        assert registry.release("ollama://a:1", "work-2")  # the last owner: unmanaged now
+        assert registry.facts().models == ()
+
+
+def test_hf_rows_match_exactly_as_on_disk(tmp_path: Path) -> None:
+    with Registry.open(tmp_path) as registry:
+        registry.add_model("hf://org/model", "m", None, "ws")
+        registry.add_model("hf://Org/Model", "M", None, "ws")
+        assert {m.source for m in registry.facts().models} == {"hf://org/model", "hf://Org/Model"}
+        registry.remove_model("hf://Org/Model")
+        assert [m.source for m in registry.facts().models] == ["hf://org/model"]
+
+
+def test_owned_is_this_workspaces_only(tmp_path: Path) -> None:
+    with Registry.open(tmp_path) as registry:
+        registry.add_model("ollama://a:1", "a", None, "mine")
+        registry.add_model("ollama://b:1", "b", None, "theirs")
+        registry.add_model("ollama://c:1", "c")  # legacy
+        assert [m.source for m in registry.facts("mine").owned()] == ["ollama://a:1"]
+        assert registry.facts(None).owned() == ()
+
+
+def test_a_v2_registry_migrates_to_legacy_owners(tmp_path: Path) -> None:
+    """Rows from before workspaces are owned by nobody in particular: no file prunes them
+    until one that declares them claims them."""
+    db = tmp_path / DB_NAME
+    conn = sqlite3.connect(db, isolation_level=None)
+    for index, script in enumerate(MIGRATIONS[:2]):
+        conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {index + 1};\nCOMMIT;")
+    conn.execute("INSERT INTO models VALUES ('ollama://old:1', 'old', NULL, 1.0)")
+    conn.execute("INSERT INTO links VALUES ('/a/l', '/t', 'app', 'old', 1.0)")
+    conn.close()
+    with Registry.open(tmp_path) as registry:
+        facts = registry.facts("mine")
+        assert facts.models[0].owners == (("", "old"),)
+        assert facts.owned() == ()
+        assert facts.links[0].workspace == ""
+        assert facts.links_of_mine() == facts.links  # legacy links: any workspace's app may
+        assert registry.claim("ollama://old:1", "mine", "old")
+        assert registry.facts("mine").models[0].owners == (("mine", "old"),)  # legacy dropped
+
+
+@pytest.mark.parametrize("kind", ["garbage", "directory", "state-file"])
+def test_a_hostile_registry_is_one_clear_error(tmp_path: Path, kind: str) -> None:
+    state = tmp_path / "state"
+    if kind == "garbage":
+        state.mkdir()
+        (state / DB_NAME).write_bytes(b"this is not sqlite\x00" * 100)
+    elif kind == "directory":
+        (state / DB_NAME).mkdir(parents=True)
+    else:
+        state.write_text("a file where the state folder should be")
+    with pytest.raises(MlxError) as info:
+        Registry.open(state)
+    assert "\n" not in info.value.message
+    assert str(state) in info.value.message

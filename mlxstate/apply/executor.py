@@ -28,17 +28,18 @@ from mlxstate.apply.journal import Interrupted, Journal
 from mlxstate.apply.link_effects import create_link, remove_link, retarget_link
 from mlxstate.apply.ollama_effects import OllamaEffects
 from mlxstate.apply.progress import Display
-from mlxstate.errors import ActionError
+from mlxstate.errors import ActionError, MlxError
 from mlxstate.match import hf_key, ollama_key
-from mlxstate.observe.hf_cache import scan_hf_cache
+from mlxstate.observe.hf_cache import repo_folder_name
 from mlxstate.observe.ollama_store import read_one_model, scan_ollama_store
-from mlxstate.observe.run import disk_space
+from mlxstate.observe.run import disk_space, scan_hf
 from mlxstate.plan.actions import Action
-from mlxstate.registry import Registry
+from mlxstate.registry import Registry, RegistryFacts
 from mlxstate.settings import Settings
 from mlxstate.sources import HfSource, OllamaSource, Source, parse_source
 from mlxstate.spec.models import Spec
 from mlxstate.text import human_bytes
+from mlxstate.workspace import LEGACY
 
 __all__ = ["Executor", "Outcome", "adopt_interrupted"]
 
@@ -101,12 +102,17 @@ class Executor:
         self.display.log(f"{action.symbol} {action.id}: {action.kind} {action.subject}")
         try:
             status, detail = self._effect(action)
-        except ActionError as exc:
-            self.journal.ended(action, "failed", exc.message)
-            self.display.log(f"  failed: {exc.message}")
-            return Outcome(action, "failed", exc.message)
-        failpoints.hit("effect.done")
-        self._record(action, status)
+            # The evidence that mlx's own action produced what is in the store now: a kill
+            # before the registry write below adopts the result only with this line.
+            self.journal.write("applied", action=action.id, status=status)
+            failpoints.hit("effect.done")
+            self._record(action, status)
+        except Exception as exc:  # an action's failure stays that action's failure
+            message = _failure_text(action, exc)
+            self._dirs_made, self._dirs_removed = [], []
+            self.journal.ended(action, "failed", message)
+            self.display.log(f"  failed: {message}")
+            return Outcome(action, "failed", message)
         failpoints.hit("registry.recorded")
         self.journal.ended(action, "done", detail)
         return Outcome(action, status, detail)
@@ -134,6 +140,12 @@ class Executor:
                 self._record_dedup(action, "unsupported")
                 return "noop", done
             return ("noop" if done.startswith("already") else "done"), done
+        if action.kind == "registry.claim":
+            if src is None or self._present(src) is None:
+                raise ActionError(f"{action.subject} is no longer in its store; nothing to claim")
+            return "done", f"now owned by workspace {self.settings.workspace}"
+        if action.kind == "registry.release":
+            return "done", f"workspace {self.settings.workspace} no longer owns it (files kept)"
         if action.kind == "hf.delete" and isinstance(src, HfSource):
             freed = self.hf.delete(src.repo_id)
             return ("done", f"freed {human_bytes(freed)}") if freed else ("noop", "already gone")
@@ -170,7 +182,7 @@ class Executor:
             )
             return ("done", "removed") if removed else ("noop", "already gone")
         if action.kind == "link.update":
-            old = next((x.target for x in self.registry.facts().links if x.path == path), None)
+            old = next((x.target for x in self._facts().links if x.path == path), None)
             retarget_link(path, old or Path(), Path(target))
             return "done", f"now → {target}"
         if not target:
@@ -186,7 +198,7 @@ class Executor:
         app = str(action.param("app"))
         ours = {
             x.path: x
-            for x in self.registry.facts().links
+            for x in self._facts().links_of_mine()
             if x.app == app and x.model == action.model
         }
         wanted = self._resolve_links(action)
@@ -263,6 +275,15 @@ class Executor:
             self.hf.delete(old_src.repo_id)
         self.registry.remove_model(old)
 
+    def _present(self, src: Source) -> str | None:
+        if isinstance(src, OllamaSource):
+            return self._ollama_present(src)
+        if isinstance(src, HfSource):
+            # The exact on-disk folder: a case variant is another repo.
+            snapshots = self.settings.hf_cache_dir / repo_folder_name(src.repo_id) / "snapshots"
+            return "ok" if snapshots.is_dir() and any(snapshots.iterdir()) else None
+        return None
+
     def _ollama_present(self, src: OllamaSource) -> str | None:
         parts = (src.host, src.namespace, src.model, src.tag)
         model = read_one_model(self.settings.ollama_models_dir, parts)
@@ -283,8 +304,13 @@ class Executor:
                 f"{human_bytes(self.settings.min_free)}"
             )
 
+    def _facts(self) -> RegistryFacts:
+        return self.registry.facts(self.settings.workspace)
+
     def _record(self, action: Action, status: Status) -> None:
-        """What mlx manages from now on (SPEC §4): what it installed; deletions forget."""
+        """What mlx manages from now on (docs/apply.md, "Ownership"): what it installed, owned
+        by this workspace; deletions forget; claims and releases change only the owners."""
+        ws = self.settings.workspace or LEGACY
         with self.registry.transaction():
             for folder in self._dirs_made:
                 self.registry.add_dir(folder, str(action.param("app") or ""))
@@ -296,12 +322,12 @@ class Executor:
             elif action.kind == "link.update":
                 app = str(action.param("app"))
                 self.registry.add_link(
-                    Path(action.subject), Path(action.param("target")), app, action.model or ""
+                    Path(action.subject), Path(action.param("target")), app, action.model or "", ws
                 )
             elif action.kind == "link.create":
                 app = str(action.param("app"))
                 for path, target in self._links_made:
-                    self.registry.add_link(path, target, app, action.model or "")
+                    self.registry.add_link(path, target, app, action.model or "", ws)
                 for path in self._links_removed:
                     self.registry.remove_link(path)
                 self._links_made, self._links_removed = [], []
@@ -309,9 +335,13 @@ class Executor:
                 record_dedup(self.registry, action, str(action.param("mechanism")))
             elif action.kind in ("ollama.delete", "hf.delete"):
                 self.registry.remove_model(action.subject)
+            elif action.kind == "registry.claim":
+                self.registry.claim(action.subject, ws, action.model or "")
+            elif action.kind == "registry.release":
+                self.registry.release(action.subject, ws)
             elif action.op in ("create", "replace") and status == "done":
                 self.registry.add_model(
-                    action.subject, action.model or "", action.param("revision")
+                    action.subject, action.model or "", action.param("revision"), ws
                 )
 
 
@@ -364,6 +394,19 @@ def _remove_own_temps(path: Path, settings: Settings, log: Callable[[str], None]
             log(f"  removed {temp}, left by the interrupted apply")
 
 
+def _failure_text(action: Action, exc: Exception) -> str:
+    """One line for the summary; anything unexpected also goes to the crash log."""
+    if isinstance(exc, MlxError):
+        return exc.message
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"{action.kind} failed:{where}: {exc.strerror or exc}"
+    from mlxstate.cli._errors import write_crash_log
+
+    log = write_crash_log(exc)
+    return f"unexpected error in {action.kind}: {type(exc).__name__}: {exc} (details: {log})"
+
+
 def _depends_on(action: Action) -> tuple[str, ...]:
     return tuple(action.param("depends_on") or ())
 
@@ -380,21 +423,41 @@ def adopt_interrupted(
 ) -> None:
     """Finish the bookkeeping of actions a killed apply was in the middle of.
 
-    A create whose model is now in the store was installed by mlx (the kill came between the
-    effect and the registry write): record it as managed. A delete whose model is gone is
-    forgotten. Anything else is left to the new plan, made from what is on disk now.
+    A create whose model is now in the store is recorded as managed only with evidence that
+    mlx's own action produced it: the journal's ``applied`` line, written right after the
+    effect finished and before the registry write the kill prevented. Without it (killed
+    before or during the download, then the user pulled the model by hand) the model stays
+    the user's. An HF download killed half-way is mlx's too: its ``*.incomplete`` blobs are
+    the library's marker of a download in progress, which a finished pull by hand does not
+    leave. A delete whose model is gone is forgotten. Anything else is left to the new
+    plan, made from what is on disk now.
     """
     ollama = {ollama_key(m) for m in scan_ollama_store(settings.ollama_models_dir).models}
-    hf = {hf_key(r) for r in scan_hf_cache(settings.hf_cache_dir).repos if r.repo_type == "model"}
+    cache = scan_hf(settings.hf_cache_dir)
+    fold = cache.case_insensitive
+    hf = {hf_key(r, fold) for r in cache.repos if r.repo_type == "model"}
+    # huggingface_hub's own marker of a download in progress: a repo with *.incomplete blobs
+    # is the killed download's, not a finished pull by hand.
+    partial = {hf_key(r, fold) for r in cache.repos if r.repo_type == "model" and r.incomplete}
+    ws = settings.workspace or LEGACY
     with registry.transaction():
         for event in interrupted.in_flight:
             src = _source(str(event.get("subject", "")))
             present = (isinstance(src, OllamaSource) and ollama_key(src) in ollama) or (
-                isinstance(src, HfSource) and hf_key(src) in hf
+                isinstance(src, HfSource) and hf_key(src, fold) in hf
             )
             name = str(event.get("action", "")).removeprefix("model/")
-            if event.get("op") in ("create", "replace") and present:
-                registry.add_model(str(event["subject"]), name, None)
+            applied = event.get("applied") is True or (
+                isinstance(src, HfSource) and hf_key(src, fold) in partial
+            )
+            if event.get("op") in ("create", "replace") and present and not applied:
+                if str(event.get("kind")) in ("ollama.pull", "hf.download"):
+                    log(
+                        f"  {event['subject']} is in the store, but nothing shows mlx finished "
+                        "installing it: left to you (`mlx import` makes it managed)"
+                    )
+            elif event.get("op") in ("create", "replace") and present:
+                registry.add_model(str(event["subject"]), name, None, ws)
                 log(f"  {event['subject']} was installed before the interruption: now managed")
             elif str(event.get("kind", "")).endswith(".delete") and not present:
                 registry.remove_model(str(event["subject"]))

@@ -22,6 +22,7 @@ __all__ = ["Interrupted", "Journal", "read_interrupted"]
 
 JOURNAL_NAME = "journal.jsonl"
 ROTATE_BYTES = 1 << 20
+MAX_READ = 4 * ROTATE_BYTES  # a journal is rotated at 1 MiB: more than this is not ours
 
 
 @dataclass(frozen=True)
@@ -34,31 +35,57 @@ class Interrupted:
 
 
 def read_interrupted(state_dir: Path) -> Interrupted | None:
-    """The last run of the journal, if it did not finish."""
+    """The last run of the journal, if it did not finish.
+
+    The journal is mlx's own file, but it is read as untrusted data: torn lines, bytes that
+    are not UTF-8, JSON that is not an event, and absurd nesting are skipped, never fatal."""
+    path = state_dir / JOURNAL_NAME
     try:
-        lines = (state_dir / JOURNAL_NAME).read_text(encoding="utf-8").splitlines()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_READ)
     except FileNotFoundError:
         return None
-    events = []
-    for line in lines:
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue  # a line torn by the crash itself
-    runs = [e for e in events if e.get("event") == "run"]
+    except OSError as exc:
+        from mlxstate.errors import MlxError
+
+        raise MlxError(
+            f"cannot read the apply journal {path}: {exc.strerror or exc}",
+            hint="move it away; mlx starts a new one",
+        ) from None
+    events = [e for line in raw.splitlines() if (e := _event(line)) is not None]
+    runs = [e for e in events if e["event"] == "run"]
     if not runs:
         return None
-    last = runs[-1]["run"]
+    last = runs[-1].get("run")
     mine = [e for e in events if e.get("run") == last]
-    if any(e.get("event") == "finished" for e in mine):
+    if any(e["event"] == "finished" for e in mine):
         return None
     open_actions: dict[str, dict[str, Any]] = {}
     for e in mine:
-        if e.get("event") == "started":
-            open_actions[e["action"]] = e
-        elif e.get("event") in ("done", "failed", "skipped"):
-            open_actions.pop(e.get("action", ""), None)
-    return Interrupted(last, float(runs[-1].get("time", 0)), tuple(open_actions.values()))
+        action = e.get("action")
+        if not isinstance(action, str):
+            continue
+        if e["event"] == "started":
+            open_actions[action] = dict(e)
+        elif e["event"] == "applied" and action in open_actions:
+            open_actions[action]["applied"] = True  # the effect finished (adoption evidence)
+        elif e["event"] in ("done", "failed", "skipped"):
+            open_actions.pop(action, None)
+    return Interrupted(str(last), _number(runs[-1].get("time")), tuple(open_actions.values()))
+
+
+def _event(line: bytes) -> dict[str, Any] | None:
+    try:
+        event = json.loads(line.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None  # a line torn by the crash itself, or not ours
+    if not isinstance(event, dict) or not isinstance(event.get("event"), str):
+        return None
+    return event
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 class Journal:

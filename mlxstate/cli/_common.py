@@ -65,7 +65,9 @@ class Run:
     def settings(self, loaded: LoadedSpec | None) -> Settings:
         from mlxstate.settings import resolve
 
-        return resolve(loaded.spec.settings if loaded else None, self.env)
+        if loaded is None:
+            return resolve(None, self.env)
+        return resolve(loaded.spec.settings, self.env, loaded.path)
 
     def status_document(self) -> dict[str, Any]:
         """Observe everything and build the ``mlx status`` document."""
@@ -75,7 +77,7 @@ class Run:
 
         loaded = self.load_optional_spec()
         settings = self.settings(loaded)
-        facts = read_facts(settings.state_dir)
+        facts = read_facts(settings.state_dir, settings.workspace)
         observed = observe(
             settings,
             loaded.spec if loaded else None,

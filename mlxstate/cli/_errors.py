@@ -72,6 +72,11 @@ def _internal(exc: BaseException, *, debug: bool, color: bool) -> int:
     return EXIT_INTERNAL
 
 
+def write_crash_log(exc: BaseException) -> Path | None:
+    """The traceback of an unexpected error inside one action (the apply goes on)."""
+    return _write_crash_log("".join(traceback.format_exception(exc)))
+
+
 def _write_crash_log(text: str) -> Path | None:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for folder in _log_dirs():

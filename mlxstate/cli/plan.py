@@ -50,7 +50,7 @@ def compute_plan(run: Run, targets: list[str], refresh: bool) -> PlannedRun:
     # No daemon probe (plan stays offline), and the duplicate search (which may hash plain
     # app files, cached in the registry) only when settings.dedup asks for it.
     dedup_on = loaded.spec.settings.dedup != "off"
-    facts = read_facts(settings.state_dir)
+    facts = read_facts(settings.state_dir, settings.workspace)
     observed = observe(
         settings,
         loaded.spec,

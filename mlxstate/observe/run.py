@@ -9,19 +9,27 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlxstate.fsutil import folds_case
 from mlxstate.observe.apps import scan_app
 from mlxstate.observe.duplicates import HashCache, find_duplicates
 from mlxstate.observe.hf_cache import scan_hf_cache
 from mlxstate.observe.ollama_store import scan_ollama_store
 from mlxstate.settings import Settings
-from mlxstate.state import AppState, DiskSpace, Observed, OllamaDaemon
+from mlxstate.state import AppState, DiskSpace, HfCache, Observed, OllamaDaemon
 
 if TYPE_CHECKING:
     import httpx
 
     from mlxstate.spec.models import Spec
 
-__all__ = ["observe"]
+__all__ = ["observe", "scan_hf"]
+
+
+def scan_hf(root: Path) -> HfCache:
+    """The HF cache, knowing whether its filesystem folds case (repo ids then match in any
+    case: docs/apply.md, "Confinement")."""
+    cache = scan_hf_cache(root)
+    return replace(cache, case_insensitive=cache.exists and folds_case(root))
 
 
 def observe(
@@ -37,7 +45,7 @@ def observe(
 ) -> Observed:
     """Scan the Ollama store, the HF cache, the app folders; probe the daemon if asked."""
     ollama = scan_ollama_store(settings.ollama_models_dir)
-    hf = scan_hf_cache(settings.hf_cache_dir)
+    hf = scan_hf(settings.hf_cache_dir)
     apps = _apps(spec, lmstudio_models) + _left_apps(spec, managed_links)
     groups = find_duplicates(ollama, hf, apps, hash_cache) if duplicates else ()
     daemon = _probe(settings.ollama_host, client) if probe else None

@@ -93,7 +93,8 @@ def wanted_links(
 ) -> tuple[list[WantedLink], list[str]]:
     """Every link the spec asks for; ``pending`` names models whose install is planned."""
     ollama = {ollama_key(m): m for m in observed.ollama.models}
-    hf = {hf_key(r): r for r in observed.hf.repos if r.repo_type == "model"}
+    fold = observed.hf.case_insensitive
+    hf = {hf_key(r, fold): r for r in observed.hf.repos if r.repo_type == "model"}
     out: list[WantedLink] = []
     warnings: list[str] = []
     for app_name, app in spec.apps.items():
@@ -108,7 +109,7 @@ def wanted_links(
             pairs: list[tuple[Path, Path]] | None = None
             if isinstance(src, OllamaSource) and (model := ollama.get(ollama_key(src))):
                 pairs = _ollama_links(app, name, src, model)
-            elif isinstance(src, HfSource) and (repo := hf.get(hf_key(src))):
+            elif isinstance(src, HfSource) and (repo := hf.get(hf_key(src, fold))):
                 pairs = _hf_links(app, name, m, repo)
             elif isinstance(src, FileSource):
                 if app.layout == "dir":
@@ -136,7 +137,9 @@ def plan_links(
     }
     wanted, warnings = wanted_links(spec, observed, pending)
     entries: dict[Path, AppLink] = {e.path: e for app in observed.apps for e in app.entries}
-    ours = {link.path: link for link in facts.links}
+    # Only this workspace's links (and those from before workspaces): another file's links
+    # are never retargeted or removed by this one.
+    ours = {link.path: link for link in facts.links_of_mine()}
     actions: list[Action] = []
     conflicts: list[str] = []
     wanted_paths = set()

@@ -35,6 +35,7 @@ from mlxstate.registry import ManagedModel, RegistryFacts
 from mlxstate.sources import FileSource, HfSource, OllamaSource, Source, parse_source
 from mlxstate.spec.models import ModelSpec, Spec
 from mlxstate.state import HfFile, HfRepo, HfRevision, Observed, OllamaModel, RemoteFile
+from mlxstate.workspace import LEGACY
 
 __all__ = ["RemoteRepo", "fingerprint", "make_plan", "wanted_files"]
 
@@ -82,9 +83,10 @@ class _Planner:
         self.targets: tuple[str, ...] = ()
         self.problems: list[PlanProblem] = []
         self.warnings: list[str] = []
+        self.fold = observed.hf.case_insensitive
         self.ollama = {ollama_key(m): m for m in observed.ollama.models}
-        self.hf = {hf_key(r): r for r in observed.hf.repos if r.repo_type == "model"}
-        self.declared = {_key(m.parsed_source): name for name, m in spec.models.items()}
+        self.hf = {hf_key(r, self.fold): r for r in observed.hf.repos if r.repo_type == "model"}
+        self.declared = {self._key(m.parsed_source): name for name, m in spec.models.items()}
 
     # -- declared models -------------------------------------------------------------------
 
@@ -109,7 +111,11 @@ class _Planner:
             action = self._ollama(name, src, self.ollama.get(ollama_key(src)))
         else:
             assert isinstance(src, HfSource)
-            action = self._hf(name, m, src, self.hf.get(hf_key(src)))
+            action = self._hf(name, m, src, self.hf.get(self._key(src)))
+        if replaced is not None and self._release(
+            replaced, f"source changed: {replaced.source} → {src}"
+        ):
+            replaced = None  # another workspace still owns the old source: it stays
         if action is not None and replaced is not None and action.op == "create":
             action = self._as_replace(name, m, action, replaced)
         elif replaced is not None and (old := _parse(replaced.source)) is not None:
@@ -120,6 +126,28 @@ class _Planner:
             self._delete(None, old, reason, f"prune/{replaced.source}", was=name)
         if action is not None:
             self.actions.append(action)
+        if action is None or action.op == "update":
+            self._claim(name, src)
+
+    def _claim(self, name: str, src: Source) -> None:
+        """A declared model that is present and managed, but not by this workspace: this
+        file claims it too, so another file's prune can no longer delete it from under us.
+        A model mlx does not manage stays the user's (``mlx import`` makes it managed)."""
+        managed = self.facts.find(str(src), self.fold)
+        ws = self.facts.workspace
+        if managed is None or ws is None or ws in managed.owner_names:
+            return
+        if self._present_size(src) is None:
+            return
+        others = [w for w in managed.owner_names if w != LEGACY]
+        why = (
+            f"managed by {', '.join(others)}; declared here too: shared from now on"
+            if others
+            else "installed by mlx before workspaces existed; this file declares it: now its own"
+        )
+        self.actions.append(
+            Action(f"claim/{name}", "update", "registry.claim", str(src), 0, 0, why, name)
+        )
 
     def _ollama(self, name: str, src: OllamaSource, model: OllamaModel | None) -> Action | None:
         if model is None:
@@ -158,7 +186,9 @@ class _Planner:
         carries the quant (its blob name is the sha256 Ollama will ask for)."""
         if not src.is_huggingface:
             return None
-        repo = self.hf.get(f"hf://{src.namespace}/{src.model}".lower())
+        # Ollama lowercases hf.co names: the repo it pulls is the cached one of any case.
+        wanted = f"{src.namespace}/{src.model}".lower()
+        repo = next((r for r in self.hf.values() if r.repo_id.lower() == wanted), None)
         if repo is None:
             return None
         quant = src.tag.lower()
@@ -219,10 +249,31 @@ class _Planner:
 
     # -- deletes ---------------------------------------------------------------------------
 
+    def _release(self, managed: ManagedModel, why: str) -> bool:
+        """Prune of a model other workspaces own too: only this workspace's claim goes."""
+        others = [w for w in managed.owner_names if w not in (self.facts.workspace, LEGACY)]
+        if not others:
+            return False
+        reason = f"{why}; also owned by {', '.join(others)}: only this file's claim is dropped"
+        self.actions.append(
+            Action(
+                f"release/{managed.source}",
+                "update",
+                "registry.release",
+                managed.source,
+                0,
+                0,
+                reason,
+                None,
+                params(was=managed.name_in(self.facts.workspace or "") or managed.name),
+            )
+        )
+        return True
+
     def _delete(
         self, name: str | None, src: Source, why: str, ident: str | None = None, was: str = ""
     ) -> None:
-        key = _key(src)
+        key = self._key(src)
         ident = ident or f"model/{name}"
         extra = params(was=was or None)
         if isinstance(src, OllamaSource) and (model := self.ollama.get(key)):
@@ -248,9 +299,10 @@ class _Planner:
         """The managed model this name used to stand for, if its source changed (prune only)."""
         if not self.spec.settings.prune:
             return None
-        for managed in self.facts.models:
-            key = _managed_key(managed)
-            if managed.name == name and key != _key(src) and key not in self.declared:
+        ws = self.facts.workspace or ""
+        for managed in self.facts.owned():
+            key = self._managed_key(managed)
+            if managed.name_in(ws) == name and key != self._key(src) and key not in self.declared:
                 return managed
         return None
 
@@ -286,14 +338,15 @@ class _Planner:
             )
 
     def _present_size(self, src: Source) -> int | None:
-        if isinstance(src, OllamaSource) and (model := self.ollama.get(_key(src))):
+        if isinstance(src, OllamaSource) and (model := self.ollama.get(self._key(src))):
             return model.size
-        if isinstance(src, HfSource) and (repo := self.hf.get(_key(src))):
+        if isinstance(src, HfSource) and (repo := self.hf.get(self._key(src))):
             return repo.size_on_disk
         return None
 
     def prune(self) -> None:
-        undeclared = [m for m in self.facts.models if _managed_key(m) not in self.declared]
+        self._legacy_warning()
+        undeclared = [m for m in self.facts.owned() if self._managed_key(m) not in self.declared]
         replaced = {
             m.source
             for name, spec_m in self.spec.models.items()
@@ -314,12 +367,36 @@ class _Planner:
         for managed in present:
             src = _parse(managed.source)
             assert src is not None
+            if self._release(managed, "no longer in mlx.yaml (prune: true)"):
+                continue
             self._delete(
                 None,
                 src,
                 "installed by mlx, no longer in mlx.yaml (prune: true)",
                 f"prune/{managed.source}",
                 was=managed.name,
+            )
+
+    def _key(self, src: Source) -> str:
+        return _key(src, self.fold)
+
+    def _managed_key(self, managed: ManagedModel) -> str:
+        return _managed_key(managed, self.fold)
+
+    def _legacy_warning(self) -> None:
+        legacy = [
+            m.source
+            for m in self.facts.models
+            if m.owner_names == (LEGACY,)
+            and self._managed_key(m) not in self.declared
+            and (src := _parse(m.source)) is not None
+            and self._present_size(src) is not None
+        ]
+        if legacy and self.facts.workspace is not None:
+            self.warnings.append(
+                f"installed by mlx before workspaces existed, not declared here: "
+                f"{', '.join(legacy)}; no file prunes them until one claims them "
+                "(`mlx import SOURCE` to own one here, `mlx forget SOURCE` to leave it to you)"
             )
 
     # -- whole-plan checks ------------------------------------------------------------------
@@ -485,17 +562,17 @@ def _unknown_size_warnings(actions: Sequence[Action]) -> list[str]:
     return out
 
 
-def _managed_key(managed: ManagedModel) -> str:
+def _managed_key(managed: ManagedModel, fold: bool = False) -> str:
     """A registry row's source in canonical form (``ollama://llama3`` = ``…llama3:latest``)."""
     src = _parse(managed.source)
-    return _key(src) if src is not None else managed.source.lower()
+    return _key(src, fold) if src is not None else managed.source
 
 
-def _key(src: Source) -> str:
+def _key(src: Source, fold: bool = False) -> str:
     if isinstance(src, OllamaSource):
         return ollama_key(src)
     if isinstance(src, HfSource):
-        return hf_key(src)
+        return hf_key(src, fold)
     return str(src)
 
 
@@ -548,8 +625,9 @@ def fingerprint(spec: Spec, observed: Observed, facts: RegistryFacts) -> str:
     """sha256 over the observed facts a plan depends on: the declared and managed models'
     store entries, the registry's managed set, and which file:// sources exist. Times and
     free space are left out (free space is re-checked right before each download)."""
-    keys = {_key(m.parsed_source) for m in spec.models.values()} | {
-        m.source.lower() for m in facts.models
+    fold = observed.hf.case_insensitive
+    keys = {_key(m.parsed_source, fold) for m in spec.models.values()} | {
+        _managed_key(m, fold) for m in facts.models
     }
     digest = hashlib.sha256()
 
@@ -561,12 +639,13 @@ def fingerprint(spec: Spec, observed: Observed, facts: RegistryFacts) -> str:
         if ollama_key(model) in keys:
             feed(["ollama", model.name, model.manifest_digest, model.problems])
     for repo in observed.hf.repos:
-        if repo.repo_type == "model" and hf_key(repo) in keys:
+        if repo.repo_type == "model" and hf_key(repo, fold) in keys:
             feed(["hf", repo.repo_id, repo.refs])
             for rev in repo.revisions:
                 feed([rev.commit, [(f.path, f.blob, f.present) for f in rev.files]])
                 # The hub listing decides repairs, so it is a fact the plan depends on.
                 feed([(f.path, f.blob, f.size) for f in rev.remote or ()])
-    feed(sorted((m.source, m.name) for m in facts.models))
+    feed(sorted((m.source, m.name, m.owners) for m in facts.models))
+    feed(facts.workspace)
     feed(sorted(str(p) for p in observed.existing_files))
     return digest.hexdigest()

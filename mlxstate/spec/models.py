@@ -62,6 +62,7 @@ def _check_name(value: object, kind: str) -> str:
 
 
 _NAME_SCHEMA = WithJsonSchema({"type": "string", "pattern": NAME_PATTERN})
+WorkspaceName = Annotated[str, BeforeValidator(lambda v: _check_name(v, "workspace")), _NAME_SCHEMA]
 ModelName = Annotated[str, BeforeValidator(lambda v: _check_name(v, "model")), _NAME_SCHEMA]
 AppName = Annotated[str, BeforeValidator(lambda v: _check_name(v, "app")), _NAME_SCHEMA]
 BenchmarkName = Annotated[str, BeforeValidator(lambda v: _check_name(v, "benchmark")), _NAME_SCHEMA]
@@ -212,6 +213,10 @@ class SettingsSpec(_Section):
     ollama: OllamaSettings = Field(default_factory=OllamaSettings)
     huggingface: HuggingFaceSettings = Field(default_factory=HuggingFaceSettings)
     state_dir: ExpandedPath | None = Field(None, description="registry, lock, journal, logs")
+    workspace: WorkspaceName | None = Field(
+        None,
+        description="who owns what mlx installs from this file; default: from its real path",
+    )
     prune: StrictBool = Field(
         False, description="delete MANAGED models that are no longer declared"
     )

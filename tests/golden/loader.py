@@ -44,6 +44,8 @@ being silently ignored. The format (see any case file for examples)::
     (an hf repo also takes ``incomplete:`` and ``orphans:`` lists of {name, size, age|mtime},
     files in its blobs/ folder)
     registry: [{source: ollama://x:latest, name: x, revision: null}]   # managed models
+    (each owned by the case's workspace "golden" unless ``owners: [ws, ...]`` says; "" is
+    the owner of rows recorded before workspaces existed)
     registry:                                   # or, with the links mlx made:
       models: [{source: ..., name: ...}]
       links: [{path: /apps/x/y, target: /abs, app: x, model: y}]
@@ -480,7 +482,11 @@ def _file_path(text: Any, where: str) -> Path:
 
 
 def build_observed(raw: Any, where: str = "observed", spec: Spec | None = None) -> Observed:
-    data = _mapping(raw, where, {"ollama", "hf", "files", "disk", "now", "ollama_files", "apps"})
+    data = _mapping(
+        raw,
+        where,
+        {"ollama", "hf", "files", "disk", "now", "ollama_files", "apps", "hf_case_insensitive"},
+    )
     now = data.get("now", 0)
     if isinstance(now, bool) or not isinstance(now, int | float):
         raise CaseError(f"{where}.now: expected POSIX seconds")
@@ -503,7 +509,12 @@ def build_observed(raw: Any, where: str = "observed", spec: Spec | None = None) 
             models=models,
             **extra,
         ),
-        hf=HfCache(HF_ROOT, exists=hf_raw is not None, repos=repos),
+        hf=HfCache(
+            HF_ROOT,
+            exists=hf_raw is not None,
+            repos=repos,
+            case_insensitive=data.get("hf_case_insensitive") is True,
+        ),
         daemon=None,
         apps=_apps(data.get("apps"), f"{where}.apps", spec),
         now=now,
@@ -518,6 +529,9 @@ def build_observed(raw: Any, where: str = "observed", spec: Spec | None = None) 
 # -- registry, remote, spec --------------------------------------------------------------------
 
 
+WORKSPACE = "golden"  # the workspace every case plans as
+
+
 def build_facts(raw: Any, where: str = "registry") -> RegistryFacts:
     links_raw: Any = None
     if isinstance(raw, dict):
@@ -529,25 +543,41 @@ def build_facts(raw: Any, where: str = "registry") -> RegistryFacts:
     models = []
     for i, entry in enumerate(_list(raw, where_models)):
         data = _mapping(
-            entry, f"{where_models}[{i}]", {"source", "name", "revision"}, {"source", "name"}
+            entry,
+            f"{where_models}[{i}]",
+            {"source", "name", "revision", "owners"},
+            {"source", "name"},
         )
+        # Owned by this case's workspace unless ``owners`` says (``""``: before workspaces).
+        owners = tuple(str(w) for w in _list(data.get("owners", [WORKSPACE]), "owners"))
         models.append(
-            ManagedModel(str(data["source"]), str(data["name"]), data.get("revision"), 0.0)
+            ManagedModel(
+                str(data["source"]),
+                str(data["name"]),
+                data.get("revision"),
+                0.0,
+                tuple(sorted((w, str(data["name"])) for w in owners)),
+            )
         )
     links = []
     for i, entry in enumerate(_list(links_raw, f"{where}.links")):
         w = f"{where}.links[{i}]"
-        data = _mapping(entry, w, {"path", "target", "app", "model"}, {"path", "target", "app"})
+        data = _mapping(
+            entry, w, {"path", "target", "app", "model", "workspace"}, {"path", "target", "app"}
+        )
         links.append(
             LinkRecord(
                 _file_path(data["path"], f"{w}.path"),
                 _file_path(data["target"], f"{w}.target"),
                 str(data["app"]),
                 str(data.get("model", "")),
+                str(data.get("workspace", WORKSPACE)),
             )
         )
     return RegistryFacts(
-        tuple(sorted(models, key=lambda m: m.source)), tuple(sorted(links, key=lambda x: x.path))
+        tuple(sorted(models, key=lambda m: m.source)),
+        tuple(sorted(links, key=lambda x: x.path)),
+        workspace=WORKSPACE,
     )
 
 
