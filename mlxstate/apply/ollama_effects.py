@@ -53,8 +53,9 @@ class OllamaEffects:
             "Ollama app) and run `mlx apply` again"
         )
 
-    def _elsewhere(self) -> str:
-        return f"is the daemon at {self.host} using another OLLAMA_MODELS?"
+    @staticmethod
+    def _elsewhere() -> str:
+        return "is the daemon using another OLLAMA_MODELS?"
 
     def pull(self, src: OllamaSource, progress: Callable[[int, int | None], None]) -> None:
         """``POST /api/pull``; every NDJSON line is checked: an ``error`` after HTTP 200 fails.
