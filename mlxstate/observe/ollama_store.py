@@ -1,25 +1,31 @@
-"""Scan an Ollama models dir (FORMATS.md "Ollama blob store") without reading blobs.
+"""Scan an Ollama models dir without reading blobs (Ollama's layout: manifest/paths.go).
 
 Manifests live at ``manifests/<host>/<namespace>/<model>/<tag>`` (exactly four levels),
 blobs at ``blobs/sha256-<hex>``. Partial downloads are ``<blob>-partial`` plus
 ``-partial-N`` sidecars; any other name in ``blobs/`` is a temp file.
 
-Everything here is hostile input: a manifest's digests become file names, so each one is
-checked (``sha256:`` + 64 lowercase hex) before any path is built from it, and a manifest
-that fails a check is a warning, never a model.
+Manifests are hostile input (see ``ollama_manifest``): one that fails a check is a
+warning, never a model, and no path is built from what it says.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from mlxstate.observe.ollama_manifest import (
+    Entry,
+    Manifest,
+    blob_file,
+    find_manifest,
+    load_manifest,
+    manifest_candidates,
+    manifest_files,
+    valid_name,
+)
 from mlxstate.state import FileFact, Layer, OllamaModel, OllamaStore
 from mlxstate.text import printable
 
@@ -38,16 +44,6 @@ __all__ = [
 
 _BLOB_RE = re.compile(r"sha256[-:]([0-9a-f]{64})")
 _PARTIAL_RE = re.compile(r"sha256[-:]([0-9a-f]{64})-partial(-\d+)?")
-_DIGEST_RE = re.compile(r"sha256:([0-9a-f]{64})")
-_HEX_RE = re.compile(r"[0-9a-f]{64}")
-# Ollama's name parts (types/model/name.go), ASCII only: host may carry a port.
-_HOST_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,349}")
-_PART_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}")
-MAX_MANIFEST_BYTES = 16 * 1024 * 1024  # real ones are kilobytes; never slurp a huge file
-
-
-class BadManifest(ValueError):
-    """A manifest file that cannot be used (not JSON, wrong shape, a bad digest)."""
 
 
 @dataclass
@@ -57,42 +53,6 @@ class _Blobs:
     facts: dict[str, FileFact] = field(default_factory=dict)
     partials: list[FileFact] = field(default_factory=list)
     temps: list[FileFact] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Entry:
-    media_type: str
-    digest: str  # validated 64 lowercase hex
-    size: int
-
-
-@dataclass(frozen=True)
-class _Manifest:
-    raw: bytes
-    config: _Entry | None
-    layers: tuple[_Entry, ...]
-
-    @property
-    def digests(self) -> frozenset[str]:
-        return frozenset(e.digest for e in (*self.layers, *([self.config] if self.config else [])))
-
-
-def valid_name(parts: tuple[str, ...]) -> bool:
-    """True for (host, namespace, model, tag) parts Ollama accepts: ASCII, no ``/``, no ``..``."""
-    if len(parts) != 4:
-        return False
-    checks = zip((_HOST_RE, _PART_RE, _PART_RE, _PART_RE), parts, strict=True)
-    return all(rx.fullmatch(part) is not None and ".." not in part for rx, part in checks)
-
-
-def blob_file(root: Path, digest: str) -> Path:
-    """``<root>/blobs/sha256-<hex>`` for a digest given as hex or ``sha256:<hex>``; any other
-    text raises ``ValueError``: a path is only ever built from a validated digest."""
-    m = _DIGEST_RE.fullmatch(digest)
-    hexdigest = m.group(1) if m else digest
-    if _HEX_RE.fullmatch(hexdigest) is None:
-        raise ValueError(f"bad blob digest {printable(digest[:80])!r}")
-    return root / "blobs" / f"sha256-{hexdigest}"
 
 
 def scan_ollama_store(root: Path) -> OllamaStore:
@@ -107,7 +67,7 @@ def scan_ollama_store(root: Path) -> OllamaStore:
     for path, parts in manifest_files(root, warnings):
         where = printable(str(path))
         try:
-            manifest = _load(path)
+            manifest = load_manifest(path)
             used |= manifest.digests  # referenced even when its name is unusable
             if valid_name(parts):
                 models.append(_model(path, parts, manifest, blobs))
@@ -176,74 +136,6 @@ def _classify(name: str, path: Path, st: os.stat_result, out: _Blobs) -> None:
         out.temps.append(FileFact(path, st.st_size, st.st_mtime, "temp"))
 
 
-def manifest_files(
-    root: Path, warnings: list[str] | None = None
-) -> list[tuple[Path, tuple[str, str, str, str]]]:
-    """(path, (host, namespace, model, tag)) of every file exactly four levels below
-    ``<root>/manifests`` (what Ollama globs); dot files are skipped (``.DS_Store``)."""
-    found: list[tuple[Path, tuple[str, str, str, str]]] = []
-
-    def walk(path: Path, parts: tuple[str, ...]) -> None:
-        try:
-            entries = list(os.scandir(path))
-        except OSError as exc:
-            if parts and warnings is not None:
-                warnings.append(f"cannot list {printable(str(path))}: {_reason(exc)}")
-            return
-        for entry in entries:
-            here = (*parts, entry.name)
-            if len(here) < 4 and _is(entry, dir=True):
-                walk(Path(entry.path), here)
-            elif len(here) == 4 and _is(entry, dir=False) and not entry.name.startswith("."):
-                found.append((Path(entry.path), (here[0], here[1], here[2], here[3])))
-
-    walk(root / "manifests", ())
-    return found
-
-
-def _is(entry: os.DirEntry[str], *, dir: bool) -> bool:
-    try:
-        return entry.is_dir() if dir else entry.is_file()
-    except OSError:
-        return False
-
-
-def manifest_candidates(root: Path, parts: tuple[str, str, str, str]) -> list[Path]:
-    """Every manifest file whose four name parts equal ``parts`` ignoring ASCII case (Ollama
-    matches names case-insensitively), as spelled on disk; none for an invalid name."""
-    if not valid_name(parts):
-        return []
-    level = [root / "manifests"]
-    for depth, part in enumerate(parts):
-        wanted, last = part.lower(), depth == 3
-        nxt: list[Path] = []
-        for folder in level:
-            nxt += [Path(e.path) for e in _entries(folder) if _named(e, wanted, last)]
-        level = nxt
-    return sorted(level)
-
-
-def _entries(folder: Path) -> Iterator[os.DirEntry[str]]:
-    try:
-        yield from os.scandir(folder)
-    except OSError:
-        return
-
-
-def _named(entry: os.DirEntry[str], wanted: str, last: bool) -> bool:
-    # isascii first: str.lower() maps some non-ASCII letters (KELVIN SIGN) onto ASCII ones.
-    name = entry.name
-    return name.isascii() and name.lower() == wanted and _is(entry, dir=not last)
-
-
-def find_manifest(root: Path, parts: tuple[str, str, str, str]) -> Path | None:
-    """The manifest of (host, namespace, model, tag): the exact spelling if present, else the
-    first case variant on disk; None when there is none or the name is invalid."""
-    found = manifest_candidates(root, parts)
-    exact = root.joinpath("manifests", *parts)
-    return exact if exact in found else (found[0] if found else None)
-
-
 def manifest_path(root: Path, parts: tuple[str, str, str, str]) -> Path:
     """Like :func:`find_manifest`, but the exact path when nothing is found."""
     return find_manifest(root, parts) or root.joinpath("manifests", *parts)
@@ -252,7 +144,7 @@ def manifest_path(root: Path, parts: tuple[str, str, str, str]) -> Path:
 def manifest_digests(path: Path) -> frozenset[str]:
     """The validated hex digests (config and layers) a manifest file references; raises
     ``OSError`` or ``ValueError`` when it cannot be read or used."""
-    return _load(path).digests
+    return load_manifest(path).digests
 
 
 def referenced_digests(root: Path, skip: Path | None = None) -> tuple[set[str], bool]:
@@ -278,7 +170,7 @@ def read_one_model(root: Path, parts: tuple[str, str, str, str]) -> OllamaModel 
         return None
     on_disk = (path.parts[-4], path.parts[-3], path.parts[-2], path.parts[-1])
     try:
-        manifest = _load(path)
+        manifest = load_manifest(path)
     except (OSError, ValueError):
         return None
     blobs = _Blobs()
@@ -294,47 +186,10 @@ def read_one_model(root: Path, parts: tuple[str, str, str, str]) -> OllamaModel 
         return None
 
 
-def _load(path: Path) -> _Manifest:
-    """Read and check one manifest; ``BadManifest`` (a ValueError) or ``OSError``."""
-    with path.open("rb") as f:
-        raw = f.read(MAX_MANIFEST_BYTES + 1)
-    if len(raw) > MAX_MANIFEST_BYTES:
-        raise BadManifest(f"larger than {MAX_MANIFEST_BYTES} bytes")
-    try:
-        doc = json.loads(raw)
-    except RecursionError:  # 100k nested brackets: the decoder recurses per level
-        raise BadManifest("JSON nested too deeply") from None
-    except UnicodeDecodeError:
-        raise BadManifest("not UTF-8 text") from None
-    except ValueError as exc:
-        raise BadManifest(f"not JSON ({exc})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("layers"), list):
-        raise BadManifest("not an Ollama manifest (no layers)")
-    config = doc.get("config")
-    return _Manifest(
-        raw,
-        _entry(config) if isinstance(config, dict) else None,
-        tuple(_entry(x) for x in doc["layers"]),
-    )
-
-
-def _entry(doc: Any) -> _Entry:
-    if not isinstance(doc, dict):
-        raise BadManifest("a layer is not an object")
-    digest = doc.get("digest")
-    m = _DIGEST_RE.fullmatch(digest) if isinstance(digest, str) else None
-    if m is None:
-        raise BadManifest(f"bad layer digest {printable(repr(digest)[:80])}")
-    size = doc.get("size", 0)
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise BadManifest(f"bad layer size {printable(repr(size)[:40])}")
-    return _Entry(str(doc.get("mediaType", "")), m.group(1), size)
-
-
 def _model(
-    path: Path, parts: tuple[str, str, str, str], manifest: _Manifest, blobs: _Blobs
+    path: Path, parts: tuple[str, str, str, str], manifest: Manifest, blobs: _Blobs
 ) -> OllamaModel:
-    def layer(e: _Entry) -> Layer:
+    def layer(e: Entry) -> Layer:
         return Layer(e.media_type, e.digest, e.size, blobs.sizes.get(e.digest))
 
     layers = tuple(layer(e) for e in manifest.layers)

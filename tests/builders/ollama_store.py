@@ -1,4 +1,4 @@
-"""Write the exact Ollama blob-store format (FORMATS.md, "Ollama blob store") into a folder.
+"""Write the exact Ollama blob-store format (manifest/paths.go, manifest.go) into a folder.
 
 Layout written under ``models_dir``::
 

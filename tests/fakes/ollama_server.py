@@ -1,6 +1,6 @@
 """A fake Ollama server on 127.0.0.1 backed by a real models folder on disk.
 
-Endpoints (FORMATS.md, "Ollama HTTP API")::
+Endpoints (Ollama's docs/api.md)::
 
     GET    /                         "Ollama is running"
     GET    /api/version              {"version"}
