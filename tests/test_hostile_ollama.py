@@ -695,3 +695,22 @@ def test_a_zero_copy_seed_with_a_bad_digest_places_nothing(tmp_path: Path, diges
 
     assert said == "cannot place the GGUF in Ollama's store: downloading instead"
     assert tree(tmp_path) == {str(gguf): b"GGUF bytes"}
+
+
+def test_an_api_delete_with_two_case_variants_on_disk_names_the_one_left(
+    ollama_server: FakeOllama,
+) -> None:
+    upper = ob.add_model(ollama_dir(), "Llama2:7b", [("model", ob.fake_gguf("upper", 2048))])
+    lower = ob.add_model(ollama_dir(), OLD, [("model", ob.fake_gguf("lower", 2048))])
+    if os.path.samefile(upper.path, lower.path):
+        pytest.skip("case-insensitive file system")
+
+    result = run_apply(spec(ABSENT_SPEC))
+
+    sane(result)
+    assert result.returncode == 1
+    assert (
+        f"  model/old: ollama said it deleted {OLD} but left its manifest {upper.path}; "
+        "2 case variants of the name were on disk; remove the rest by hand\n" in result.stdout
+    ), result.stdout
+    assert upper.path.exists() and not lower.path.exists()

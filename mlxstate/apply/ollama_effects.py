@@ -112,6 +112,7 @@ class OllamaEffects:
         Either way the manifest must be gone from the store afterwards."""
         from mlxstate._httpx import httpx
 
+        variants = len(manifest_candidates(self.models_dir, _parts(src)))
         try:
             r = self.client.request("DELETE", f"{self.host}/api/delete", json={"model": src.name})
         except httpx.ConnectError:
@@ -127,7 +128,10 @@ class OllamaEffects:
                 f"Ollama refused to delete {src.name}: HTTP {r.status_code} {_error_text(r.text)}"
             )
         said = "deleted" if r.status_code == 200 else "has no"
-        self._check_gone(src, f"ollama said it {said} {src.name} but left", self._elsewhere())
+        hint = self._elsewhere()
+        if variants > 1:  # Ollama deleted one of them; which one it matched is its choice
+            hint = f"{variants} case variants of the name were on disk; remove the rest by hand"
+        self._check_gone(src, f"ollama said it {said} {src.name} but left", hint)
         return "deleted through the Ollama API" if r.status_code == 200 else "already gone"
 
     def _check_gone(self, src: OllamaSource, what: str, hint: str = "") -> None:
