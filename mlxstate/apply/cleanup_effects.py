@@ -4,14 +4,16 @@ after checking again that it is still exactly what the plan saw and still garbag
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
 from mlxstate.errors import ActionError
 from mlxstate.plan.actions import Action
 from mlxstate.plan.cleanup import STALE_AFTER
+from mlxstate.text import printable
 
-__all__ = ["delete_revision", "delete_stale_file"]
+__all__ = ["delete_ollama_file", "delete_revision", "delete_stale_file"]
 
 
 def delete_stale_file(action: Action, in_use: bool) -> bool:
@@ -34,6 +36,33 @@ def delete_stale_file(action: Action, in_use: bool) -> bool:
         )
     path.unlink()
     return True
+
+
+_OLLAMA_NAME = {
+    "cleanup.orphan": re.compile(r"sha256[-:][0-9a-f]{64}"),
+    "cleanup.partial": re.compile(r"sha256[-:][0-9a-f]{64}-partial(-[0-9]+)?"),
+}
+
+
+def delete_ollama_file(action: Action, models_dir: Path) -> bool:
+    """A stale partial download or orphan blob of the Ollama store: deleted only when its
+    name is one Ollama gives such files (a validated digest) and its folder resolves to the
+    store's ``blobs/``; a link is deleted as a link. Every failure is one ActionError line."""
+    from mlxstate.apply.ollama_effects import confine
+
+    path, blobs = Path(action.subject), models_dir / "blobs"
+    name_re = _OLLAMA_NAME.get(action.kind)
+    where = printable(str(path))
+    if name_re is None or path.parent != blobs or not name_re.fullmatch(path.name):
+        raise ActionError(f"refusing to delete {where}: not an Ollama {action.kind} name")
+    confine(path, blobs)
+    in_use = action.kind == "cleanup.orphan" and ollama_blob_in_use(models_dir, path)
+    try:
+        return delete_stale_file(action, in_use)
+    except PermissionError:
+        raise ActionError(f"cannot delete {where}: permission denied") from None
+    except OSError as exc:
+        raise ActionError(f"cannot delete {where}: {exc.strerror or exc}") from None
 
 
 def ollama_blob_in_use(models_dir: Path, digest_path: Path) -> bool:

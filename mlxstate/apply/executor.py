@@ -17,10 +17,10 @@ from typing import Literal
 
 from mlxstate.apply import failpoints
 from mlxstate.apply.cleanup_effects import (
+    delete_ollama_file,
     delete_revision,
     delete_stale_file,
     hf_blob_in_use,
-    ollama_blob_in_use,
 )
 from mlxstate.apply.dedup_effects import dedup, forget_hashes
 from mlxstate.apply.hf_effects import HfEffects, seed_ollama_blob
@@ -230,14 +230,12 @@ class Executor:
             )
             return ("done", f"freed {human_bytes(freed)}") if freed else ("noop", "already gone")
         path = Path(action.subject)
-        in_use = False
-        if action.kind == "cleanup.orphan":
-            ollama_blobs = self.settings.ollama_models_dir / "blobs"
-            if path.parent == ollama_blobs:
-                in_use = ollama_blob_in_use(self.settings.ollama_models_dir, path)
-            else:
-                in_use = hf_blob_in_use(path)
-        removed = delete_stale_file(action, in_use)
+        if path.parent == self.settings.ollama_models_dir / "blobs":
+            removed = delete_ollama_file(action, self.settings.ollama_models_dir)
+        else:
+            removed = delete_stale_file(
+                action, action.kind == "cleanup.orphan" and hf_blob_in_use(path)
+            )
         return ("done", "removed") if removed else ("noop", "already gone")
 
     def _resolve_links(self, action: Action) -> list[tuple[Path, Path]]:

@@ -4,6 +4,7 @@ is cleaned the library's way."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import uuid
@@ -113,9 +114,18 @@ def seed_ollama_blob(action: Any, models_dir: Path) -> str:
     name; unreferenced, it is an orphan that Ollama's own pruning removes after an hour, and
     being a link, removing it never touches the HF copy.
     """
+    from mlxstate.apply.ollama_effects import confine
+    from mlxstate.observe.ollama_store import blob_file
+
     src = Path(str(action.param("seed_blob")))
-    digest = str(action.param("seed_sha256"))
-    target = models_dir / "blobs" / f"sha256-{digest}"
+    try:
+        # The blob's name comes from the plan: built only from a validated digest, and its
+        # folder must resolve inside the store.
+        target = blob_file(models_dir, str(action.param("seed_sha256")))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        confine(target, models_dir / "blobs")
+    except (ValueError, ActionError, OSError):
+        return "cannot place the GGUF in Ollama's store: downloading instead"
     if target.exists():
         return "the GGUF is already in Ollama's store"
     try:
@@ -123,7 +133,6 @@ def seed_ollama_blob(action: Any, models_dir: Path) -> str:
             return "the HF copy changed since the plan: downloading instead"
     except OSError:
         return "the HF copy is gone: downloading instead"
-    target.parent.mkdir(parents=True, exist_ok=True)
     # The temp name is outside blobs/ (Ollama deletes non-digest files there) but on the
     # same filesystem, then renamed in: Ollama never sees a half-made blob.
     tmp = models_dir / f".mlx-seed-{uuid.uuid4().hex[:8]}"
@@ -136,5 +145,10 @@ def seed_ollama_blob(action: Any, models_dir: Path) -> str:
             _clone(src, tmp)
         except (CloneUnsupported, ActionError, OSError):
             return "cannot link or clone the HF copy here: downloading instead"
-    os.replace(tmp, target)
+    try:
+        os.replace(tmp, target)
+    except OSError:  # blobs/ read-only, say: Ollama downloads it instead
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        return "cannot place the GGUF in Ollama's store: downloading instead"
     return f"linked the GGUF from the HF cache ({src.name[:12]}…): not downloaded again"

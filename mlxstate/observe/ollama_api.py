@@ -10,6 +10,7 @@ from typing import Any
 
 from mlxstate._httpx import httpx
 from mlxstate.state import OllamaDaemon, RunningModel
+from mlxstate.text import printable
 
 __all__ = ["probe_daemon"]
 
@@ -25,11 +26,14 @@ def probe_daemon(host: str, client: httpx.Client | None = None) -> OllamaDaemon:
         version.raise_for_status()
         ps = http.get(f"{host}/api/ps")
         running = _running(ps.json()) if ps.is_success else ()
-        return OllamaDaemon(host, True, str(version.json().get("version", "?")), running)
+        doc = version.json()
+        said = doc.get("version", "?") if isinstance(doc, dict) else "?"
+        return OllamaDaemon(host, True, printable(str(said))[:40], running)
     except httpx.HTTPError as exc:
         return OllamaDaemon(host, False, error=_why(exc))
-    except ValueError as exc:  # not JSON: something else listens on that port
-        return OllamaDaemon(host, False, error=f"not an Ollama API ({exc})")
+    except (ValueError, RecursionError) as exc:  # not JSON: something else on that port
+        why = "JSON nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120]
+        return OllamaDaemon(host, False, error=f"not an Ollama API ({printable(why)})")
     finally:
         if own:
             http.close()
@@ -38,17 +42,23 @@ def probe_daemon(host: str, client: httpx.Client | None = None) -> OllamaDaemon:
 def _running(doc: Any) -> tuple[RunningModel, ...]:
     models = doc.get("models") if isinstance(doc, dict) else None
     out = []
-    for m in models or []:
+    for m in models if isinstance(models, list) else []:
         if isinstance(m, dict):
+            expires = m.get("expires_at")
             out.append(
                 RunningModel(
-                    name=str(m.get("name", "?")),
-                    size=int(m.get("size") or 0),
-                    size_vram=int(m.get("size_vram") or 0),
-                    expires_at=m.get("expires_at"),
+                    name=printable(str(m.get("name", "?")))[:200],
+                    size=_count(m.get("size")),
+                    size_vram=_count(m.get("size_vram")),
+                    expires_at=printable(expires)[:60] if isinstance(expires, str) else None,
                 )
             )
     return tuple(out)
+
+
+def _count(value: Any) -> int:
+    """A byte count from the daemon; anything but a non-negative int is 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _why(exc: httpx.HTTPError) -> str:

@@ -1,26 +1,49 @@
-"""Scan an Ollama models dir (FORMATS.md "Ollama blob store") without reading blobs.
+"""Scan an Ollama models dir without reading blobs (Ollama's layout: manifest/paths.go).
 
 Manifests live at ``manifests/<host>/<namespace>/<model>/<tag>`` (exactly four levels),
 blobs at ``blobs/sha256-<hex>``. Partial downloads are ``<blob>-partial`` plus
 ``-partial-N`` sidecars; any other name in ``blobs/`` is a temp file.
+
+Manifests are hostile input (see ``ollama_manifest``): one that fails a check is a
+warning, never a model, and no path is built from what it says.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from mlxstate.observe.ollama_manifest import (
+    Entry,
+    Manifest,
+    blob_file,
+    find_manifest,
+    load_manifest,
+    manifest_candidates,
+    manifest_files,
+    valid_name,
+)
 from mlxstate.state import FileFact, Layer, OllamaModel, OllamaStore
+from mlxstate.text import printable
 
-__all__ = ["manifest_path", "read_one_model", "scan_ollama_store"]
+__all__ = [
+    "blob_file",
+    "find_manifest",
+    "manifest_candidates",
+    "manifest_digests",
+    "manifest_files",
+    "manifest_path",
+    "read_one_model",
+    "referenced_digests",
+    "scan_ollama_store",
+    "valid_name",
+]
 
-_BLOB_RE = re.compile(r"^sha256[-:]([0-9a-f]{64})$")
-_PARTIAL_RE = re.compile(r"^sha256[-:]([0-9a-f]{64})-partial(-\d+)?$")
+_BLOB_RE = re.compile(r"sha256[-:]([0-9a-f]{64})")
+_PARTIAL_RE = re.compile(r"sha256[-:]([0-9a-f]{64})-partial(-\d+)?")
 
 
 @dataclass
@@ -39,20 +62,26 @@ def scan_ollama_store(root: Path) -> OllamaStore:
     warnings: list[str] = []
     blobs = _scan_blobs(root / "blobs", warnings)
     models: list[OllamaModel] = []
+    used: set[str] = set()
     unparseable = 0
-    for path, parts in _manifest_files(root / "manifests", warnings):
+    for path, parts in manifest_files(root, warnings):
+        where = printable(str(path))
         try:
-            models.append(_read_manifest(path, parts, blobs))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            manifest = load_manifest(path)
+            used |= manifest.digests  # referenced even when its name is unusable
+            if valid_name(parts):
+                models.append(_model(path, parts, manifest, blobs))
+            else:
+                warnings.append(f"Ollama manifest with an invalid name, left alone: {where}")
+        except (OSError, ValueError) as exc:
             unparseable += 1
-            warnings.append(f"unreadable Ollama manifest {path}: {_reason(exc)}")
+            warnings.append(f"unreadable Ollama manifest {where}: {_reason(exc)}")
     orphans: tuple[FileFact, ...] = ()
     if unparseable:
         # Ollama's own pruning (server/images.go) skips entirely when a manifest fails to
         # parse: its blobs would look unreferenced. We report no orphans for the same reason.
         warnings.append("orphan blobs not reported: a manifest could not be read")
     else:
-        used = {layer.digest for m in models for layer in m.all_layers}
         orphans = tuple(fact for digest, fact in sorted(blobs.facts.items()) if digest not in used)
     models.sort(key=lambda m: m.name)
     return OllamaStore(
@@ -70,7 +99,7 @@ def scan_ollama_store(root: Path) -> OllamaStore:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
-    return str(exc) or type(exc).__name__
+    return printable(str(exc)[:200]) or type(exc).__name__
 
 
 def _scan_blobs(folder: Path, warnings: list[str]) -> _Blobs:
@@ -80,13 +109,13 @@ def _scan_blobs(folder: Path, warnings: list[str]) -> _Blobs:
     except FileNotFoundError:
         return out
     except OSError as exc:
-        warnings.append(f"cannot list {folder}: {_reason(exc)}")
+        warnings.append(f"cannot list {printable(str(folder))}: {_reason(exc)}")
         return out
     for entry in entries:
         try:
             st = entry.stat()  # follows symlinks: Ollama opens linked blobs like files
         except OSError:
-            warnings.append(f"dangling link in Ollama blobs: {entry.path}")
+            warnings.append(f"dangling link in Ollama blobs: {printable(entry.path)}")
             continue
         if not entry.is_file():
             continue
@@ -95,87 +124,75 @@ def _scan_blobs(folder: Path, warnings: list[str]) -> _Blobs:
 
 
 def _classify(name: str, path: Path, st: os.stat_result, out: _Blobs) -> None:
-    if m := _BLOB_RE.match(name):
+    # fullmatch: ``$`` would also accept a name ending in a newline.
+    if m := _BLOB_RE.fullmatch(name):
         digest = m.group(1)
         out.sizes[digest] = st.st_size
         out.atimes[digest] = st.st_atime
         out.facts[digest] = FileFact(path, st.st_size, st.st_mtime, "orphan", digest)
-    elif m := _PARTIAL_RE.match(name):
+    elif m := _PARTIAL_RE.fullmatch(name):
         out.partials.append(FileFact(path, st.st_size, st.st_mtime, "partial", m.group(1)))
     else:
         out.temps.append(FileFact(path, st.st_size, st.st_mtime, "temp"))
 
 
-def _manifest_files(folder: Path, warnings: list[str]) -> list[tuple[Path, tuple[str, ...]]]:
-    """(path, (host, namespace, model, tag)) of every file exactly four levels down."""
-    found: list[tuple[Path, tuple[str, ...]]] = []
-
-    def walk(path: Path, parts: tuple[str, ...]) -> None:
-        try:
-            entries = list(os.scandir(path))
-        except OSError as exc:
-            if parts:
-                warnings.append(f"cannot list {path}: {_reason(exc)}")
-            return
-        for entry in entries:
-            here = (*parts, entry.name)
-            if len(here) < 4 and entry.is_dir():
-                walk(Path(entry.path), here)
-            elif len(here) == 4 and entry.is_file() and not entry.name.startswith("."):
-                found.append((Path(entry.path), here))
-
-    walk(folder, ())
-    return found
-
-
 def manifest_path(root: Path, parts: tuple[str, str, str, str]) -> Path:
-    """The manifest of (host, namespace, model, tag); Ollama matches names case-insensitively,
-    so a differently-cased folder on disk is found too."""
-    exact = root.joinpath("manifests", *parts)
-    if exact.exists():
-        return exact
-    folder = root / "manifests"
-    for part in parts:
+    """Like :func:`find_manifest`, but the exact path when nothing is found."""
+    return find_manifest(root, parts) or root.joinpath("manifests", *parts)
+
+
+def manifest_digests(path: Path) -> frozenset[str]:
+    """The validated hex digests (config and layers) a manifest file references; raises
+    ``OSError`` or ``ValueError`` when it cannot be read or used."""
+    return load_manifest(path).digests
+
+
+def referenced_digests(root: Path, skip: Path | None = None) -> tuple[set[str], bool]:
+    """Digests referenced by every manifest but ``skip``, and whether any could not be read
+    (then, like Ollama's pruning, nobody can tell which blobs are unreferenced)."""
+    used: set[str] = set()
+    unreadable = False
+    for path, _parts in manifest_files(root):
+        if path == skip:
+            continue
         try:
-            match = next(e.name for e in os.scandir(folder) if e.name.lower() == part.lower())
-        except (OSError, StopIteration):
-            return exact
-        folder = folder / match
-    return folder
+            used |= manifest_digests(path)
+        except (OSError, ValueError):
+            unreadable = True
+    return used, unreadable
 
 
 def read_one_model(root: Path, parts: tuple[str, str, str, str]) -> OllamaModel | None:
     """One model (host, namespace, model, tag) without scanning the store: its manifest and
     a stat of each of its blobs. None when absent or unreadable (apply's re-checks)."""
-    path = manifest_path(root, parts)
-    parts = path.parts[-4:]  # type: ignore[assignment]  # as spelled on disk
+    path = find_manifest(root, parts)
+    if path is None:
+        return None
+    on_disk = (path.parts[-4], path.parts[-3], path.parts[-2], path.parts[-1])
     try:
-        doc = json.loads(path.read_bytes())
-        digests = [x["digest"] for x in [doc.get("config") or {}, *doc["layers"]] if "digest" in x]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        manifest = load_manifest(path)
+    except (OSError, ValueError):
         return None
     blobs = _Blobs()
-    for digest in digests:
-        hexd = str(digest).removeprefix("sha256:")
+    for digest in manifest.digests:  # validated: safe to build a path from
         try:
-            st = os.stat(root / "blobs" / f"sha256-{hexd}")
+            st = os.stat(blob_file(root, digest))
         except OSError:
             continue
-        blobs.sizes[hexd], blobs.atimes[hexd] = st.st_size, st.st_atime
+        blobs.sizes[digest], blobs.atimes[digest] = st.st_size, st.st_atime
     try:
-        return _read_manifest(path, parts, blobs)
-    except (OSError, ValueError, KeyError, TypeError):
+        return _model(path, on_disk, manifest, blobs)
+    except OSError:
         return None
 
 
-def _read_manifest(path: Path, parts: tuple[str, ...], blobs: _Blobs) -> OllamaModel:
-    raw = path.read_bytes()
-    doc = json.loads(raw)
-    if not isinstance(doc, dict) or not isinstance(doc.get("layers"), list):
-        raise ValueError("not an Ollama manifest (no layers)")
-    sizes = blobs.sizes
-    config = _layer(doc["config"], sizes) if isinstance(doc.get("config"), dict) else None
-    layers = tuple(_layer(x, sizes) for x in doc["layers"])
+def _model(
+    path: Path, parts: tuple[str, str, str, str], manifest: Manifest, blobs: _Blobs
+) -> OllamaModel:
+    def layer(e: Entry) -> Layer:
+        return Layer(e.media_type, e.digest, e.size, blobs.sizes.get(e.digest))
+
+    layers = tuple(layer(e) for e in manifest.layers)
     host, namespace, model, tag = parts
     return OllamaModel(
         host=host,
@@ -184,20 +201,9 @@ def _read_manifest(path: Path, parts: tuple[str, ...], blobs: _Blobs) -> OllamaM
         tag=tag,
         manifest_path=path,
         # The model's "digest" in /api/tags is the sha256 of the manifest FILE as stored.
-        manifest_digest=hashlib.sha256(raw).hexdigest(),
-        config=config,
+        manifest_digest=hashlib.sha256(manifest.raw).hexdigest(),
+        config=layer(manifest.config) if manifest.config else None,
         layers=layers,
         mtime=path.stat().st_mtime,
         last_used=max((blobs.atimes.get(x.digest, 0.0) for x in layers), default=0.0),
     )
-
-
-def _layer(doc: Any, sizes: dict[str, int]) -> Layer:
-    digest = str(doc["digest"])
-    if not digest.startswith("sha256:") or len(digest) != 71:
-        raise ValueError(f"bad layer digest {digest[:80]!r}")
-    hexdigest = digest.removeprefix("sha256:")
-    size = doc.get("size", 0)
-    if not isinstance(size, int) or size < 0:
-        raise ValueError(f"bad layer size {size!r}")
-    return Layer(str(doc.get("mediaType", "")), hexdigest, size, sizes.get(hexdigest))

@@ -1,4 +1,4 @@
-"""Write the exact Ollama blob-store format (FORMATS.md, "Ollama blob store") into a folder.
+"""Write the exact Ollama blob-store format (manifest/paths.go, manifest.go) into a folder.
 
 Layout written under ``models_dir``::
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ CONFIG_MEDIA_TYPE = "application/vnd.docker.container.image.v1+json"
 LAYER_MEDIA_PREFIX = "application/vnd.ollama.image."
 
 Layers = Sequence[tuple[str, bytes]]
+_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,11 @@ def media_type(kind: str) -> str:
 
 
 def blob_path(models_dir: Path, digest: str) -> Path:
-    """Path of a blob given ``sha256:<hex>``, ``sha256-<hex>`` or a bare hex digest."""
+    """Path of a blob given ``sha256:<hex>``, ``sha256-<hex>`` or a bare hex digest; any
+    other text is a ``ValueError`` (like Ollama's GetBlobsPath: no path from a bad digest)."""
     hex_digest = digest.removeprefix("sha256:").removeprefix("sha256-")
+    if not _HEX.fullmatch(hex_digest):
+        raise ValueError(f"invalid blob digest {digest[:80]!r}")
     return Path(models_dir, "blobs", "sha256-" + hex_digest)
 
 
@@ -251,12 +256,18 @@ def parse_manifest(models_dir: Path, path: Path) -> ManifestInfo:
     if len(rel) != 4:
         raise ValueError(f"manifest not four levels deep: {path}")
     raw = path.read_bytes()
-    data = json.loads(raw)  # json.JSONDecodeError is a ValueError
+    try:
+        data = json.loads(raw)  # json.JSONDecodeError is a ValueError
+    except RecursionError:
+        raise ValueError(f"manifest nested too deeply: {path}") from None
 
     def blob(entry: object) -> Blob:
         if not isinstance(entry, dict):
             raise ValueError(f"bad manifest entry in {path}")
-        return Blob(str(entry["mediaType"]), str(entry["digest"]), int(entry["size"]))
+        digest = str(entry["digest"])
+        if not _HEX.fullmatch(digest.removeprefix("sha256:")) or digest[:7] != "sha256:":
+            raise ValueError(f"bad digest in {path}")
+        return Blob(str(entry["mediaType"]), digest, int(entry["size"]))
 
     if not isinstance(data, dict):
         raise ValueError(f"manifest is not an object: {path}")
@@ -409,3 +420,31 @@ def link_blob(models_dir: Path, digest: str, target: Path, *, hard: bool = False
         os.symlink(os.path.abspath(target), tmp)
     os.replace(tmp, path)
     return path
+
+
+# --- hostile states ------------------------------------------------------------------------
+
+
+def write_manifest_at(models_dir: Path, parts: Sequence[str | bytes], raw: bytes) -> bytes:
+    """Manifest bytes at ``manifests/<parts...>`` exactly as given: parts may be bytes (names
+    that are not UTF-8), contain ``..`` or any other character. Returns the path as bytes."""
+    path = os.path.join(os.fsencode(Path(models_dir, "manifests")), *map(os.fsencode, parts))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(raw)
+    return path
+
+
+def add_raw_layer(info: ManifestInfo, digest: object, size: object = 8) -> bytes:
+    """Append a layer entry with ``digest`` (any JSON value, unchecked) to an installed
+    manifest and rewrite it; returns the new manifest bytes."""
+    doc = json.loads(info.raw)
+    doc["layers"].append({"mediaType": media_type("license"), "digest": digest, "size": size})
+    raw = compact_json(doc)
+    info.path.write_bytes(raw)
+    return raw
+
+
+def nested_json(depth: int = 100_000) -> bytes:
+    """A JSON text nested ``depth`` deep: ``json.loads`` raises RecursionError on it."""
+    return b'{"layers":' + b"[" * depth + b"]" * depth + b"}"

@@ -1,6 +1,6 @@
 """A fake Ollama server on 127.0.0.1 backed by a real models folder on disk.
 
-Endpoints (FORMATS.md, "Ollama HTTP API")::
+Endpoints (Ollama's docs/api.md)::
 
     GET    /                         "Ollama is running"
     GET    /api/version              {"version"}
@@ -28,6 +28,13 @@ blocks before line N until ``pull_resume`` is set; ``pull_line_delay`` sleeps be
 ``corrupt`` (digests) serves wrong bytes so verification fails. ``fail()``, ``drop()`` and
 ``throttle()`` from the base class work on any path.
 
+Lying-daemon knobs (the client must check the store, not believe the stream):
+``pull_success_only`` answers a pull with one ``{"status":"success"}`` line and installs
+nothing (a daemon serving another models folder looks like that); ``pull_garbage_after``
+sends the raw bytes ``pull_garbage`` (no newline added: a truncated or 100k-deep line) in
+place of line N and ends the stream; ``delete_drop`` cuts the connection of a delete
+without an answer, ``"before"`` deleting anything or ``"after"`` deleting the model.
+
 ``/api/generate`` answers for installed models only (else 404 ``model 'x' not found``). The
 text is deterministic: ``options.num_predict`` tokens (``done_reason: "length"``), else
 ``generate_tokens`` (``"stop"``), each a word chosen by hashing model, prompt and position.
@@ -52,6 +59,7 @@ from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote
 
 from tests.builders.common import sha256_hex
@@ -134,6 +142,10 @@ class FakeOllama(LoopbackServer):
         self.pull_pause_after: int | None = None
         self.pull_resume = threading.Event()
         self.corrupt: set[str] = set()
+        self.pull_success_only = False
+        self.pull_garbage_after: int | None = None
+        self.pull_garbage = b"[" * 100_000
+        self.delete_drop: Literal["before", "after"] | None = None
         self.generate_tokens = 8
         self.generate_load_ns = 250_000_000
         self.generate_prompt_ns = 2_000_000  # per prompt token
@@ -255,6 +267,8 @@ class FakeOllama(LoopbackServer):
 
     def _delete(self, ex: Exchange) -> None:
         name = self._model_arg(ex)
+        if self.delete_drop == "before":
+            ex.drop()
         with self._disk:
             info = self._installed(name) if name else None
             if info is None:
@@ -262,6 +276,8 @@ class FakeOllama(LoopbackServer):
                 return
             self._remove_manifest(info)
             self.running.pop(info.name.full, None)
+        if self.delete_drop == "after":
+            ex.drop()
         ex.send(200)
 
     def _remove_manifest(self, info: ManifestInfo) -> None:
@@ -420,6 +436,11 @@ class FakeOllama(LoopbackServer):
             self._pull_unstreamed(ex, events)
             return
         ex.start(200, {"Content-Type": "application/x-ndjson"}, chunked=True)
+        if self.pull_success_only:
+            events.close()
+            ex.write_chunk(b'{"status":"success"}\n')
+            ex.end_chunks()
+            return
         try:
             self._stream(ex, events)
         finally:
@@ -434,6 +455,9 @@ class FakeOllama(LoopbackServer):
                         ex.drop()
             if self.pull_drop_after == index:
                 ex.drop()
+            if self.pull_garbage_after == index:
+                ex.write_chunk(self.pull_garbage)
+                break
             if self.pull_error_after == index:
                 event: dict[str, object] | None = {"error": self.pull_error_message}
             else:
