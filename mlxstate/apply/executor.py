@@ -154,14 +154,12 @@ class Executor:
     def _pull(self, action: Action, src: OllamaSource) -> tuple[Status, str]:
         present = self._ollama_present(src)
         if present == "ok" and action.op in ("create", "replace"):
-            self._delete_replaced(action)
-            return "noop", "already present"
+            return "noop", "already present" + self._delete_replaced(action)
         self._check_space(action, self.settings.ollama_models_dir)
         if action.param("seed_blob"):
             self.display.log(f"  {seed_ollama_blob(action, self.settings.ollama_models_dir)}")
         self.ollama.pull(src, self.display.task(f"pull {src.name}"))
-        self._delete_replaced(action)
-        return "done", "pulled"
+        return "done", "pulled" + self._delete_replaced(action)
 
     def _download(self, action: Action, src: HfSource) -> tuple[Status, str]:
         self._check_space(action, self.settings.hf_cache_dir)
@@ -170,8 +168,7 @@ class Executor:
         commit = self.hf.download(
             src.repo_id, revision, include, exclude, self.display.task(f"download {src.repo_id}")
         )
-        self._delete_replaced(action)
-        return "done", f"downloaded {commit[:12]}"
+        return "done", f"downloaded {commit[:12]}" + self._delete_replaced(action)
 
     def _link(self, action: Action) -> tuple[Status, str]:
         path, target = Path(action.subject), action.param("target")
@@ -261,17 +258,26 @@ class Executor:
         with self.registry.transaction():
             record_dedup(self.registry, action, mechanism)
 
-    def _delete_replaced(self, action: Action) -> None:
-        """A replace deletes the old source only after the new one is in place."""
+    def _delete_replaced(self, action: Action) -> str:
+        """A replace deletes the old source only after the new one is in place. The new one
+        is installed either way: a failed delete of the old one is reported, and the old one
+        stays managed (the next plan proposes its delete again)."""
         old = action.param("replaces")
         if action.op != "replace" or not old:
-            return
+            return ""
         old_src = _source(old)
-        if isinstance(old_src, OllamaSource) and self._ollama_present(old_src) is not None:
-            self.ollama.delete(old_src)
-        elif isinstance(old_src, HfSource):
-            self.hf.delete(old_src.repo_id)
-        self.registry.remove_model(old)
+        try:
+            if isinstance(old_src, OllamaSource) and self._ollama_present(old_src) is not None:
+                self.ollama.delete(old_src)
+            elif isinstance(old_src, HfSource):
+                self.hf.delete(old_src.repo_id)
+        except (MlxError, OSError) as exc:
+            text = exc.message if isinstance(exc, MlxError) else str(exc)
+            self.display.log(f"  could not delete the replaced {old}: {text}")
+            return f"; the replaced {old} is still there ({text})"
+        with self.registry.transaction():
+            self.registry.remove_model(old)
+        return f"; deleted {old}"
 
     def _present(self, src: Source) -> str | None:
         if isinstance(src, OllamaSource):

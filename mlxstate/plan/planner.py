@@ -477,7 +477,9 @@ def make_plan(
         planner.model(name, model)
     planner.prune()
     links = plan_links(spec, observed, facts, planner.actions)
-    planner.warnings += links.warnings
+    # What the observers could not read (an unreadable manifest, a bad app folder) decides
+    # what the plan can see: say so here too, not only in `mlx status`.
+    planner.warnings += [*observed.ollama.warnings, *observed.hf.warnings, *links.warnings]
     cleanups = plan_cleanups(spec, observed) if not targets else []
     done = frozenset((str(d.path), str(d.canonical)) for d in facts.dedups)
     dedups, dedup_warnings = plan_dedup(spec, observed, done) if not targets else ([], [])
