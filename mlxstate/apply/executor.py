@@ -22,7 +22,7 @@ from mlxstate.apply.cleanup_effects import (
     hf_blob_in_use,
     ollama_blob_in_use,
 )
-from mlxstate.apply.dedup_effects import dedup, forget_hashes
+from mlxstate.apply.dedup_effects import dedup, doomed_paths, forget_hashes, restore_symlinked
 from mlxstate.apply.hf_effects import HfEffects, seed_ollama_blob
 from mlxstate.apply.journal import Interrupted, Journal
 from mlxstate.apply.link_effects import create_link, remove_link, retarget_link
@@ -114,6 +114,7 @@ class Executor:
     # -- effects, each re-checking its precondition ---------------------------------------
 
     def _effect(self, action: Action) -> tuple[Status, str]:
+        self._keep_dedups_readable(action)
         src = _source(action.subject)
         if action.kind == "ollama.pull" and isinstance(src, OllamaSource):
             return self._pull(action, src)
@@ -128,7 +129,7 @@ class Executor:
         if action.kind.startswith("cleanup."):
             return self._cleanup(action)
         if action.kind == "dedup.link":
-            done = dedup(action)
+            done = dedup(action, self._roots())
             if done.startswith("left as is"):
                 # Recorded all the same, so the plan stops proposing what cannot be done here.
                 self._record_dedup(action, "unsupported")
@@ -246,6 +247,22 @@ class Executor:
         if self.spec is not None and app in self.spec.apps:
             return self.spec.apps[app].path
         return Path(action.subject).parent  # the app left mlx.yaml: remove nothing above
+
+    def _roots(self) -> list[Path]:
+        """Where mlx may replace files: the stores and the declared app folders."""
+        apps = [a.path for a in self.spec.apps.values()] if self.spec is not None else []
+        return [self.settings.ollama_models_dir, self.settings.hf_cache_dir, *apps]
+
+    def _keep_dedups_readable(self, action: Action) -> None:
+        """Files dedup symlinked to what this action deletes become real files first."""
+        doomed = doomed_paths(action, self.settings.ollama_models_dir, self.settings.hf_cache_dir)
+        restored = restore_symlinked(doomed, self.registry.facts().dedups) if doomed else []
+        if not restored:
+            return
+        with self.registry.transaction():
+            for path in restored:
+                self.registry.remove_dedup(path)
+                self.display.log(f"  {path} is a real file again (its kept copy goes)")
 
     def _record_dedup(self, action: Action, mechanism: str) -> None:
         with self.registry.transaction():
