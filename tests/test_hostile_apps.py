@@ -24,9 +24,10 @@ import pytest
 from mlxstate.apply.dedup_effects import restore_symlinked
 from mlxstate.errors import ActionError
 from mlxstate.registry import DedupRecord, read_facts
+from tests.builders import ollama_store as ob
 from tests.builders.common import sha256_hex
 from tests.helpers import Result, mlx
-from tests.test_cli_apply import dead_url, hub_offline, manage, state_dir
+from tests.test_cli_apply import dead_url, hub_offline, manage, ollama_dir, state_dir
 from tests.test_dedup import GGUF, QWEN, Copies, app_dir, make_copies
 
 QWEN_SRC = f"ollama://{QWEN}"
@@ -189,3 +190,187 @@ def test_a_dedup_of_another_mechanism_is_not_touched(tmp_path: Path) -> None:
     dup = tmp_path / "app.gguf"
     os.link(keep, dup)
     assert restore_symlinked([keep], [DedupRecord(dup, keep, "x", "hardlink")]) == []
+
+
+# --- 2. links: loops, read-only folders, confinement ---------------------------------------
+
+
+def lms_spec(app: Path, *models: str, extra: str = "") -> Path:
+    names = ", ".join(models)
+    return write(
+        f"version: 1\n{extra}models:\n  qwen:\n    source: {QWEN_SRC}\n"
+        f"apps:\n  lms:\n    path: {app}\n    layout: lmstudio\n    models: [{names}]\n"
+    )
+
+
+def qwen_blob() -> Path:
+    info = ob.add_model(ollama_dir(), QWEN, ob.default_layers("qwen", 4096))
+    layer = info.layer("model")
+    assert layer is not None
+    return info.blob_path(layer)
+
+
+def one_line_failure(result: Result, *words: str) -> None:
+    """Exit 1, one 'failed:' line saying what, nothing else went wrong."""
+    failed = [line for line in (result.out + result.err).splitlines() if "failed:" in line]
+    assert failed, (result.out, result.err)
+    assert all(word in failed[0] for word in words), failed
+
+
+def tree(top: Path) -> dict[str, str]:
+    """Every entry below ``top`` (links not followed): what a change outside would show."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in (*dirnames, *filenames):
+            path = Path(dirpath, name)
+            out[str(path)] = os.readlink(path) if path.is_symlink() else "entry"
+    return out
+
+
+def test_an_app_folder_under_a_symlink_loop_warns_and_fails_the_link_only(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    qwen_blob()
+    loop = tmp_path / "loop"
+    os.symlink(loop, loop)
+    lms_spec(loop / "models", "qwen")
+
+    plan = mlx(capsys, "plan")
+    assert "Traceback" not in plan.out + plan.err
+    assert plan.code == 0, (plan.out, plan.err)
+    assert "cannot read" in plan.out + plan.err and "symbolic links" in plan.out + plan.err
+
+    result = apply(capsys, code=1)
+    one_line_failure(result, "symbolic links")
+    assert os.path.islink(loop) and os.readlink(loop) == str(loop)
+
+
+def test_a_read_only_app_folder_fails_the_link_in_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qwen_blob()
+    app = tmp_path / "lms"
+    app.mkdir()
+    lms_spec(app, "qwen")
+    read_only(app, monkeypatch)
+
+    result = apply(capsys, code=1)
+
+    one_line_failure(result, "Permission denied", str(app))
+    assert list(app.iterdir()) == []
+
+
+def test_removing_a_link_from_a_read_only_app_folder_fails_in_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qwen_blob()
+    app = tmp_path / "lms"
+    lms_spec(app, "qwen")
+    apply(capsys)
+    before = tree(app)
+    assert any(Path(p).is_symlink() for p in before)
+    lms_spec(app)
+    for folder in [app, *(Path(p) for p, what in before.items() if what == "entry")]:
+        read_only(folder, monkeypatch)
+
+    result = apply(capsys, code=1)
+
+    one_line_failure(result, "Permission denied")
+    assert tree(app) == before
+
+
+def test_a_symlinked_subfolder_never_lets_mlx_create_or_remove_outside(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    blob = qwen_blob()
+    app = tmp_path / "lms"
+    lms_spec(app, "qwen")
+    apply(capsys)
+    (link,) = [Path(p) for p, what in tree(app).items() if what != "entry"]
+    publisher = link.parent.parent
+    # The user moves the publisher folder elsewhere and leaves a link in its place.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.rename(publisher, elsewhere / publisher.name)
+    os.symlink(elsewhere / publisher.name, publisher)
+    outside = tree(elsewhere)
+
+    # Removing the model from the app: mlx's link now sits outside the app folder.
+    lms_spec(app)
+    result = apply(capsys)
+    assert tree(elsewhere) == outside
+    assert link.is_symlink() and link.resolve() == blob.resolve()
+
+    # Wanting it again: the publisher folder is a link, a conflict, never followed.
+    os.unlink(elsewhere / publisher.name / link.parent.name / link.name)
+    outside = tree(elsewhere)
+    lms_spec(app, "qwen")
+    result = apply(capsys, code=1)
+    assert "Traceback" not in result.out + result.err
+    assert tree(elsewhere) == outside
+
+
+def test_link_effects_refuse_paths_outside_the_app_folder(tmp_path: Path) -> None:
+    """The same at the effect level: the plan saw a folder, apply finds a link out."""
+    from mlxstate.apply.link_effects import create_link, remove_link, retarget_link
+
+    app, elsewhere = tmp_path / "app", tmp_path / "elsewhere"
+    (elsewhere / "model").mkdir(parents=True)
+    app.mkdir()
+    os.symlink(elsewhere, app / "pub")
+    target = tmp_path / "blob"
+    target.write_bytes(b"x")
+    theirs = elsewhere / "model" / "x.gguf"
+    os.symlink(target, theirs)
+
+    with pytest.raises(ActionError, match="leads outside the app folder"):
+        create_link(app / "pub" / "model" / "new.gguf", target, app)
+    with pytest.raises(ActionError, match="leads outside the app folder"):
+        remove_link(app / "pub" / "model" / "x.gguf", target, app, {app / "pub" / "model"})
+    with pytest.raises(ActionError, match="leads outside the app folder"):
+        retarget_link(app / "pub" / "model" / "x.gguf", target, tmp_path / "other", app)
+    assert sorted(os.listdir(elsewhere / "model")) == ["x.gguf"]
+    assert os.readlink(theirs) == str(target)
+    # An app folder that is itself a link (another disk) is fine.
+    os.symlink(elsewhere, tmp_path / "app2")
+    assert create_link(tmp_path / "app2" / "m" / "y.gguf", target, tmp_path / "app2")
+
+
+def test_a_regular_file_or_foreign_link_is_never_replaced(tmp_path: Path) -> None:
+    from mlxstate.apply.link_effects import create_link, retarget_link
+
+    app = tmp_path / "app"
+    app.mkdir()
+    target = tmp_path / "blob"
+    target.write_bytes(b"x")
+    mine = app / "file.gguf"
+    mine.write_bytes(b"user")
+    foreign = app / "link.gguf"
+    os.symlink(tmp_path / "theirs", foreign)
+    with pytest.raises(ActionError, match="conflict"):
+        create_link(mine, target, app)
+    with pytest.raises(ActionError, match="conflict"):
+        retarget_link(foreign, target, tmp_path / "new", app)
+    with pytest.raises(ActionError, match="conflict"):
+        retarget_link(mine, target, tmp_path / "new", app)
+    assert mine.read_bytes() == b"user" and os.readlink(foreign) == str(tmp_path / "theirs")
+
+
+def test_a_duplicate_whose_folder_now_leads_out_of_the_store_is_refused(tmp_path: Path) -> None:
+    from mlxstate.apply.dedup_effects import dedup
+    from tests.test_dedup import dedups, hf_dir, make_plan_for
+
+    copies = make_copies()
+    (action,) = [a for a in dedups(make_plan_for("hardlink")) if a.subject == str(copies.hf)]
+    # Between plan and apply the blobs folder moves out of the cache, a link left behind:
+    # same file (device, inode, size, mtime), but no longer in any store.
+    blobs, moved = copies.hf.parent, tmp_path / "moved-blobs"
+    os.rename(blobs, moved)
+    os.symlink(moved, blobs)
+    inode = os.stat(moved / copies.hf.name).st_ino
+
+    with pytest.raises(ActionError, match="no longer inside a model store or app folder"):
+        dedup(action, [ollama_dir(), hf_dir(), app_dir()])
+
+    assert os.stat(moved / copies.hf.name).st_ino == inode
+    assert os.stat(copies.ollama).st_nlink == 1

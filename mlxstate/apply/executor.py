@@ -172,11 +172,11 @@ class Executor:
             return ("done", "removed") if removed else ("noop", "already gone")
         if action.kind == "link.update":
             old = next((x.target for x in self.registry.facts().links if x.path == path), None)
-            retarget_link(path, old or Path(), Path(target))
+            retarget_link(path, old or Path(), Path(target), self._app_root(action))
             return "done", f"now → {target}"
         if not target:
             return self._sync_links(action)
-        made = create_link(path, Path(target), self._dirs_made)
+        made = create_link(path, Path(target), self._app_root(action), self._dirs_made)
         self._links_made = [(path, Path(target))]
         return ("done", "linked") if made else ("noop", "already linked")
 
@@ -195,9 +195,9 @@ class Executor:
         for path, target in wanted:
             mine = ours.get(path)
             if mine is not None and os.path.islink(path) and mine.target != target:
-                retarget_link(path, mine.target, target)
+                retarget_link(path, mine.target, target, self._app_root(action))
                 changed += 1
-            elif create_link(path, target, self._dirs_made):
+            elif create_link(path, target, self._app_root(action), self._dirs_made):
                 changed += 1
         gone = [p for p in ours if p not in {w for w, _ in wanted}]
         owned = self.registry.owned_dirs() | set(self._dirs_made)

@@ -135,6 +135,11 @@ def plan_links(
         a.model for a in model_actions if a.model and a.op in ("create", "replace", "update")
     }
     wanted, warnings = wanted_links(spec, observed, pending)
+    # What could not be read in a declared app folder (a symlink loop, no permission): shown
+    # with the plan, since the links planned there may fail.
+    warnings = [
+        w for app in observed.apps if app.name in spec.apps for w in app.warnings
+    ] + warnings
     entries: dict[Path, AppLink] = {e.path: e for app in observed.apps for e in app.entries}
     ours = {link.path: link for link in facts.links}
     actions: list[Action] = []
