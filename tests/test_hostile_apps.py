@@ -374,3 +374,89 @@ def test_a_duplicate_whose_folder_now_leads_out_of_the_store_is_refused(tmp_path
 
     assert os.stat(moved / copies.hf.name).st_ino == inode
     assert os.stat(copies.ollama).st_nlink == 1
+
+
+# --- 3. LM Studio: one entry per model, publishers from the source -------------------------
+
+HF_PULL = "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M"
+
+
+def lms_links(app: Path) -> dict[str, str]:
+    return {
+        str(Path(p).relative_to(app)): os.readlink(p)
+        for p, what in tree(app).items()
+        if what != "entry"
+    }
+
+
+def test_ollama_models_are_filed_under_real_publishers(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    qwen = qwen_blob()
+    info = ob.add_model(ollama_dir(), HF_PULL, ob.default_layers("llama-hf", 3000))
+    layer = info.layer("model")
+    assert layer is not None
+    app = tmp_path / "lms"
+    write(
+        f"version: 1\nmodels:\n  qwen:\n    source: {QWEN_SRC}\n"
+        f"  llama:\n    source: ollama://{HF_PULL}\n"
+        f"apps:\n  lms:\n    path: {app}\n    layout: lmstudio\n    models: [qwen, llama]\n"
+    )
+
+    apply(capsys)
+
+    assert lms_links(app) == {
+        "ollama/qwen-7b-GGUF/qwen-7b.gguf": str(qwen),
+        "bartowski/Llama-3.2-1B-Instruct-GGUF/Llama-3.2-1B-Instruct-Q4_K_M.gguf": str(
+            info.blob_path(layer)
+        ),
+    }
+    assert mlx(capsys, "plan", "--detailed-exitcode").code == 0
+
+
+def test_a_model_the_app_already_holds_gets_no_second_entry(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The reported case: LM Studio's own download of the GGUF, deduplicated against the
+    Ollama blob, plus mlx's link listed the model twice."""
+    blob = qwen_blob()
+    app = tmp_path / "lms"
+    theirs = app / "lmstudio-community" / "Qwen-7B-GGUF" / "Qwen-7B-Q4_K_M.gguf"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_bytes(blob.read_bytes())
+    lms_spec(app, "qwen", extra="settings:\n  dedup: auto\n")
+
+    apply(capsys)
+
+    assert lms_links(app) == {}
+    assert os.stat(theirs).st_ino == os.stat(blob).st_ino  # deduplicated, still a file
+    assert mlx(capsys, "plan", "--detailed-exitcode").code == 0
+
+
+def test_mlx_links_in_the_old_layout_move_and_do_not_stay_twice(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from mlxstate.registry import Registry
+
+    blob = qwen_blob()
+    app = tmp_path / "lms"
+    old = app / "library" / "qwen-7b" / "qwen-7b.gguf"
+    old.parent.mkdir(parents=True)
+    os.symlink(blob, old)
+    with Registry.open(state_dir()) as registry:
+        registry.add_link(old, blob, "lms", "qwen")
+        registry.add_dir(app / "library", "lms")
+        registry.add_dir(old.parent, "lms")
+    lms_spec(app, "qwen")
+    plan = mlx(capsys, "plan")
+    assert f"moved to {app / 'ollama/qwen-7b-GGUF/qwen-7b.gguf'}" in plan.out, plan.out
+
+    result = apply(capsys)
+
+    assert lms_links(app) == {"ollama/qwen-7b-GGUF/qwen-7b.gguf": str(blob)}
+    assert not (app / "library").exists()
+    assert {str(link.path) for link in read_facts(state_dir()).links} == {
+        str(app / "ollama/qwen-7b-GGUF/qwen-7b.gguf")
+    }
+    assert "Traceback" not in result.out
+    assert mlx(capsys, "plan", "--detailed-exitcode").code == 0

@@ -237,9 +237,10 @@ class Executor:
         if self.spec is None:
             raise ActionError(f"{action.id}: cannot resolve the links without mlx.yaml")
         observed = observe(self.settings, self.spec, probe=False, duplicates=False)
-        wanted, _ = wanted_links(self.spec, observed, set())
+        wanted, _ = wanted_links(self.spec, observed, set(), self.registry.facts())
         app = action.param("app")
-        pairs = [(w.path, w.target) for w in wanted if w.app == app and w.model == action.model]
+        mine = [w for w in wanted if w.app == app and w.model == action.model]
+        pairs = [(w.path, w.target) for w in mine if w.covered_by is None]
         return [(p, t) for p, t in pairs if t is not None]
 
     def _app_root(self, action: Action) -> Path:
