@@ -340,6 +340,7 @@ class Registry:
         self.conn.execute("DELETE FROM links WHERE path = ?", (str(path),))
 
     def remove_dedup(self, path: Path) -> None:
+        """The file is a real file again (restored before its kept copy was deleted)."""
         self.conn.execute("DELETE FROM dedups WHERE path = ?", (str(path),))
 
     def add_dedup(

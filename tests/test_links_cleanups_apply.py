@@ -166,9 +166,9 @@ def expected_links() -> dict[Path, Path]:
         my_app() / "qwen.gguf": model_blob(QWEN),
         my_app() / "tiny": snapshot(TINY, ref(TINY)),
         my_app() / "lora": lora_dir(),
-        lms_app() / "library/llava-7b/llava-7b.gguf": model_blob(LLAVA),
-        lms_app() / "library/llava-7b/mmproj-llava-7b.gguf": model_blob(LLAVA, "projector"),
-        lms_app() / "library/qwen2.5-0.5b/qwen2.5-0.5b.gguf": model_blob(QWEN),
+        lms_app() / "ollama/llava-7b-GGUF/llava-7b.gguf": model_blob(LLAVA),
+        lms_app() / "ollama/llava-7b-GGUF/mmproj-llava-7b.gguf": model_blob(LLAVA, "projector"),
+        lms_app() / "ollama/qwen2.5-0.5b-GGUF/qwen2.5-0.5b.gguf": model_blob(QWEN),
         lms_app() / "org/tiny-GGUF/tiny-Q4_K_M.gguf": hf_blob(GGUF, q4),
         lms_app() / "org/tiny-GGUF/tiny-Q8_0.gguf": hf_blob(GGUF, q8),
     }
@@ -276,8 +276,8 @@ def test_links_of_models_installed_in_the_same_apply_go_where_the_layouts_say(
     assert_links_exactly(want, my_app(), lms_app())
     # Through each link, the exact bytes the fakes served.
     assert (my_app() / "tiny" / "model.safetensors").read_bytes() == WEIGHTS
-    assert (lms_app() / "library/llava-7b/llava-7b.gguf").read_bytes() == llava_layers()[0][1]
-    assert (lms_app() / "library/llava-7b/mmproj-llava-7b.gguf").read_bytes() == (
+    assert (lms_app() / "ollama/llava-7b-GGUF/llava-7b.gguf").read_bytes() == llava_layers()[0][1]
+    assert (lms_app() / "ollama/llava-7b-GGUF/mmproj-llava-7b.gguf").read_bytes() == (
         llava_layers()[1][1]
     )
     for name in ("tiny-Q4_K_M.gguf", "tiny-Q8_0.gguf"):
@@ -315,7 +315,7 @@ def test_removing_models_from_an_app_removes_their_links_and_empty_folders_only(
     full_spec()
     apply(capsys)
     users = {
-        lms_app() / "library/llava-7b/notes.txt": b"my notes about llava\n",
+        lms_app() / "ollama/llava-7b-GGUF/notes.txt": b"my notes about llava\n",
         my_app() / "mine.gguf": b"GGUF my own model",
     }
     for path, data in users.items():
@@ -325,12 +325,12 @@ def test_removing_models_from_an_app_removes_their_links_and_empty_folders_only(
     apply(capsys)
 
     want = {p: t for p, t in expected_links().items() if "llava" not in str(p)}
-    want = {p: t for p, t in want.items() if "GGUF" not in str(p) and p.name != "tiny"}
+    want = {p: t for p, t in want.items() if "tiny-GGUF" not in str(p) and p.name != "tiny"}
     assert_links_exactly(want, my_app(), lms_app())
     for path, data in users.items():
         assert path.read_bytes() == data
     # The folder holding the user's notes stays; the GGUF publisher folder mlx made is gone.
-    assert (lms_app() / "library/llava-7b").is_dir()
+    assert (lms_app() / "ollama/llava-7b-GGUF").is_dir()
     assert not (lms_app() / "org").exists()
     assert lms_app().is_dir() and my_app().is_dir()
     assert registry_links() == want
@@ -350,8 +350,8 @@ def test_an_app_removed_from_mlx_yaml_loses_the_links_mlx_made(
 
     assert links_in(my_app()) == {}
     assert (my_app() / "mine.txt").read_bytes() == b"mine"
-    assert set(registry_links()) == {lms_app() / "library/llava-7b/llava-7b.gguf"} | {
-        lms_app() / "library/llava-7b/mmproj-llava-7b.gguf"
+    assert set(registry_links()) == {lms_app() / "ollama/llava-7b-GGUF/llava-7b.gguf"} | {
+        lms_app() / "ollama/llava-7b-GGUF/mmproj-llava-7b.gguf"
     }
 
 
@@ -362,7 +362,7 @@ def test_a_conflict_is_left_alone_reported_and_exits_1_while_other_actions_happe
     my_app().mkdir(parents=True)
     in_the_way = my_app() / "qwen.gguf"
     in_the_way.write_bytes(b"the user's own qwen build")
-    foreign = lms_app() / "library/llava-7b/llava-7b.gguf"
+    foreign = lms_app() / "ollama/llava-7b-GGUF/llava-7b.gguf"
     foreign.parent.mkdir(parents=True)
     os.symlink(lora_dir() / "adapter.safetensors", foreign)
     write_spec(ALL_MODELS, {"myapp": my("qwen", "tiny"), "lms": lms("llava")})
@@ -379,7 +379,7 @@ def test_a_conflict_is_left_alone_reported_and_exits_1_while_other_actions_happe
     assert in_the_way.read_bytes() == b"the user's own qwen build"
     assert os.readlink(foreign) == str(lora_dir() / "adapter.safetensors")
     # Everything else happened: tiny's link and llava's projector.
-    mmproj = lms_app() / "library/llava-7b/mmproj-llava-7b.gguf"
+    mmproj = lms_app() / "ollama/llava-7b-GGUF/mmproj-llava-7b.gguf"
     assert registry_links() == {
         my_app() / "tiny": snapshot(TINY, ref(TINY)),
         mmproj: model_blob(LLAVA, "projector"),
@@ -460,7 +460,7 @@ def test_a_link_is_retargeted_when_ollama_weights_change_and_the_old_blob_goes(
     ob.add_model(ollama_dir(), QWEN, ob.default_layers(QWEN, 2048))
     write_spec({"qwen": f"ollama://{QWEN}"}, {"lms": lms("qwen")})
     apply(capsys)
-    link = lms_app() / "library/qwen2.5-0.5b/qwen2.5-0.5b.gguf"
+    link = lms_app() / "ollama/qwen2.5-0.5b-GGUF/qwen2.5-0.5b.gguf"
     old_blob = model_blob(QWEN)
     assert os.readlink(link) == str(old_blob)
 
@@ -482,7 +482,7 @@ def test_removing_the_last_link_keeps_a_folder_the_user_made(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     ob.add_model(ollama_dir(), LLAVA, llava_layers())
-    users_folder = lms_app() / "library" / "llava-7b"
+    users_folder = lms_app() / "ollama" / "llava-7b-GGUF"
     users_folder.mkdir(parents=True)  # the user's, made before mlx ever ran
     write_spec({"llava": f"ollama://{LLAVA}"}, {"lms": lms("llava")})
     apply(capsys)
@@ -498,7 +498,7 @@ def test_a_file_where_mlx_needs_a_folder_is_a_conflict_not_a_crash(
 ) -> None:
     ob.add_model(ollama_dir(), LLAVA, llava_layers())
     ob.add_model(ollama_dir(), QWEN, ob.default_layers(QWEN, 2048))
-    users_file = lms_app() / "library" / "llava-7b"  # a FILE named like llava's folder
+    users_file = lms_app() / "ollama" / "llava-7b-GGUF"  # a FILE named like llava's folder
     users_file.parent.mkdir(parents=True)
     users_file.write_bytes(b"not a folder")
     write_spec(
@@ -510,7 +510,7 @@ def test_a_file_where_mlx_needs_a_folder_is_a_conflict_not_a_crash(
     result = mlx(capsys, "apply", "-y")
     assert result.code == 1, (result.out, result.err)
     assert users_file.read_bytes() == b"not a folder"
-    qwen = lms_app() / "library/qwen2.5-0.5b/qwen2.5-0.5b.gguf"
+    qwen = lms_app() / "ollama/qwen2.5-0.5b-GGUF/qwen2.5-0.5b.gguf"
     assert os.readlink(qwen) == str(model_blob(QWEN))  # the rest was done
 
 
@@ -717,7 +717,7 @@ USERS_FILE = b"GGUF the user's own file"
 
 def _users_entries() -> dict[Path, tuple[Any, ...]]:
     """A user's file and a user's link in the app folders, next to where mlx links."""
-    f = lms_app() / "library/llava-7b/README.txt"
+    f = lms_app() / "ollama/llava-7b-GGUF/README.txt"
     f.parent.mkdir(parents=True, exist_ok=True)
     f.write_bytes(USERS_FILE)
     link = my_app() / "mine.gguf"
@@ -742,7 +742,7 @@ def _world_pending(
 
     def want() -> dict[Path, Path]:
         return {
-            lms_app() / "library/qwen2.5-0.5b/qwen2.5-0.5b.gguf": model_blob(QWEN),
+            lms_app() / "ollama/qwen2.5-0.5b-GGUF/qwen2.5-0.5b.gguf": model_blob(QWEN),
             my_app() / "qwen.gguf": model_blob(QWEN),
         }
 
@@ -757,7 +757,7 @@ def _world_delete(capsys: pytest.CaptureFixture[str], request: pytest.FixtureReq
     spec = write_spec(ALL_MODELS, {"myapp": my("tiny"), "lms": lms("qwen")})
 
     def want() -> dict[Path, Path]:
-        keep = {my_app() / "tiny", lms_app() / "library/qwen2.5-0.5b/qwen2.5-0.5b.gguf"}
+        keep = {my_app() / "tiny", lms_app() / "ollama/qwen2.5-0.5b-GGUF/qwen2.5-0.5b.gguf"}
         return {p: t for p, t in expected_links().items() if p in keep}
 
     return CrashWorld(spec, want, users)
@@ -883,17 +883,17 @@ CANDIDATES = (
     "my/qwen.gguf",
     "my/tiny",
     "my/notes.txt",
-    "lms/library",
-    "lms/library/llava-7b",
-    "lms/library/llava-7b/llava-7b.gguf",
-    "lms/library/llava-7b/mmproj-llava-7b.gguf",
-    "lms/library/llava-7b/notes.txt",
+    "lms/ollama",
+    "lms/ollama/llava-7b-GGUF",
+    "lms/ollama/llava-7b-GGUF/llava-7b.gguf",
+    "lms/ollama/llava-7b-GGUF/mmproj-llava-7b.gguf",
+    "lms/ollama/llava-7b-GGUF/notes.txt",
     "lms/org/tiny-GGUF/tiny-Q4_K_M.gguf",
     "lms/org/tiny-GGUF/tiny-Q8_0.gguf",
     "lms/lmstudio-community/Other/other.gguf",
 )
 KINDS = ("none", "file", "dir", "link", "right-link", "dangling")
-FOLDERS = ("lms/library", "lms/library/llava-7b")  # folders mlx must make for llava's links
+FOLDERS = ("lms/ollama", "lms/ollama/llava-7b-GGUF")  # folders mlx must make for llava's links
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,12 @@ mtime_ns as the plan saw them), hash both (streaming sha256, in parallel), and o
 match the digest: make the link under a temp name in the duplicate's folder and
 ``os.replace`` it over the duplicate — readers see the old file or the new link, never
 nothing. A file whose bytes do not match its sha256 name is reported as corrupt and left.
+Both files must lie in a store or app folder (their parent folders resolved) when the
+action runs, not only when it was planned.
+
+A duplicate replaced by a *symlink* depends on the kept copy: before that copy is deleted
+(a model removed, a revision or orphan cleaned up), ``restore_symlinked`` turns the symlink
+back into a real file (a hardlink, or a copy on another filesystem) or refuses the delete.
 """
 
 from __future__ import annotations
@@ -15,16 +21,20 @@ import ctypes.util
 import errno
 import fcntl
 import os
+import shutil
+import stat
 import sys
 import uuid
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mlxstate.errors import ActionError
 from mlxstate.observe.duplicates import sha256_file
 from mlxstate.plan.actions import Action
+from mlxstate.registry import DedupRecord
 
-__all__ = ["CloneUnsupported", "dedup", "forget_hashes"]
+__all__ = ["CloneUnsupported", "dedup", "forget_hashes", "restore_symlinked"]
 
 FICLONE = 0x40049409  # Linux ioctl: reflink the whole file (btrfs, xfs; not ext4)
 
@@ -63,12 +73,24 @@ def _check_unchanged(path: Path, planned: list[int]) -> None:
         raise ActionError(f"{path} changed since the plan; left alone")
 
 
-def dedup(action: Action) -> str:
-    """Carry out one ``dedup.link``; returns what was done (raises ActionError otherwise)."""
+def _confined(path: Path, roots: Sequence[Path]) -> bool:
+    """``path``'s folder, symlinks resolved, lies in one of ``roots`` (resolved too)."""
+    parent = os.path.realpath(path.parent)
+    return any(Path(parent).is_relative_to(os.path.realpath(root)) for root in roots)
+
+
+def dedup(action: Action, roots: Sequence[Path] | None = None) -> str:
+    """Carry out one ``dedup.link``; returns what was done (raises ActionError otherwise).
+    ``roots``: the stores and app folders both files must still be in."""
     dup, keep = Path(action.subject), Path(str(action.param("canonical")))
     digest, how = str(action.param("sha256")), str(action.param("mechanism"))
     if os.path.islink(dup):
         raise ActionError(f"{dup} is a link now; left alone")
+    for path in (dup, keep) if roots is not None else ():
+        # A folder swapped for a link since the plan must not let mlx replace (or link to)
+        # a file outside the stores and app folders.
+        if not _confined(path, roots or ()):
+            raise ActionError(f"{path} is no longer inside a model store or app folder; left alone")
     try:
         if _facts(dup)[:2] == _facts(keep)[:2]:
             return "already the same file"
@@ -139,3 +161,108 @@ def _clone(src: Path, dst: Path) -> None:
             raise CloneUnsupported("this filesystem cannot clone (copy-on-write) files") from None
         raise ActionError(f"cannot clone {src}: {exc.strerror or exc}") from None
     os.close(fd_out)
+
+
+# -- keeping symlinked duplicates readable ---------------------------------------------------
+
+
+def _under(path: Path, roots: Sequence[Path]) -> bool:
+    return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+def _still_mlx_symlink(record: DedupRecord) -> bool:
+    """The file is still the symlink dedup made to the kept copy (else it is the user's)."""
+    try:
+        raw = os.readlink(record.path)
+    except OSError:
+        return False
+    return Path(os.path.normpath(os.path.join(record.path.parent, raw))) == record.canonical
+
+
+def restore_symlinked(paths: Iterable[Path], dedups: Sequence[DedupRecord]) -> list[Path]:
+    """Before ``paths`` (files, or folders with all below them) are deleted: every file dedup
+    replaced with a symlink to one of them becomes a real file with the same bytes again.
+
+    Only a file that is still mlx's symlink to the kept copy is restored; one the user
+    changed, or one that is itself about to be deleted, is left alone. Returns the restored
+    files: their dedup records are stale, and the caller removes them from the registry.
+    Raises ActionError when one cannot be restored: then the delete must not happen."""
+    doomed = [Path(os.path.abspath(p)) for p in paths]
+    restored: list[Path] = []
+    for record in dedups:
+        if record.mechanism != "symlink" or not _under(record.canonical, doomed):
+            continue
+        if _under(record.path, doomed) or not _still_mlx_symlink(record):
+            continue
+        if not os.path.exists(record.canonical):
+            continue  # already dangling: nothing this delete could still save
+        _restore(record.path, record.canonical)
+        restored.append(record.path)
+    return restored
+
+
+def _restore(path: Path, canonical: Path) -> None:
+    """Put a real file with ``canonical``'s bytes at ``path`` (mlx's symlink), atomically."""
+    tmp = path.with_name(f".{path.name}.mlx-restore-{uuid.uuid4().hex[:8]}")
+    try:
+        try:
+            os.link(canonical, tmp)  # same filesystem: shares the bytes, costs nothing
+        except OSError:
+            shutil.copyfile(canonical, tmp)  # another filesystem: a full copy
+            os.chmod(tmp, stat.S_IMODE(os.stat(canonical).st_mode))
+        os.replace(tmp, path)  # readers see the symlink or the file, never nothing
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise ActionError(
+            f"cannot turn {path} back into a file before {canonical} is deleted "
+            f"({exc.strerror or exc}); nothing deleted"
+        ) from None
+
+
+def doomed_paths(action: Action, ollama_dir: Path, hf_dir: Path) -> list[Path]:
+    """What carrying out ``action`` may delete (a superset is fine: restoring a file whose
+    kept copy survives costs a hardlink). For a replace: what the old source holds."""
+    from mlxstate.sources import HfSource, OllamaSource, parse_source
+
+    kind, subject = action.kind, action.subject
+    if action.op == "replace" and action.param("replaces"):
+        subject = str(action.param("replaces"))
+        kind = "ollama.delete" if subject.startswith("ollama://") else "hf.delete"
+    if kind == "cleanup.orphan":
+        return [Path(subject)]
+    if kind == "cleanup.revision":
+        repo = _repo_folder(hf_dir, str(action.param("repo_type")), str(action.param("repo")))
+        return _snapshot_blobs(repo / "snapshots" / str(action.param("commit")))
+    try:
+        src = parse_source(subject)
+    except ValueError:
+        return []
+    if kind == "ollama.delete" and isinstance(src, OllamaSource):
+        from mlxstate.observe.ollama_store import read_one_model
+
+        model = read_one_model(ollama_dir, (src.host, src.namespace, src.model, src.tag))
+        layers = model.all_layers if model is not None else ()
+        return [ollama_dir / "blobs" / f"sha256-{layer.digest}" for layer in layers]
+    if kind == "hf.delete" and isinstance(src, HfSource):
+        return [_repo_folder(hf_dir, "model", src.repo_id)]
+    return []
+
+
+def _repo_folder(hf_dir: Path, repo_type: str, repo_id: str) -> Path:
+    name = f"{repo_type}s--{repo_id.replace('/', '--')}"
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(hf_dir):  # the hub matches repo ids case-insensitively
+            if entry.name.lower() == name.lower():
+                return hf_dir / entry.name
+    return hf_dir / name
+
+
+def _snapshot_blobs(snapshot: Path) -> list[Path]:
+    out = [snapshot]
+    for dirpath, _dirs, files in os.walk(snapshot):
+        for name in files:
+            link = Path(dirpath, name)
+            with contextlib.suppress(OSError):
+                out.append(Path(os.path.normpath(os.path.join(dirpath, os.readlink(link)))))
+    return out

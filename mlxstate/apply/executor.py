@@ -22,7 +22,7 @@ from mlxstate.apply.cleanup_effects import (
     delete_stale_file,
     hf_blob_in_use,
 )
-from mlxstate.apply.dedup_effects import dedup, forget_hashes
+from mlxstate.apply.dedup_effects import dedup, doomed_paths, forget_hashes, restore_symlinked
 from mlxstate.apply.hf_effects import HfEffects, seed_ollama_blob
 from mlxstate.apply.journal import Interrupted, Journal
 from mlxstate.apply.link_effects import create_link, remove_link, retarget_link
@@ -120,6 +120,7 @@ class Executor:
     # -- effects, each re-checking its precondition ---------------------------------------
 
     def _effect(self, action: Action) -> tuple[Status, str]:
+        self._keep_dedups_readable(action)
         src = _source(action.subject)
         if action.kind == "ollama.pull" and isinstance(src, OllamaSource):
             return self._pull(action, src)
@@ -134,7 +135,7 @@ class Executor:
         if action.kind.startswith("cleanup."):
             return self._cleanup(action)
         if action.kind == "dedup.link":
-            done = dedup(action)
+            done = dedup(action, self._roots())
             if done.startswith("left as is"):
                 # Recorded all the same, so the plan stops proposing what cannot be done here.
                 self._record_dedup(action, "unsupported")
@@ -180,11 +181,11 @@ class Executor:
             return ("done", "removed") if removed else ("noop", "already gone")
         if action.kind == "link.update":
             old = next((x.target for x in self._facts().links if x.path == path), None)
-            retarget_link(path, old or Path(), Path(target))
+            retarget_link(path, old or Path(), Path(target), self._app_root(action))
             return "done", f"now → {target}"
         if not target:
             return self._sync_links(action)
-        made = create_link(path, Path(target), self._dirs_made)
+        made = create_link(path, Path(target), self._app_root(action), self._dirs_made)
         self._links_made = [(path, Path(target))]
         return ("done", "linked") if made else ("noop", "already linked")
 
@@ -203,9 +204,9 @@ class Executor:
         for path, target in wanted:
             mine = ours.get(path)
             if mine is not None and os.path.islink(path) and mine.target != target:
-                retarget_link(path, mine.target, target)
+                retarget_link(path, mine.target, target, self._app_root(action))
                 changed += 1
-            elif create_link(path, target, self._dirs_made):
+            elif create_link(path, target, self._app_root(action), self._dirs_made):
                 changed += 1
         gone = [p for p in ours if p not in {w for w, _ in wanted}]
         owned = self.registry.owned_dirs() | set(self._dirs_made)
@@ -243,9 +244,10 @@ class Executor:
         if self.spec is None:
             raise ActionError(f"{action.id}: cannot resolve the links without mlx.yaml")
         observed = observe(self.settings, self.spec, probe=False, duplicates=False)
-        wanted, _ = wanted_links(self.spec, observed, set())
+        wanted, _ = wanted_links(self.spec, observed, set(), self._facts())
         app = action.param("app")
-        pairs = [(w.path, w.target) for w in wanted if w.app == app and w.model == action.model]
+        mine = [w for w in wanted if w.app == app and w.model == action.model]
+        pairs = [(w.path, w.target) for w in mine if w.covered_by is None]
         return [(p, t) for p, t in pairs if t is not None]
 
     def _app_root(self, action: Action) -> Path:
@@ -253,6 +255,22 @@ class Executor:
         if self.spec is not None and app in self.spec.apps:
             return self.spec.apps[app].path
         return Path(action.subject).parent  # the app left mlx.yaml: remove nothing above
+
+    def _roots(self) -> list[Path]:
+        """Where mlx may replace files: the stores and the declared app folders."""
+        apps = [a.path for a in self.spec.apps.values()] if self.spec is not None else []
+        return [self.settings.ollama_models_dir, self.settings.hf_cache_dir, *apps]
+
+    def _keep_dedups_readable(self, action: Action) -> None:
+        """Files dedup symlinked to what this action deletes become real files first."""
+        doomed = doomed_paths(action, self.settings.ollama_models_dir, self.settings.hf_cache_dir)
+        restored = restore_symlinked(doomed, self.registry.facts().dedups) if doomed else []
+        if not restored:
+            return
+        with self.registry.transaction():
+            for path in restored:
+                self.registry.remove_dedup(path)
+                self.display.log(f"  {path} is a real file again (its kept copy goes)")
 
     def _record_dedup(self, action: Action, mechanism: str) -> None:
         with self.registry.transaction():

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from mlxstate.state import AppLink, AppState
@@ -17,7 +18,14 @@ _DEPTH = {"lmstudio": 3, "dir": 1}
 
 
 def scan_app(name: str, path: Path, layout: str) -> AppState:
-    if not path.is_dir():
+    try:
+        is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return AppState(name, path, layout, exists=False)
+    except OSError as exc:  # a symlink loop on the way, a folder we may not enter, ...
+        why = exc.strerror or str(exc)
+        return AppState(name, path, layout, False, (), (f"apps.{name}: cannot read {path}: {why}",))
+    if not is_dir:
         return AppState(name, path, layout, exists=False)
     warnings: list[str] = []
     entries: list[AppLink] = []
@@ -44,11 +52,17 @@ def _walk(folder: Path, depth: int, out: list[AppLink], warnings: list[str]) -> 
             else:
                 out.append(AppLink(path, "dir"))
         elif entry.is_file():
-            out.append(AppLink(path, "file", size=entry.stat().st_size))
+            try:
+                out.append(AppLink(path, "file", size=entry.stat().st_size))
+            except OSError:
+                continue  # gone since the listing
 
 
 def _link(path: Path) -> AppLink:
-    raw = os.readlink(path)
+    try:
+        raw = os.readlink(path)
+    except OSError:
+        return AppLink(path, "dangling")  # gone or unreadable since the listing
     target = Path(os.path.normpath(os.path.join(path.parent, raw)))
     try:
         size = os.stat(path).st_size  # follows the link
@@ -61,10 +75,14 @@ def scan_paths(paths: list[Path]) -> tuple[AppLink, ...]:
     """What is at each of ``paths`` (missing ones are left out)."""
     out = []
     for path in sorted(paths):
-        if path.is_symlink():
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue  # missing, or unreachable (a symlink loop above it)
+        if stat.S_ISLNK(st.st_mode):
             out.append(_link(path))
-        elif path.is_file():
-            out.append(AppLink(path, "file", size=path.stat().st_size))
-        elif path.is_dir():
+        elif stat.S_ISREG(st.st_mode):
+            out.append(AppLink(path, "file", size=st.st_size))
+        elif stat.S_ISDIR(st.st_mode):
             out.append(AppLink(path, "dir"))
     return tuple(out)
