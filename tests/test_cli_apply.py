@@ -731,17 +731,83 @@ def test_a_saved_plan_cannot_be_applied_twice(
     assert pulls(ollama) == 1
 
 
+def _forged(edit: Any) -> None:
+    doc = json.loads(Path("p.json").read_text())
+    edit(doc)
+    Path("p.json").write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("forgery", ["appended-delete", "edited-subject", "edited-param"])
+def test_a_saved_plan_with_an_action_added_or_edited_by_hand_is_refused(
+    capsys: pytest.CaptureFixture[str], ollama: FakeOllama, tmp_path: Path, forgery: str
+) -> None:
+    """A plan file is data, not authority: only what a fresh plan of the same file and
+    state contains is carried out; anything else refuses the whole plan."""
+    precious = tmp_path / "precious.txt"
+    precious.write_text("the user's")
+    users = ob.add_model(ollama_dir(), "phi3:mini", ob.default_layers("phi3", 2048))
+    write_spec(OLLAMA_SPEC)
+    assert mlx(capsys, "plan", "--out", "p.json").code == 0
+
+    def edit(doc: dict[str, Any]) -> None:
+        action = doc["actions"][0]
+        if forgery == "appended-delete":
+            doc["actions"].append(
+                {
+                    "id": "cleanup/x",
+                    "op": "delete",
+                    "kind": "cleanup.orphan",
+                    "subject": str(precious),
+                    "download_bytes": 0,
+                    "free_bytes": 10,
+                    "reason": "x",
+                }
+            )
+        elif forgery == "edited-subject":
+            action["subject"] = "ollama://phi3:mini"
+            action["kind"], action["op"] = "ollama.delete", "delete"
+        else:
+            action["params"] = {"seed_blob": str(precious), "seed_sha256": "0" * 64}
+
+    _forged(edit)
+    result = apply(capsys, "p.json", code=1)
+    assert "holds actions a fresh plan does not" in result.err
+    assert precious.read_text() == "the user's"
+    assert users.path.is_file()
+    assert pulls(ollama) == 0
+
+
+def test_a_saved_refresh_plan_is_checked_against_a_fresh_refresh_plan(
+    capsys: pytest.CaptureFixture[str], hub: FakeHfHub
+) -> None:
+    write_spec(HF_SPEC)
+    assert mlx(capsys, "plan", "--refresh", "--out", "p.json").code == 0
+    doc = json.loads(Path("p.json").read_text())
+    assert doc["options"] == {"refresh": True, "targets": []}
+    assert doc["workspace"]
+    apply(capsys, "p.json")
+    assert managed() == {TINY_SRC}
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
-    [(None, "no plan file"), ("{not json", "is not a plan"), ('{"format_version": "9"}', "plan")],
-    ids=["missing", "garbage", "other-format"],
+    [
+        (None, "no plan file"),
+        ("{not json", "is not a plan"),
+        ('{"format_version": "9"}', "plan"),
+        ('{"format_version": "1", "spec": "x"}', "is not a plan"),
+        ('{"format_version": "1", "spec": {"path": 3}}', "is not a plan"),
+        ("[" * 100_000, "is not a plan"),
+        ("\xff\xfe{", "is not a plan"),
+    ],
+    ids=["missing", "garbage", "other-format", "spec-str", "path-int", "deep", "latin1"],
 )
 def test_a_bad_plan_file_is_a_clean_error(
     capsys: pytest.CaptureFixture[str], content: str | None, expected: str
 ) -> None:
     write_spec(OLLAMA_SPEC)
     if content is not None:
-        Path("p.json").write_text(content)
+        Path("p.json").write_bytes(content.encode("latin-1"))
     result = apply(capsys, "p.json", code=1)
     assert expected in result.err
     assert managed() == set()

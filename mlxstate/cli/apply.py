@@ -73,12 +73,12 @@ def command(
             if interrupted is not None:
                 _report_interrupted(interrupted)
                 adopt_interrupted(interrupted, settings, registry, _stderr_line)
-            planned = compute_plan(run, target or [], refresh=False)
+            targets, refresh = _saved_options(saved) if saved is not None else (target or [], False)
+            planned = compute_plan(run, targets, refresh=refresh)
             actions = planned.plan.actions
             if saved is not None:
                 _check_fresh(saved, planned)
-                # Exactly the saved actions (a --refresh plan resolved commits we keep).
-                actions = tuple(_saved_actions(saved))
+                actions = _authorized(_saved_actions(saved), planned.plan.actions, planfile)
             elif not quiet or planned.plan.has_changes:
                 sys.stdout.write(render_text(planned.plan, color=color))
             if not actions:
@@ -103,15 +103,34 @@ def _stderr_line(text: str) -> None:
     sys.stderr.write(text + "\n")
 
 
+MAX_PLAN_BYTES = 64 << 20  # far above any real plan; /dev/zero must not fill the memory
+
+
 def _load_planfile(path: Path) -> dict[str, Any]:
+    not_a_plan = f"{path} is not a plan written by `mlx plan --out`"
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_PLAN_BYTES + 1)
+        if len(raw) > MAX_PLAN_BYTES:
+            raise MlxError(f"{not_a_plan}: larger than {MAX_PLAN_BYTES >> 20} MiB")
+        doc = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise MlxError(f"no plan file {path}", hint="make one with `mlx plan --out FILE`") from None
-    except (OSError, ValueError) as exc:
-        raise MlxError(f"{path} is not a plan written by `mlx plan --out`: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("format_version") != "1" or "spec" not in doc:
-        raise MlxError(f"{path} is not a plan written by `mlx plan --out` (format_version 1)")
+    except IsADirectoryError:
+        raise MlxError(f"{not_a_plan}: it is a folder") from None
+    except OSError as exc:
+        raise MlxError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise MlxError(f"{not_a_plan}: {str(exc)[:200]}") from None
+    spec = doc.get("spec") if isinstance(doc, dict) else None
+    if (
+        not isinstance(doc, dict)
+        or doc.get("format_version") != "1"
+        or not isinstance(spec, dict)
+        or not isinstance(spec.get("path"), str)
+        or not isinstance(doc.get("actions", []), list)
+    ):
+        raise MlxError(f"{not_a_plan} (format_version 1)")
     return doc
 
 
@@ -121,7 +140,8 @@ def _check_fresh(saved: dict[str, Any], planned: Any) -> None:
     now = hashlib.sha256(planned.loaded.path.read_bytes()).hexdigest()
     if saved["spec"].get("sha256") != now:
         changed.append(f"{planned.loaded.display} changed since the plan was made")
-    if saved.get("observed", {}).get("fingerprint") != planned.fingerprint:
+    observed = saved.get("observed")
+    if not isinstance(observed, dict) or observed.get("fingerprint") != planned.fingerprint:
         changed.append("the model stores or the registry changed since the plan was made")
     if changed:
         raise StalePlan(
@@ -130,12 +150,44 @@ def _check_fresh(saved: dict[str, Any], planned: Any) -> None:
         )
 
 
+def _saved_options(saved: dict[str, Any]) -> tuple[list[str], bool]:
+    """The --target and --refresh the saved plan was made with (none in older plans)."""
+    options = saved.get("options")
+    if not isinstance(options, dict):
+        return [], False
+    targets = options.get("targets") or []
+    if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+        raise MlxError("the saved plan's options.targets is not a list of model names")
+    return targets, options.get("refresh") is True
+
+
+def _authorized(saved: list[Any], fresh: tuple[Any, ...], planfile: Path | None) -> tuple[Any, ...]:
+    """A saved plan is data, not authority: it runs only the actions a fresh plan of the same
+    file and state contains (docs/apply.md, "Saved plans"). An action edited or added by
+    hand is refused, and nothing runs."""
+    allowed = {_comparable(a) for a in fresh}
+    foreign = [a for a in saved if _comparable(a) not in allowed]
+    if foreign:
+        shown = ", ".join(f"{a.id} ({a.kind} {a.subject})" for a in foreign[:3])
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise StalePlan(
+            f"{planfile} holds actions a fresh plan does not: {shown}{more}; nothing was changed",
+            hint="a saved plan can only carry out what `mlx plan` proposes; make a new one",
+        )
+    wanted = {_comparable(a) for a in saved}
+    return tuple(a for a in fresh if _comparable(a) in wanted)
+
+
+def _comparable(action: Any) -> str:
+    return json.dumps(action.to_json(), sort_keys=True, default=str)
+
+
 def _saved_actions(saved: dict[str, Any]) -> list[Any]:
     from mlxstate.plan.actions import Action
 
     try:
         return [Action.from_json(a) for a in saved.get("actions", [])]
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise MlxError(f"the saved plan has a malformed action: {exc}") from None
 
 

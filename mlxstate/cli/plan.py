@@ -20,20 +20,33 @@ class PlannedRun:
     """Everything a plan was made from, kept for rendering, --out and apply."""
 
     def __init__(
-        self, loaded: Any, settings: Any, observed: Any, facts: Any, plan: Any, fp: str
+        self,
+        loaded: Any,
+        settings: Any,
+        observed: Any,
+        facts: Any,
+        plan: Any,
+        fp: str,
+        options: dict[str, Any] | None = None,
     ) -> None:
         self.loaded, self.settings, self.observed = loaded, settings, observed
         self.facts, self.plan, self.fingerprint = facts, plan, fp
+        self.options = options or {"refresh": False, "targets": []}
 
     def document(self) -> dict[str, Any]:
         from mlxstate.plan.render import plan_json
 
-        return plan_json(
+        doc = plan_json(
             self.plan,
             spec_path=str(self.loaded.path),
             spec_sha256=self.loaded.sha256,
             fingerprint=self.fingerprint,
         )
+        # Added fields (format 1 allows additions): who owns what this plan installs, and how
+        # it was made, so `mlx apply PLANFILE` can make the same plan again to check it.
+        doc["workspace"] = self.settings.workspace
+        doc["options"] = dict(self.options)
+        return doc
 
 
 def compute_plan(run: Run, targets: list[str], refresh: bool) -> PlannedRun:
@@ -64,7 +77,13 @@ def compute_plan(run: Run, targets: list[str], refresh: bool) -> PlannedRun:
     if plan.problems:
         raise _plan_error(plan, loaded)
     return PlannedRun(
-        loaded, settings, observed, facts, plan, fingerprint(loaded.spec, observed, facts)
+        loaded,
+        settings,
+        observed,
+        facts,
+        plan,
+        fingerprint(loaded.spec, observed, facts),
+        {"refresh": refresh, "targets": list(targets)},
     )
 
 
