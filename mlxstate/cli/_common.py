@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from mlxstate.settings import Environment, Settings
     from mlxstate.spec.load import LoadedSpec
 
-__all__ = ["FileOpt", "NoColorOpt", "QuietOpt", "Run", "VerboseOpt"]
+__all__ = ["FileOpt", "NoColorOpt", "QuietOpt", "Run", "VerboseOpt", "lock_seconds"]
 
 FileOpt = Annotated[
     Path | None,
@@ -108,6 +108,19 @@ class Run:
             if place.is_file():
                 return place, str(place)
         raise SpecNotFound(candidates)
+
+
+def lock_seconds(text: str) -> float:
+    """``--lock-timeout``: ``0``/``0s`` or a duration (``30s``, ``10m``)."""
+    from mlxstate.errors import MlxError
+    from mlxstate.spec.types import parse_duration
+
+    if text.strip() in ("0", "0s"):
+        return 0.0
+    try:
+        return parse_duration(text).total_seconds()
+    except ValueError as exc:
+        raise MlxError(f"--lock-timeout: {exc}") from None
 
 
 def _registry_hash_cache(state_dir: Path) -> HashCache:

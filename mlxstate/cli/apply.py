@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlxstate.cli._common import FileOpt, NoColorOpt, QuietOpt, Run, VerboseOpt
+from mlxstate.cli._common import FileOpt, NoColorOpt, QuietOpt, Run, VerboseOpt, lock_seconds
 from mlxstate.cli._output import color_enabled
 from mlxstate.errors import MlxError, StalePlan
 
@@ -47,17 +47,9 @@ def command(
     from mlxstate.cli.plan import compute_plan
     from mlxstate.plan.render import render_text
     from mlxstate.registry import Registry
-    from mlxstate.spec.types import parse_duration
 
     run = Run.make(file, no_color, quiet, verbose)
-    try:
-        timeout = (
-            0.0
-            if lock_timeout.strip() in ("0", "0s")
-            else parse_duration(lock_timeout).total_seconds()
-        )
-    except ValueError as exc:
-        raise MlxError(f"--lock-timeout: {exc}") from None
+    timeout = lock_seconds(lock_timeout)
     saved = _load_planfile(planfile) if planfile is not None else None
     if saved is not None and run.file is None:
         run = Run.make(Path(saved["spec"]["path"]), no_color, quiet, verbose)

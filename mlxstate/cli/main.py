@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from mlxstate import __version__
-from mlxstate.cli import apply, edit, init, plan, schema, status, validate
+from mlxstate.cli import apply, edit, init, own, plan, schema, status, validate
 from mlxstate.cli._errors import EXIT_INTERRUPTED, report, usage_error
 
 __all__ = ["app", "main", "run"]
@@ -59,6 +59,8 @@ for _name, _func, _help in (
     ("init", init.command, "Write mlx.yaml declaring the models installed now."),
     ("add", edit.add_command, "Add a model to mlx.yaml, keeping comments and formatting."),
     ("rm", edit.rm_command, "Remove a model from mlx.yaml, keeping comments and formatting."),
+    ("import", own.import_command, "Make a model already installed managed by this mlx.yaml."),
+    ("forget", own.forget_command, "Stop managing a model from this mlx.yaml; keep its files."),
     ("schema", schema.command, "Print the JSON Schema of mlx.yaml."),
 ):
     app.command(_name, help=_help)(_func)
