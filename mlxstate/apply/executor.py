@@ -17,6 +17,7 @@ from typing import Literal
 
 from mlxstate.apply import failpoints
 from mlxstate.apply.cleanup_effects import (
+    check_cache_file,
     delete_revision,
     delete_stale_file,
     hf_blob_in_use,
@@ -218,13 +219,15 @@ class Executor:
             )
             return ("done", f"freed {human_bytes(freed)}") if freed else ("noop", "already gone")
         path = Path(action.subject)
+        ollama = path.parent == self.settings.ollama_models_dir / "blobs"
+        if not ollama:  # then it must be a file in a repo's blobs/ folder of the HF cache
+            check_cache_file(self.settings.hf_cache_dir, path)
         in_use = False
         if action.kind == "cleanup.orphan":
-            ollama_blobs = self.settings.ollama_models_dir / "blobs"
-            if path.parent == ollama_blobs:
+            if ollama:
                 in_use = ollama_blob_in_use(self.settings.ollama_models_dir, path)
             else:
-                in_use = hf_blob_in_use(path)
+                in_use = hf_blob_in_use(self.settings.hf_cache_dir, path)
         removed = delete_stale_file(action, in_use)
         return ("done", "removed") if removed else ("noop", "already gone")
 
