@@ -89,7 +89,7 @@ def _classify(exc: BaseException, repo_id: str, revision: str, where: str) -> st
             "try again later, or check HF_ENDPOINT and any proxy"
         )
     if names & _UNREACHABLE:
-        return f"cannot reach the hub at {where} (check the network or HF_ENDPOINT)"
+        return f"cannot reach the hub at {where} for {src} (check the network or HF_ENDPOINT)"
     return None
 
 

@@ -954,7 +954,7 @@ def test_refresh_with_a_repo_missing_on_the_hub_exits_1(
     write_spec(REFRESH_SPEC)
     result = plan_error(capsys, "--refresh")
     assert "org/tiny" in result.err and "tiny" in result.err
-    assert "no repo" in result.err
+    assert "not found on the hub" in result.err
     assert len(result.err.strip().splitlines()) <= 3, result.err
     assert result.out == ""
 
