@@ -288,6 +288,7 @@ def test_a_read_only_repo_fails_its_delete_in_one_line_and_others_go_on(
 ) -> None:
     stuck = hb.add_revision(hf_dir(), TINY, FILES)
     gone = hb.add_revision(hf_dir(), "org/other", FILES_V2)
+    real_rmdir = os.rmdir
     refuse(monkeypatch, "rmdir", stuck.commit)
     write_spec(absent(TINY, "org/other"))
 
@@ -299,8 +300,29 @@ def test_a_read_only_repo_fails_its_delete_in_one_line_and_others_go_on(
         "(make it writable, then apply again)"
     ]
     assert not gone.repo_dir.exists()
-    # The refs went first, the blobs are all still there (nothing dangles on a retry).
+    # Back under its own name, refs gone first and every blob still there: nothing dangles,
+    # and the next apply (once the folder is writable) deletes it.
+    assert stuck.repo_dir.is_dir() and not (stuck.repo_dir / "refs").exists()
     assert all(f.blob_path.is_file() for f in stuck.files.values())
+    assert not [p for p in hf_dir().iterdir() if p.name.startswith(".mlx-")]
+    monkeypatch.setattr(os, "rmdir", real_rmdir)
+    apply_in_process(capsys, 0)
+    assert not stuck.repo_dir.exists()
+
+
+def test_the_leftover_of_a_killed_delete_is_hidden_and_removed_by_the_next_delete(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    leftover = hb.add_revision(hf_dir(), "org/killed", FILES).repo_dir
+    trash = leftover.rename(hf_dir() / f".mlx-deleting-{leftover.name}-0badc0de")
+    gone = hb.add_revision(hf_dir(), TINY, FILES)
+    status = mlx(capsys, "status", "--json")
+    assert [w for w in json.loads(status.out)["warnings"] if str(trash) in w] == [
+        f"{trash} was left by an interrupted delete: mlx removes it at its next HF delete"
+    ]
+    write_spec(absent(TINY))
+    apply_in_process(capsys, 0)
+    assert not trash.exists() and not gone.repo_dir.exists()
 
 
 def test_a_read_only_snapshot_fails_its_cleanup_and_keeps_its_blobs(

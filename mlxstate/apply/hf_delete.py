@@ -3,7 +3,7 @@
 huggingface_hub's ``DeleteCacheStrategy`` deletes each snapshot file's link target (one
 hop), wherever it points: a snapshot link aimed outside the cache lost its target, one aimed
 at another repo's blob broke that repo; and it logs a permission error instead of raising
-it. So mlx deletes by itself (docs/safety.md "Confinement"):
+it. So mlx deletes by itself (docs/apply.md, `hf.delete` and `cleanup.revision`):
 
 - the repo folder is found by its exact on-disk name (``models--Org--Model`` and
   ``models--org--model`` are two repos on a case-sensitive disk) and must be a real folder
@@ -18,14 +18,16 @@ it. So mlx deletes by itself (docs/safety.md "Confinement"):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from mlxstate.errors import ActionError
-from mlxstate.observe.hf_cache import IGNORED_NAMES, read_ref, repo_folder_name
+from mlxstate.observe.hf_cache import IGNORED_NAMES, TRASH_PREFIX, read_ref, repo_folder_name
 
 __all__ = ["blob_in_use", "check_cache_file", "delete_repo", "delete_revision"]
 
@@ -33,18 +35,43 @@ __all__ = ["blob_in_use", "check_cache_file", "delete_repo", "delete_revision"]
 def delete_repo(cache_dir: Path, repo_id: str, repo_type: str = "model") -> int:
     """Delete the whole repo folder; returns the bytes freed (0: it was not there)."""
     repo = find_repo(cache_dir, repo_id, repo_type)
+    _remove_leftovers(Path(os.path.realpath(cache_dir)))
     if repo is None:
         return 0
     stores, freed = _repo_payloads(repo)
-    # Refs and snapshots first: a delete that stops half-way leaves orphan blobs (garbage
-    # that cleanup.orphans removes), never a ref or a link naming a missing blob.
+    # Out of sight in one rename: a kill from here on leaves no half-deleted repo where
+    # the library, an app or the user looks, only a hidden folder the next delete removes.
+    trash = repo.parent / f"{TRASH_PREFIX}{repo.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        os.rename(repo, trash)
+    except OSError as exc:
+        raise ActionError(_delete_failed(exc, repo_id)) from None
+    try:
+        _empty(trash, repo_id)
+    except ActionError as exc:
+        with contextlib.suppress(OSError):
+            os.rename(trash, repo)  # back where it can be seen, fixed and deleted again
+        raise ActionError(exc.message.replace(str(trash), str(repo))) from None
+    return freed + _sweep(cache_dir, stores)
+
+
+def _empty(trash: Path, repo_id: str) -> None:
+    # Refs and snapshots first: a delete stopped half-way by a permission error leaves
+    # orphan blobs (garbage that cleanup.orphans removes), never a link to a missing blob.
     for part in ("refs", "snapshots", ""):
-        target = repo / part if part else repo
+        target = trash / part if part else trash
         if os.path.isdir(target) and not os.path.islink(target):
             _rmtree(target, repo_id)
         else:
             _unlink(target, repo_id)
-    return freed + _sweep(cache_dir, stores)
+
+
+def _remove_leftovers(cache: Path) -> None:
+    """Folders of deletes a kill interrupted: mlx's own by their name."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(cache):
+            if entry.name.startswith(TRASH_PREFIX) and not entry.is_symlink():
+                shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def delete_revision(cache_dir: Path, repo_type: str, repo_id: str, commit: str) -> int:

@@ -19,7 +19,14 @@ from typing import Literal
 
 from mlxstate.state import FileFact, HfCache, HfFile, HfRepo, HfRevision, RemoteFile
 
-__all__ = ["IGNORED_NAMES", "read_ref", "repo_folder_name", "scan_hf_cache", "scan_hf_repo"]
+__all__ = [
+    "IGNORED_NAMES",
+    "TRASH_PREFIX",
+    "read_ref",
+    "repo_folder_name",
+    "scan_hf_cache",
+    "scan_hf_repo",
+]
 
 _TYPES: dict[str, Literal["model", "dataset", "space"]] = {
     "models": "model",
@@ -30,6 +37,7 @@ _TYPES: dict[str, Literal["model", "dataset", "space"]] = {
 # the top level (.locks, CACHEDIR.TAG).
 _IGNORED = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", ".locks", "CACHEDIR.TAG", ".git"})
 IGNORED_NAMES = _IGNORED
+TRASH_PREFIX = ".mlx-deleting-"  # a repo folder mlx is deleting (renamed out of sight first)
 SHARED_MARKER = ".huggingface-shared-blobs"
 
 
@@ -50,7 +58,12 @@ def scan_hf_cache(root: Path) -> HfCache:
     shared = os.path.exists(os.path.join(root, "blobs", SHARED_MARKER))
     todo = [e for e in entries if e.name not in _IGNORED and not (e.name == "blobs" and shared)]
     repos: list[HfRepo] = []
-    warnings: list[str] = []
+    warnings = [
+        f"{e.path} was left by an interrupted delete: mlx removes it at its next HF delete"
+        for e in todo
+        if e.name.startswith(TRASH_PREFIX)
+    ]
+    todo = [e for e in todo if not e.name.startswith(TRASH_PREFIX)]
     # The scan allocates one small object per file and creates no reference cycles; the
     # cyclic GC would otherwise re-walk the growing heap dozens of times (~30% of the time).
     gc_was_enabled = gc.isenabled()
