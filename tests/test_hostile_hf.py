@@ -562,3 +562,19 @@ def test_a_finished_bar_shows_a_speed_or_nothing_never_a_question_mark() -> None
     assert one_update == "" or one_update.endswith("/s"), one_update
     assert render_speed(0, 0, 1) == ""
     assert "?" not in render_speed(1000, 1000, 3)
+
+
+def test_a_shared_xet_payload_goes_with_its_last_repo_only() -> None:
+    first = hb.add_revision(hf_dir(), TINY, FILES, xet=["model.safetensors"])
+    second = hb.add_revision(hf_dir(), "org/copy", FILES, xet=["model.safetensors"])
+    store = first.files["model.safetensors"].store_path
+    assert store is not None and store == second.files["model.safetensors"].store_path
+    effects = HfEffects(hf_dir(), None, dead_url())
+
+    effects.delete(TINY)
+    assert store.read_bytes() == WEIGHTS and resolves(
+        second.files["model.safetensors"].snapshot_path
+    )
+
+    assert effects.delete("org/copy") == len(CONFIG) + len(WEIGHTS)
+    assert not store.exists()
