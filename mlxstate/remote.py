@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlxstate.errors import PlanError
+from mlxstate.hf_errors import describe_hf_error
 from mlxstate.sources import HfSource
 from mlxstate.state import RemoteFile
 
@@ -46,39 +47,16 @@ def hub_facts(spec: Spec, settings: Settings, api: Any = None) -> dict[tuple[str
 
 
 def _model_info(api: Any, name: str, src: HfSource, revision: str) -> Any:
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HfHubHTTPError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
     try:
         return api.model_info(src.repo_id, revision=revision, files_metadata=True)
-    except GatedRepoError:
-        raise PlanError(
-            f"models.{name}: {src} is gated; accept its terms on the hub and set a token",
-        ) from None
-    except RepositoryNotFoundError:
-        raise PlanError(
-            f"models.{name}: the hub has no repo {src.repo_id!r} (or it is private: set a token "
-            "in the variable named by settings.huggingface.token_env)"
-        ) from None
-    except RevisionNotFoundError:
-        raise PlanError(f"models.{name}: {src} has no revision {revision!r} on the hub") from None
-    except (HfHubHTTPError, OSError) as exc:
-        raise _unreachable(src, exc) from None
     except Exception as exc:
-        # Transport errors come from the HTTP client huggingface_hub bundles (not OSError
-        # subclasses); whatever failed, the hub could not be asked.
-        raise _unreachable(src, exc) from None
-
-
-def _unreachable(src: HfSource, exc: Exception) -> PlanError:
-    return PlanError(
-        f"cannot ask the hub about {src}: {type(exc).__name__}: {exc}",
-        hint="check the network (and HF_ENDPOINT), or plan without --refresh (offline)",
-    )
+        # Whatever failed (an HTTP status, or a transport error of the HTTP client the
+        # library bundles, which is not an OSError), the hub could not answer: one line.
+        endpoint = getattr(api, "endpoint", None)
+        line = describe_hf_error(exc, src.repo_id, revision, endpoint, "lookup")
+        raise PlanError(
+            f"models.{name}: {line}", hint="`mlx plan` without --refresh works offline"
+        ) from None
 
 
 def _remote_file(sibling: Any) -> RemoteFile:

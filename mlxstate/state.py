@@ -227,6 +227,9 @@ class HfRepo:
     incomplete: tuple[FileFact, ...] = ()
     last_accessed: float = 0.0
     last_modified: float = 0.0
+    # False when a file under refs/ could not be read (not UTF-8, a dangling or looping
+    # link): which revisions are detached is then unknown, so none is.
+    refs_known: bool = True
 
     @property
     def size_on_disk(self) -> int:
@@ -245,6 +248,8 @@ class HfRepo:
 
     @property
     def detached(self) -> tuple[HfRevision, ...]:
+        if not self.refs_known:
+            return ()
         pointed = {commit for _, commit in self.refs}
         return tuple(r for r in self.revisions if r.commit not in pointed)
 

@@ -615,7 +615,7 @@ def test_an_unreachable_daemon_fails_the_pull_saying_how_to_start_ollama(
 @pytest.mark.parametrize(
     ("spec_extra", "expected"),
     [
-        ("", r"no repo 'org/missing'"),
+        ("", r"hf://org/missing not found on the hub \(check the id"),
         ("    revision: v9\n", r"no revision 'v9'"),
     ],
     ids=["repo", "revision"],

@@ -45,6 +45,8 @@ TOP_KEYS = {
     "summary",
     "warnings",
     "conflicts",  # added with links: things in the way mlx leaves alone
+    "workspace",
+    "options",
 }
 # SPEC §6 keys, plus the fields format 1 added: an action's `model` and `params` (what apply
 # needs to carry out a saved plan exactly) and the summary's `download_unknown`.
@@ -980,7 +982,7 @@ def test_refresh_with_a_repo_missing_on_the_hub_exits_1(
     write_spec(REFRESH_SPEC)
     result = plan_error(capsys, "--refresh")
     assert "org/tiny" in result.err and "tiny" in result.err
-    assert "no repo" in result.err
+    assert "not found on the hub" in result.err
     assert len(result.err.strip().splitlines()) <= 3, result.err
     assert result.out == ""
 

@@ -632,20 +632,12 @@ def assert_cleaned(garbage: Garbage) -> None:
 
 
 def test_cleanups_remove_only_stale_garbage_and_detached_unpinned_revisions(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from huggingface_hub.utils._cache_manager import DeleteCacheStrategy
-
     garbage = make_garbage()
     cleanup_spec(garbage.pinned.name)
-    executed: list[frozenset[Path]] = []
-    real_execute = DeleteCacheStrategy.execute
-
-    def spy(self: DeleteCacheStrategy) -> None:
-        executed.append(self.snapshots)
-        real_execute(self)
-
-    monkeypatch.setattr(DeleteCacheStrategy, "execute", spy)
+    snapshots = garbage.detached.parent
+    others = sorted(p.name for p in snapshots.iterdir() if p != garbage.detached)
 
     plan = plan_json(capsys)
     kinds = sorted(a["kind"] for a in plan["actions"])
@@ -654,7 +646,7 @@ def test_cleanups_remove_only_stale_garbage_and_detached_unpinned_revisions(
     apply(capsys)
 
     assert_cleaned(garbage)
-    assert executed == [frozenset({garbage.detached})]
+    assert sorted(p.name for p in snapshots.iterdir()) == others  # only that snapshot went
     assert plan_code(capsys) == 0
     # Nothing else in the stores changed: Ollama's model is intact, the HF snapshot links resolve.
     assert ob.read_manifests(ollama_dir())[1] == []
@@ -664,10 +656,13 @@ def test_cleanups_remove_only_stale_garbage_and_detached_unpinned_revisions(
 
 
 def test_cleanups_recheck_each_file_right_before_removing_it(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A saved plan, then the world moves on: a partial is written to again, an orphan gets
-    a manifest that references it, a detached revision gets a ref. All are left alone."""
+    """The plan is made, then the world moves on before the actions run: a partial is
+    written to again, an orphan gets a manifest that references it, a detached revision gets
+    a ref. All are left alone. (A saved plan made before such changes is refused whole.)"""
+    import mlxstate.apply.executor
+
     o = ollama_dir()
     ob.add_model(o, QWEN, ob.default_layers(QWEN, 2048))
     touched = ob.write_partial(o, ob.fake_gguf("resumed", 4000), parts=1, age=2 * HOUR)
@@ -680,15 +675,24 @@ def test_cleanups_recheck_each_file_right_before_removing_it(
     assert mlx(capsys, "plan", "--out", str(saved)).code in (0, 2)
     planned = {a["subject"] for a in json.loads(saved.read_text())["actions"]}
     assert str(touched.partial_path) in planned and str(orphan) in planned
+    before: dict[Path, Any] = {}
 
-    with touched.partial_path.open("r+b") as f:  # the download resumed: same size, new mtime
-        f.write(b"GGUF")
-    make_old(touched.partial_path, seconds=2 * HOUR - 60)  # still "stale", but not as planned
-    ob.add_model(o, "someone/adopter:1b", [("model", orphan_data)])
-    hb.set_ref(hf_dir(), "org/other", "keep", detached.commit)
-    before = entries(o, hf_dir())
+    def world_moves_on() -> None:
+        with touched.partial_path.open("r+b") as f:  # the download resumed: same size, new mtime
+            f.write(b"GGUF")
+        make_old(touched.partial_path, seconds=2 * HOUR - 60)  # still "stale", not as planned
+        ob.add_model(o, "someone/adopter:1b", [("model", orphan_data)])
+        hb.set_ref(hf_dir(), "org/other", "keep", detached.commit)
+        before.update(entries(o, hf_dir()))
 
-    result = apply(capsys, str(saved), code=1)
+    run = mlxstate.apply.executor.Executor.run
+
+    def late(self: Any, actions: Any) -> Any:
+        world_moves_on()
+        return run(self, actions)
+
+    monkeypatch.setattr(mlxstate.apply.executor.Executor, "run", late)
+    result = apply(capsys, "-y", code=1)
 
     assert "changed since the plan" in result.out + result.err
     assert "in use again" in result.out + result.err
@@ -699,6 +703,23 @@ def test_cleanups_recheck_each_file_right_before_removing_it(
     assert {p: e for p, e in after.items() if p != sidecar} == {
         p: e for p, e in before.items() if p != sidecar
     }
+
+
+def test_a_saved_plan_made_before_the_world_moved_on_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    o = ollama_dir()
+    ob.add_model(o, QWEN, ob.default_layers(QWEN, 2048))
+    orphan_data = ob.fake_gguf("adopted", 1000)
+    orphan = ob.add_orphan_blob(o, orphan_data, age=2 * HOUR)
+    write_spec({"qwen": f"ollama://{QWEN}"}, settings_=CLEANUP_ALL)
+    saved = tmp_path / "plan.json"
+    assert mlx(capsys, "plan", "--out", str(saved)).code in (0, 2)
+    ob.add_model(o, "someone/adopter:1b", [("model", orphan_data)])
+    before = entries(o, hf_dir())
+    result = apply(capsys, str(saved), code=1)
+    assert "holds actions a fresh plan does not" in result.err
+    assert orphan.is_file() and entries(o, hf_dir()) == before
 
 
 # --- kill -9 during link and cleanup actions ------------------------------------------------------

@@ -8,12 +8,20 @@ import re
 import time
 from pathlib import Path
 
+from mlxstate.apply import hf_delete
+from mlxstate.apply.hf_delete import blob_in_use, check_cache_file
 from mlxstate.errors import ActionError
 from mlxstate.plan.actions import Action
 from mlxstate.plan.cleanup import STALE_AFTER
 from mlxstate.text import printable
 
-__all__ = ["delete_ollama_file", "delete_revision", "delete_stale_file"]
+__all__ = [
+    "check_cache_file",
+    "delete_ollama_file",
+    "delete_revision",
+    "delete_stale_file",
+    "hf_blob_in_use",
+]
 
 
 def delete_stale_file(action: Action, in_use: bool) -> bool:
@@ -23,6 +31,8 @@ def delete_stale_file(action: Action, in_use: bool) -> bool:
         st = os.lstat(path)
     except FileNotFoundError:
         return False
+    except OSError as exc:
+        raise ActionError(f"cannot read {path}: {exc.strerror or exc}; left alone") from None
     if (
         st.st_size != action.param("size")
         or abs(st.st_mtime - float(action.param("mtime") or 0)) > 1e-3
@@ -34,7 +44,15 @@ def delete_stale_file(action: Action, in_use: bool) -> bool:
         raise ActionError(
             f"{path} is in use again (a manifest or snapshot references it); left alone"
         )
-    path.unlink()
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise ActionError(
+            f"cannot delete {path}: {exc.strerror or exc} (make its folder writable, then "
+            "apply again)"
+        ) from None
     return True
 
 
@@ -77,34 +95,13 @@ def ollama_blob_in_use(models_dir: Path, digest_path: Path) -> bool:
     return not any(f.path.name == name for f in store.orphans)
 
 
-def hf_blob_in_use(blob: Path) -> bool:
-    """True when a snapshot of the blob's repo links to it."""
-    snapshots = blob.parent.parent / "snapshots"
-    for dirpath, _dirs, files in os.walk(snapshots):
-        for name in files:
-            link = Path(dirpath, name)
-            if link.is_symlink() and Path(os.readlink(link)).name == blob.name:
-                return True
-    return False
+def hf_blob_in_use(cache_dir: Path, blob: Path) -> bool:
+    """True when a snapshot of the blob's repo links to it (or when that cannot be told).
+    ActionError when ``blob`` is not a file of a repo of the cache."""
+    check_cache_file(cache_dir, blob)
+    return blob_in_use(blob)
 
 
 def delete_revision(cache_dir: Path, repo_type: str, repo_id: str, commit: str) -> int:
-    """Delete a detached revision through huggingface_hub's DeleteCacheStrategy."""
-    from huggingface_hub import scan_cache_dir
-    from huggingface_hub.errors import CacheNotFound
-
-    try:
-        info = scan_cache_dir(cache_dir)
-    except CacheNotFound:
-        return 0
-    repo = next((r for r in info.repos if r.repo_type == repo_type and r.repo_id == repo_id), None)
-    rev = next((r for r in repo.revisions if r.commit_hash == commit), None) if repo else None
-    if rev is None:
-        return 0
-    if rev.refs:
-        raise ActionError(
-            f"{repo_id}@{commit[:12]} has a ref again ({', '.join(rev.refs)}); left alone"
-        )
-    strategy = info.delete_revisions(commit)
-    strategy.execute()
-    return int(strategy.expected_freed_size)
+    """Delete a detached revision, confined to its repo folder (see ``hf_delete``)."""
+    return hf_delete.delete_revision(cache_dir, repo_type, repo_id, commit)

@@ -17,6 +17,7 @@ from typing import Literal
 
 from mlxstate.apply import failpoints
 from mlxstate.apply.cleanup_effects import (
+    check_cache_file,
     delete_ollama_file,
     delete_revision,
     delete_stale_file,
@@ -230,10 +231,12 @@ class Executor:
         path = Path(action.subject)
         if path.parent == self.settings.ollama_models_dir / "blobs":
             removed = delete_ollama_file(action, self.settings.ollama_models_dir)
-        else:
-            removed = delete_stale_file(
-                action, action.kind == "cleanup.orphan" and hf_blob_in_use(path)
+        else:  # then it must be a file in a repo's blobs/ folder of the HF cache
+            check_cache_file(self.settings.hf_cache_dir, path)
+            in_use = action.kind == "cleanup.orphan" and hf_blob_in_use(
+                self.settings.hf_cache_dir, path
             )
+            removed = delete_stale_file(action, in_use)
         return ("done", "removed") if removed else ("noop", "already gone")
 
     def _resolve_links(self, action: Action) -> list[tuple[Path, Path]]:

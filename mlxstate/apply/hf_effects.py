@@ -1,22 +1,28 @@
 """Hugging Face effects: downloads through ``snapshot_download`` (progress through a
-``tqdm_class`` adapter), deletions through ``DeleteCacheStrategy`` so the shared Xet store
-is cleaned the library's way."""
+``tqdm_class`` adapter), each checked on disk afterwards; deletions confined to the repo's
+own folder (``hf_delete``)."""
 
 from __future__ import annotations
 
 import contextlib
-import errno
+import logging
 import os
+import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from mlxstate.apply import failpoints
-from mlxstate.apply.progress import hf_tqdm_class
+from mlxstate.apply.hf_delete import delete_repo
+from mlxstate.apply.progress import HfProgress
 from mlxstate.errors import ActionError
+from mlxstate.hf_errors import describe_hf_error
+from mlxstate.observe.hf_cache import read_ref, read_tree, repo_folder_name, scan_hf_repo
 
 __all__ = ["HfEffects", "seed_ollama_blob"]
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 class HfEffects:
@@ -33,75 +39,103 @@ class HfEffects:
     ) -> str:
         """Fetch the snapshot (only missing files); returns the commit it resolved to."""
         from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import (
-            GatedRepoError,
-            HfHubHTTPError,
-            LocalEntryNotFoundError,
-            RepositoryNotFoundError,
-            RevisionNotFoundError,
-        )
 
         failpoints.hit("hf.download.started")
+        allow = list(include) if include is not None else None
+        ignore = list(exclude) if exclude else None
+        bar = HfProgress(progress, lambda: self._bytes_to_fetch(repo_id, revision, allow, ignore))
         try:
-            folder = snapshot_download(
-                repo_id,
-                revision=revision,
-                allow_patterns=list(include) if include is not None else None,
-                ignore_patterns=list(exclude) if exclude else None,
-                cache_dir=self.cache_dir,
-                token=self.token or False,
-                endpoint=self.endpoint,
-                tqdm_class=hf_tqdm_class(progress),
-                max_workers=4,
+            with _library_quiet():
+                folder = snapshot_download(
+                    repo_id,
+                    revision=revision,
+                    allow_patterns=allow,
+                    ignore_patterns=ignore,
+                    cache_dir=self.cache_dir,
+                    token=self.token or False,
+                    endpoint=self.endpoint,
+                    tqdm_class=bar.tqdm_class,
+                    max_workers=4,
+                )
+        except Exception as exc:  # every failure of the library is this action's failure
+            line = describe_hf_error(exc, repo_id, revision, self.endpoint, "download")
+            raise ActionError(line) from None
+        commit = Path(folder).name
+        self._verify(repo_id, commit, allow, ignore)
+        bar.finish()
+        return commit
+
+    def _bytes_to_fetch(
+        self, repo_id: str, revision: str, allow: list[str] | None, ignore: list[str] | None
+    ) -> int | None:
+        """What the download will fetch, from the file list the library has just cached
+        (trees/<commit>.json); None when it is not there."""
+        from huggingface_hub.utils._paths import filter_repo_objects
+
+        repo = self.cache_dir / repo_folder_name(repo_id)
+        try:
+            commit = revision if _COMMIT.fullmatch(revision) else read_ref(repo / "refs" / revision)
+        except (OSError, ValueError):
+            return None
+        listed = read_tree(repo / "trees" / f"{commit}.json")
+        if listed is None:
+            return None
+        wanted = filter_repo_objects(
+            listed, allow_patterns=allow, ignore_patterns=ignore, key=_path
+        )
+        snapshot = repo / "snapshots" / commit
+        return sum(f.size for f in wanted if not os.path.exists(snapshot / f.path))
+
+    def _verify(
+        self, repo_id: str, commit: str, allow: list[str] | None, ignore: list[str] | None
+    ) -> None:
+        """The snapshot is really there, every wanted file a link to a present blob: the
+        library returns a cached folder as is when the hub cannot be asked."""
+        from huggingface_hub.utils._paths import filter_repo_objects
+
+        repo, why = scan_hf_repo(self.cache_dir, repo_id)
+        revision = repo.revision(commit) if repo is not None else None
+        if revision is None:
+            raise ActionError(
+                f"hf://{repo_id}: snapshot {commit[:12]} is not in the cache after the download "
+                f"({why or 'no such snapshot'}); apply again"
             )
-        except GatedRepoError:
+        present = {f.path for f in revision.files if f.present}
+        missing = set(revision.dangling)
+        if revision.remote is not None:
+            wanted = filter_repo_objects(
+                [f.path for f in revision.remote], allow_patterns=allow, ignore_patterns=ignore
+            )
+            missing |= {path for path in wanted if path not in present}
+        if missing:
+            names = sorted(missing)
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
             raise ActionError(
-                f"hf://{repo_id} is gated: accept its terms on the hub and set a token"
-            ) from None
-        except RepositoryNotFoundError:
-            raise ActionError(
-                f"the hub has no repo {repo_id!r} (or it is private: set a token in the variable "
-                "named by settings.huggingface.token_env)"
-            ) from None
-        except RevisionNotFoundError:
-            raise ActionError(f"hf://{repo_id} has no revision {revision!r} on the hub") from None
-        except LocalEntryNotFoundError as exc:
-            raise ActionError(f"cannot reach the hub for hf://{repo_id}: {exc}") from None
-        except HfHubHTTPError as exc:
-            raise ActionError(f"download of hf://{repo_id} failed: {exc}") from None
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise ActionError(
-                    f"disk full while downloading hf://{repo_id} into {self.cache_dir}"
-                ) from None
-            raise ActionError(f"download of hf://{repo_id} failed: {exc.strerror or exc}") from None
-        return Path(folder).name
+                f"hf://{repo_id}@{commit[:12]} is incomplete after the download: "
+                f"missing {', '.join(names[:3])}{more}; apply again (with the hub reachable)"
+            )
 
     def delete(self, repo_id: str) -> int:
-        """Delete every cached revision of the repo; returns the bytes expected to be freed."""
-        from huggingface_hub import scan_cache_dir
-        from huggingface_hub.errors import CacheNotFound
+        """Delete every cached revision of the repo (exactly this id, case included);
+        returns the bytes freed."""
+        return delete_repo(self.cache_dir, repo_id)
 
-        try:
-            info = scan_cache_dir(self.cache_dir)
-        except CacheNotFound:
-            return 0
-        repo = next(
-            (
-                r
-                for r in info.repos
-                if r.repo_type == "model" and r.repo_id.lower() == repo_id.lower()
-            ),
-            None,
-        )
-        if repo is None:
-            return 0
-        strategy = info.delete_revisions(*(rev.commit_hash for rev in repo.revisions))
-        try:
-            strategy.execute()
-        except OSError as exc:
-            raise ActionError(f"cannot delete hf://{repo_id}: {exc.strerror or exc}") from None
-        return int(strategy.expected_freed_size)
+
+def _path(item: Any) -> str:
+    return str(item.path)
+
+
+@contextlib.contextmanager
+def _library_quiet() -> Iterator[None]:
+    """huggingface_hub logs retries and resumes as multi-line warnings on stderr, over the
+    progress bars; the outcome is reported once, as one line."""
+    logger = logging.getLogger("huggingface_hub")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def seed_ollama_blob(action: Any, models_dir: Path) -> str:

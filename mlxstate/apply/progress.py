@@ -8,7 +8,33 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Display", "hf_tqdm_class"]
+__all__ = ["Display", "HfProgress", "speed_column"]
+
+
+def speed_column() -> Any:
+    """rich's transfer speed, except that a finished bar shows its average speed (or
+    nothing) where rich shows "?" (it had too few samples to estimate one)."""
+    from rich.progress import Task, TransferSpeedColumn
+    from rich.text import Text
+
+    class _Speed(TransferSpeedColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            if speed is None and task.finished:
+                elapsed = task.finished_time or task.elapsed
+                if not elapsed or not task.completed:
+                    return Text("")
+                speed = task.completed / elapsed
+            return super().render(task) if speed is None else _speed_text(speed)
+
+    return _Speed()
+
+
+def _speed_text(speed: float) -> Any:
+    from rich import filesize
+    from rich.text import Text
+
+    return Text(f"{filesize.decimal(int(speed))}/s", style="progress.data.speed")
 
 
 class Display:
@@ -28,14 +54,13 @@ class Display:
                 Progress,
                 TextColumn,
                 TimeRemainingColumn,
-                TransferSpeedColumn,
             )
 
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 DownloadColumn(),
-                TransferSpeedColumn(),
+                speed_column(),
                 TimeRemainingColumn(),
                 console=Console(stderr=True),
                 transient=False,
@@ -66,40 +91,73 @@ class Display:
         return update
 
 
-def hf_tqdm_class(update: Callable[[int, int | None], None]) -> type[Any]:
-    """A ``tqdm_class`` for ``snapshot_download`` that reports byte progress to ``update``.
+class HfProgress:
+    """Byte progress of one ``snapshot_download``, reported to ``update(completed, total)``.
 
-    huggingface_hub creates its byte bars with ``unit="B"`` and feeds them with ``update``;
-    we subclass its tqdm (which accepts the ``name`` argument it passes), keep every bar
-    silent, and add up the bytes ourselves.
+    ``tqdm_class`` goes to the library. Its byte bar learns its total file by file, as each
+    download starts: shown as is, a small file finished first reads "2/2 bytes" before the
+    real total. So the total shown is ``expected()`` — what the download will fetch, read
+    from the file list the library caches before its bars start — or none at all until
+    ``finish()``; never a running sum.
     """
-    from huggingface_hub.utils.tqdm import tqdm as hf_tqdm
 
-    state = {"done": 0, "total": 0}
-    lock = threading.Lock()
+    def __init__(
+        self, update: Callable[[int, int | None], None], expected: Callable[[], int | None]
+    ) -> None:
+        self._update, self._expected = update, expected
+        self._lock = threading.Lock()
+        self._done = 0
+        self._total: int | None = None
+        self._asked = False
+        self.tqdm_class = self._make_class()
 
-    class MlxTqdm(hf_tqdm):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            # snapshot_download keeps two byte bars: bytes received ("transfer") and bytes
-            # written to disk; the second is the download's progress. Count only it.
-            name, desc = str(kwargs.get("name") or ""), str(kwargs.get("desc") or "")
-            self._mlx_bytes = kwargs.get("unit") == "B" and (
-                name == "huggingface_hub.snapshot_download" or desc.startswith("Reconstruct")
-            )
-            kwargs["disable"] = True
-            super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+    def finish(self) -> None:
+        """The download is over: the bar ends at what was fetched."""
+        with self._lock:
+            self._update(self._done, self._done)
 
-        def __setattr__(self, name: str, value: Any) -> None:
-            if name == "total" and getattr(self, "_mlx_bytes", False) and value:
-                with lock:
-                    state["total"] = max(state["total"], int(value))
-            super().__setattr__(name, value)
+    def _started(self) -> None:
+        with self._lock:
+            if self._asked:
+                return
+            self._asked = True
+        try:
+            total = self._expected()
+        except Exception:  # the size is only for display
+            total = None
+        with self._lock:
+            self._total = total
+            if total is not None:
+                self._update(self._done, max(total, self._done))
 
-        def update(self, n: float | None = 1) -> bool | None:
-            if self._mlx_bytes and n:
-                with lock:
-                    state["done"] += int(n)
-                    update(state["done"], state["total"] or None)
-            return None
+    def _add(self, n: int) -> None:
+        with self._lock:
+            self._done += n
+            total = None if self._total is None else max(self._total, self._done)
+            self._update(self._done, total)
 
-    return MlxTqdm
+    def _make_class(self) -> type[Any]:
+        from huggingface_hub.utils.tqdm import tqdm as hf_tqdm
+
+        owner = self
+
+        class MlxTqdm(hf_tqdm):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                # snapshot_download keeps two byte bars: bytes received ("transfer") and
+                # bytes written to disk; the second is the download's progress. Count only
+                # it (its "Fetching N files" bar counts files: never a byte total).
+                name, desc = str(kwargs.get("name") or ""), str(kwargs.get("desc") or "")
+                self._mlx_bytes = kwargs.get("unit") == "B" and (
+                    name == "huggingface_hub.snapshot_download" or desc.startswith("Reconstruct")
+                )
+                kwargs["disable"] = True
+                super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+                if self._mlx_bytes:
+                    owner._started()
+
+            def update(self, n: float | None = 1) -> bool | None:
+                if self._mlx_bytes and n:
+                    owner._add(int(n))
+                return None
+
+        return MlxTqdm

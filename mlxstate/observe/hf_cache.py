@@ -12,13 +12,21 @@ from __future__ import annotations
 import gc
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from mlxstate.state import FileFact, HfCache, HfFile, HfRepo, HfRevision, RemoteFile
 
-__all__ = ["repo_folder_name", "scan_hf_cache"]
+__all__ = [
+    "IGNORED_NAMES",
+    "TRASH_PREFIX",
+    "read_ref",
+    "repo_folder_name",
+    "scan_hf_cache",
+    "scan_hf_repo",
+]
 
 _TYPES: dict[str, Literal["model", "dataset", "space"]] = {
     "models": "model",
@@ -28,6 +36,8 @@ _TYPES: dict[str, Literal["model", "dataset", "space"]] = {
 # huggingface_hub's FILES_TO_IGNORE (.DS_Store, Thumbs.db, desktop.ini) plus what it skips at
 # the top level (.locks, CACHEDIR.TAG).
 _IGNORED = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", ".locks", "CACHEDIR.TAG", ".git"})
+IGNORED_NAMES = _IGNORED
+TRASH_PREFIX = ".mlx-deleting-"  # a repo folder mlx is deleting (renamed out of sight first)
 SHARED_MARKER = ".huggingface-shared-blobs"
 
 
@@ -48,18 +58,21 @@ def scan_hf_cache(root: Path) -> HfCache:
     shared = os.path.exists(os.path.join(root, "blobs", SHARED_MARKER))
     todo = [e for e in entries if e.name not in _IGNORED and not (e.name == "blobs" and shared)]
     repos: list[HfRepo] = []
-    warnings: list[str] = []
+    warnings = [
+        f"{e.path} was left by an interrupted delete: mlx removes it at its next HF delete"
+        for e in todo
+        if e.name.startswith(TRASH_PREFIX)
+    ]
+    todo = [e for e in todo if not e.name.startswith(TRASH_PREFIX)]
     # The scan allocates one small object per file and creates no reference cycles; the
     # cyclic GC would otherwise re-walk the growing heap dozens of times (~30% of the time).
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
         for entry in todo:
-            result = _scan_repo_safely(entry)
-            if isinstance(result, HfRepo):
+            result = _scan_repo_safely(entry, warnings)
+            if result is not None:
                 repos.append(result)
-            else:
-                warnings.append(result)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -68,18 +81,33 @@ def scan_hf_cache(root: Path) -> HfCache:
     )
 
 
-def _scan_repo_safely(entry: os.DirEntry[str]) -> HfRepo | str:
+def scan_hf_repo(root: Path, repo_id: str, repo_type: str = "model") -> tuple[HfRepo | None, str]:
+    """One repo of the cache, by its exact folder name; (None, why) when it cannot be read."""
+    name = repo_folder_name(repo_id, repo_type)
+    try:
+        entry = next((e for e in os.scandir(root) if e.name == name), None)
+    except OSError as exc:
+        return None, f"cannot read {root}: {exc.strerror or exc}"
+    if entry is None:
+        return None, f"{root / name} does not exist"
+    warnings: list[str] = []
+    repo = _scan_repo_safely(entry, warnings)
+    return repo, "; ".join(warnings)
+
+
+def _scan_repo_safely(entry: os.DirEntry[str], warnings: list[str]) -> HfRepo | None:
     try:
         if not entry.is_dir():
             raise _Corrupt(f"not a repo folder (a file): {entry.path}")
-        return _scan_repo(Path(entry.path), entry.name)
+        return _scan_repo(Path(entry.path), entry.name, warnings)
     except _Corrupt as exc:
-        return str(exc)
+        warnings.append(str(exc))
     except OSError as exc:
-        return f"cannot read {entry.path}: {exc.strerror or exc}"
+        warnings.append(f"cannot read {entry.path}: {exc.strerror or exc}")
+    return None
 
 
-def _scan_repo(path: Path, name: str) -> HfRepo:
+def _scan_repo(path: Path, name: str, warnings: list[str]) -> HfRepo:
     prefix, sep, rest = name.partition("--")
     if not sep or prefix not in _TYPES:
         raise _Corrupt(f"not a Hugging Face cache folder: {path}")
@@ -88,7 +116,12 @@ def _scan_repo(path: Path, name: str) -> HfRepo:
         snapshot_entries = sorted(os.scandir(snapshots), key=lambda e: e.name)
     except (FileNotFoundError, NotADirectoryError):
         raise _Corrupt(f"no snapshots folder in cached repo: {path}") from None
-    refs = _read_refs(f"{path}/refs")
+    refs, unreadable = _read_refs(f"{path}/refs")
+    if unreadable:
+        warnings.append(
+            f"cannot read {', '.join(unreadable)} in {path}: "
+            "which revisions are detached is unknown, all are kept"
+        )
     scan = _Scan(os.path.normpath(f"{path}/blobs"))
     _stat_blobs(scan)
     revisions = [
@@ -114,30 +147,61 @@ def _scan_repo(path: Path, name: str) -> HfRepo:
         incomplete=tuple(scan.incomplete),
         last_accessed=accessed,
         last_modified=modified,
+        refs_known=not unreadable,
     )
 
 
-def _read_refs(folder: str) -> tuple[tuple[str, str], ...]:
-    """``refs/<name>`` files (``refs/pr/1`` nested) → (name, commit)."""
+def _read_refs(folder: str) -> tuple[tuple[tuple[str, str], ...], list[str]]:
+    """``refs/<name>`` files (``refs/pr/1`` nested) → (name, commit), and the refs that
+    cannot be read (not UTF-8, a dangling or looping link, not a regular file)."""
     out: list[tuple[str, str]] = []
+    bad: list[str] = []
     try:
-        _collect_refs(folder, "", out)
+        _collect_refs(folder, "", out, bad)
     except FileNotFoundError:
-        return ()
+        return (), []
     except NotADirectoryError:
         raise _Corrupt(f"refs is a file, not a folder: {folder}") from None
-    return tuple(sorted(out))
+    return tuple(sorted(out)), sorted(bad)
 
 
-def _collect_refs(folder: str, prefix: str, out: list[tuple[str, str]]) -> None:
+def _collect_refs(folder: str, prefix: str, out: list[tuple[str, str]], bad: list[str]) -> None:
     for entry in os.scandir(folder):
         if entry.name in _IGNORED:
             continue
-        if entry.is_dir():
-            _collect_refs(entry.path, f"{prefix}{entry.name}/", out)
-        else:
-            with open(entry.path, encoding="utf-8", errors="replace") as fh:
-                out.append((prefix + entry.name, fh.read().strip()))
+        name = f"refs/{prefix}{entry.name}"
+        # A link to a folder is not followed: refs/loop -> . would recurse forever.
+        if entry.is_dir(follow_symlinks=False):
+            _collect_refs(entry.path, f"{prefix}{entry.name}/", out, bad)
+            continue
+        try:
+            out.append((prefix + entry.name, read_ref(entry.path)))
+        except (OSError, ValueError):
+            bad.append(name)
+
+
+def read_ref(path: str | Path) -> str:
+    """The commit a ref file names; OSError/ValueError when it is not a small UTF-8 file."""
+    return read_small_file(path, 4096).decode("utf-8").strip()
+
+
+def read_small_file(path: str | Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of a regular file (following links, as the library does).
+
+    Opened non-blocking and checked to be a regular file first: a FIFO planted in the
+    cache would otherwise block the scan forever. ValueError when it is larger.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ValueError(f"{path} is larger than {limit} bytes")
+    return data
 
 
 _Stat = tuple[int, float, float]  # size, mtime, atime
@@ -276,10 +340,13 @@ def _other_file(rel: str, blob_file: str, scan: _Scan) -> HfFile:
     return HfFile(rel, key, found[0], True, blob_file, found[1], found[2])
 
 
+_TREE_LIMIT = 256 * 1024 * 1024  # a listing of ~1M files; anything larger is not one
+
+
 def read_tree(path: Path) -> tuple[RemoteFile, ...] | None:
     """The file list huggingface_hub >= 1.22 caches per commit; None if absent or unreadable."""
     try:
-        doc = json.loads(path.read_bytes())
+        doc = json.loads(read_small_file(path, _TREE_LIMIT))
         files = doc["files"]
         return tuple(
             RemoteFile(name, int(info["size"]), str(info.get("lfs_sha256") or info["blob_id"]))

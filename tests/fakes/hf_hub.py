@@ -24,6 +24,17 @@ effect on it. Pass ``endpoint=hub.url`` explicitly (``snapshot_download``,
 The ``fake_hub`` fixture also sets ``HF_ENDPOINT`` for code that reads it itself.
 Set ``HF_HUB_DISABLE_TELEMETRY=1`` (the test conftest does).
 
+Switches for a hostile or unusual hub (each off by default):
+
+- ``plain_404s = True``: unknown repos answer a bare 404 without ``X-Error-Code`` (as a
+  mirror or a proxy does), which the library reports as a plain ``HfHubHTTPError``;
+- ``gate(repo_id)``: the repo's info and listing are public, but its files answer 401
+  (403 with a token) with ``X-Error-Code: GatedRepo``, as the Hub does for gated repos;
+- ``require_token(token)``: every request must carry ``Authorization: Bearer <token>``;
+  a wrong one gets 401 "Invalid credentials in Authorization header";
+- ``truncate_bodies = True``: every file GET announces its full ``Content-Length`` but
+  sends only half of the bytes, then closes the connection.
+
 How the library reacts to the fault knobs (observed with 2.4.0):
 
 - ``fail(".*/resolve/.*", 500, method="GET")``: not retried; ``HfHubHTTPError`` at once,
@@ -81,6 +92,21 @@ class FakeHfHub(LoopbackServer):
         super().__init__()
         self._repos: dict[tuple[str, str], HubRepo] = {}
         self._state = threading.Lock()
+        self.plain_404s = False
+        self.truncate_bodies = False
+        self._gated: set[str] = set()
+        self._token: str | None = None
+
+    # --- switches -----------------------------------------------------------------------------
+
+    def gate(self, repo_id: str) -> None:
+        """Make the repo's files need a token and accepted terms (401/403 ``GatedRepo``)."""
+        with self._state:
+            self._gated.add(repo_id)
+
+    def require_token(self, token: str) -> None:
+        """Refuse every request without ``Authorization: Bearer <token>``."""
+        self._token = token
 
     # --- content ------------------------------------------------------------------------------
 
@@ -161,6 +187,8 @@ class FakeHfHub(LoopbackServer):
 
     def handle(self, exchange: Exchange) -> None:
         parts = exchange.request.parts
+        if self._token is not None and not self._authorized(exchange):
+            return
         try:
             if (
                 len(parts) >= 3
@@ -173,10 +201,21 @@ class FakeHfHub(LoopbackServer):
             else:
                 exchange.send_json(404, {"error": "Not Found"})
         except _NotFound as e:
+            if self.plain_404s and e.code == "RepoNotFound":
+                exchange.send_json(404, {"error": "Not Found"})
+                return
             headers = {"X-Error-Code": e.code, "X-Error-Message": e.message}
             if e.commit is not None:
                 headers["X-Repo-Commit"] = e.commit
             exchange.send_json(404, {"error": e.message}, headers)
+
+    def _authorized(self, exchange: Exchange) -> bool:
+        sent = exchange.request.headers.get("authorization")
+        if sent == f"Bearer {self._token}":
+            return True
+        message = "Invalid credentials in Authorization header"
+        exchange.send_json(401, {"error": message}, {"X-Error-Message": message})
+        return False
 
     def _lookup(
         self, repo_type: str, repo_id: str, revision: str
@@ -267,13 +306,32 @@ class FakeHfHub(LoopbackServer):
         fact = files.get(path)
         if fact is None:
             raise _NotFound("EntryNotFound", f"{path} does not exist", commit)
+        if repo_id in self._gated:
+            self._refuse_gated(ex, repo_id)
+            return
         headers = {
             "X-Repo-Commit": commit,
             "ETag": f'"{fact.etag}"',
             "Accept-Ranges": "bytes",
             "Content-Type": "application/octet-stream",
         }
+        if self.truncate_bodies and ex.method == "GET":
+            # The announced length is the whole file; half of it comes, then the connection ends.
+            ex.start(200, headers, content_length=len(fact.data))
+            ex.write(fact.data[: len(fact.data) // 2])
+            ex.drop()
         self._send_range(ex, fact.data, headers)
+
+    @staticmethod
+    def _refuse_gated(ex: Exchange, repo_id: str) -> None:
+        status = 403 if "authorization" in ex.request.headers else 401
+        message = (
+            f"Access to model {repo_id} is restricted. You must have access to it and be "
+            "authenticated to access it. Please log in."
+        )
+        ex.send_json(
+            status, {"error": message}, {"X-Error-Code": "GatedRepo", "X-Error-Message": message}
+        )
 
     @staticmethod
     def _send_range(ex: Exchange, data: bytes, headers: dict[str, str]) -> None:
