@@ -1,4 +1,5 @@
-"""Options every command takes (SPEC §5) and finding the spec file (SPEC §2)."""
+"""Options every command takes and finding the spec file (docs/commands.md, "Common to
+every command")."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mlxstate.errors import SpecNotFound
+from mlxstate.errors import SpecError, SpecNotFound
 
 if TYPE_CHECKING:
     from mlxstate.observe.duplicates import HashCache
@@ -73,7 +74,13 @@ class Run:
         from mlxstate.registry import read_facts
         from mlxstate.status import build_status
 
-        loaded = self.load_optional_spec()
+        spec_path, spec_errors = None, 0
+        try:
+            loaded = self.load_optional_spec()
+        except SpecError as exc:
+            # status only reads: an invalid file hides the declarations, not the inventory.
+            loaded, spec_path = None, self.find_spec()[0]
+            spec_errors = max(1, len(exc.diagnostics))
         settings = self.settings(loaded)
         facts = read_facts(settings.state_dir)
         observed = observe(
@@ -83,7 +90,11 @@ class Run:
             lmstudio_models=self.env.lmstudio_home() / "models",
         )
         return build_status(
-            observed, loaded.spec if loaded else None, facts, loaded.path if loaded else None
+            observed,
+            loaded.spec if loaded else None,
+            facts,
+            loaded.path if loaded else spec_path,
+            spec_errors=spec_errors,
         )
 
     def find_spec(self) -> tuple[Path, str]:

@@ -1,4 +1,4 @@
-"""``mlx apply [PLANFILE]``: carry out the plan (SPEC sections 5-7, docs/apply.md)."""
+"""``mlx apply [PLANFILE]``: carry out the plan (docs/apply.md, docs/commands.md)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from mlxstate.cli._common import FileOpt, NoColorOpt, QuietOpt, Run, VerboseOpt
-from mlxstate.cli._output import color_enabled
+from mlxstate.cli._output import show_plan
 from mlxstate.errors import MlxError, StalePlan
 
 __all__ = ["command"]
@@ -45,7 +45,6 @@ def command(
     from mlxstate.apply.lock import apply_lock
     from mlxstate.apply.progress import Display
     from mlxstate.cli.plan import compute_plan
-    from mlxstate.plan.render import render_text
     from mlxstate.registry import Registry
     from mlxstate.spec.types import parse_duration
 
@@ -63,7 +62,6 @@ def command(
         run = Run.make(Path(saved["spec"]["path"]), no_color, quiet, verbose)
     settings = run.settings(run.load_optional_spec())
     warnings: list[str] = []
-    color = color_enabled(sys.stdout, no_color)
     with apply_lock(settings.state_dir, timeout, warnings):
         for w in warnings:
             sys.stderr.write(f"warning: {w}\n")
@@ -80,7 +78,7 @@ def command(
                 # Exactly the saved actions (a --refresh plan resolved commits we keep).
                 actions = tuple(_saved_actions(saved))
             elif not quiet or planned.plan.has_changes:
-                sys.stdout.write(render_text(planned.plan, color=color))
+                show_plan(planned.plan, no_color)  # warnings to stderr
             if not actions:
                 if saved is not None:
                     sys.stdout.write("No changes. Your models match mlx.yaml.\n")
@@ -116,7 +114,8 @@ def _load_planfile(path: Path) -> dict[str, Any]:
 
 
 def _check_fresh(saved: dict[str, Any], planned: Any) -> None:
-    """A saved plan runs only against the exact spec and state it was made from (SPEC §6)."""
+    """A saved plan runs only against the exact spec and state it was made from
+    (docs/plan-json.md)."""
     changed = []
     now = hashlib.sha256(planned.loaded.path.read_bytes()).hexdigest()
     if saved["spec"].get("sha256") != now:
