@@ -29,10 +29,13 @@ def build_status(
     facts: RegistryFacts,
     spec_path: Path | None = None,
     *,
-    spec_errors: int = 0,
+    invalid_spec: tuple[Path, str, int] | None = None,
 ) -> dict[str, Any]:
-    """The status document; ``spec_errors`` > 0 says the file at ``spec_path`` is invalid
-    (``spec`` is then None: the inventory is shown without declarations)."""
+    """The status document. ``invalid_spec`` (path, how to show it, number of errors) names
+    an mlx.yaml that could not be loaded: ``spec`` is then None, the inventory is shown
+    without declarations."""
+    if invalid_spec is not None:
+        spec_path = invalid_spec[0]
     declared = declared_by_key(spec)
     managed = {s.lower() for s in facts.managed_sources()}
     ctx = _Ctx(declared, managed, {str(link.path) for link in facts.links})
@@ -42,7 +45,7 @@ def build_status(
         "mlxstate_version": __version__,
         "spec": {
             "path": str(spec_path) if spec_path else None,
-            "valid": None if spec_path is None else not spec_errors,
+            "valid": None if spec_path is None else invalid_spec is None,
         },
         "stores": {"ollama": _ollama(observed, ctx), "huggingface": _hf(observed.hf, ctx)},
         "apps": [_app(app, ctx) for app in observed.apps],
@@ -58,16 +61,17 @@ def build_status(
         ],
         "missing": _missing(observed, spec),
         "reclaimable": reclaim,
-        "warnings": [*_invalid_spec(spec_path, spec_errors), *observed.warnings],
+        "warnings": [*_invalid_spec(invalid_spec), *observed.warnings],
     }
 
 
-def _invalid_spec(spec_path: Path | None, errors: int) -> list[str]:
-    if not errors or spec_path is None:
+def _invalid_spec(invalid: tuple[Path, str, int] | None) -> list[str]:
+    if invalid is None:
         return []
-    noun = "error" if errors == 1 else "errors"
+    _, shown, errors = invalid
+    noun, them = ("error", "it") if errors == 1 else ("errors", "them")
     return [
-        f"{spec_path} is invalid ({errors} {noun}; `mlx validate` shows them): declared "
+        f"{shown} is invalid ({errors} {noun}; `mlx validate` shows {them}): declared "
         "models not shown, stores at their default locations"
     ]
 

@@ -721,7 +721,7 @@ def test_invalid_spec_still_shows_the_inventory_with_a_warning(
     result = mlx(capsys, "status", "--json")
     assert result.code == 0 and result.err == ""
     doc = json.loads(result.out)
-    assert doc["spec"] == {"path": "mlx.yaml", "valid": False}
+    assert doc["spec"] == {"path": str(Path("mlx.yaml").absolute()), "valid": False}
     assert doc["warnings"] == [INVALID_WARNING.removeprefix("warning: ")]
     assert [m["name"] for m in doc["stores"]["ollama"]["models"]] == ["qwen2.5:7b"]
 

@@ -284,7 +284,7 @@ class Executor:
             )
 
     def _record(self, action: Action, status: Status) -> None:
-        """What mlx manages from now on (SPEC §4): what it installed; deletions forget."""
+        """What mlx manages from now on (docs/apply.md): what it installed; deletions forget."""
         with self.registry.transaction():
             for folder in self._dirs_made:
                 self.registry.add_dir(folder, str(action.param("app") or ""))

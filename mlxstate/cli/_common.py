@@ -74,13 +74,13 @@ class Run:
         from mlxstate.registry import read_facts
         from mlxstate.status import build_status
 
-        spec_path, spec_errors = None, 0
+        invalid: tuple[Path, str, int] | None = None
         try:
             loaded = self.load_optional_spec()
         except SpecError as exc:
             # status only reads: an invalid file hides the declarations, not the inventory.
-            loaded, spec_path = None, self.find_spec()[0]
-            spec_errors = max(1, len(exc.diagnostics))
+            path, shown = self.find_spec()
+            loaded, invalid = None, (path.absolute(), shown, max(1, len(exc.diagnostics)))
         settings = self.settings(loaded)
         facts = read_facts(settings.state_dir)
         observed = observe(
@@ -93,8 +93,8 @@ class Run:
             observed,
             loaded.spec if loaded else None,
             facts,
-            loaded.path if loaded else spec_path,
-            spec_errors=spec_errors,
+            loaded.path if loaded else None,
+            invalid_spec=invalid,
         )
 
     def find_spec(self) -> tuple[Path, str]:

@@ -13,6 +13,7 @@ import typer
 from mlxstate.cli._common import FileOpt, NoColorOpt, QuietOpt, Run, VerboseOpt
 from mlxstate.cli._output import show_plan
 from mlxstate.errors import MlxError, StalePlan
+from mlxstate.text import short_paths_in
 
 __all__ = ["command"]
 
@@ -167,7 +168,7 @@ def _report_interrupted(interrupted: Any) -> None:
 
 def _summary(outcomes: list[Any], conflicts: tuple[str, ...] = ()) -> None:
     for conflict in conflicts:
-        sys.stdout.write(f"Conflict (left alone): {conflict}\n")
+        sys.stdout.write(f"Conflict (left alone): {short_paths_in(conflict)}\n")
     failed = [o for o in outcomes if o.status == "failed"]
     skipped = [o for o in outcomes if o.status == "skipped"]
     done = [o for o in outcomes if o.status in ("done", "noop")]
