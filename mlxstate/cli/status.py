@@ -78,22 +78,78 @@ def render_status(
         out.write("".join(line.rstrip() + "\n" for line in target.getvalue().splitlines()))
 
 
-def _table(tty: bool, *columns: str) -> Any:
-    from rich import box
-    from rich.table import Table
+_NUMBERS = ("SIZE", "BYTES", "RECLAIMABLE", "COPIES")
+_NAMES = ("MODEL", "REPO", "APP", "NAME", "SOURCE")
+_FOLDED = ("PATH", "REVISION")
+_GAP = 3  # between columns: padding (0, 1) on both sides of a blank separator
 
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for column in columns:
-        if column in ("SIZE", "BYTES", "RECLAIMABLE", "COPIES"):
-            table.add_column(column, justify="right", no_wrap=True)
-        elif column in ("MODEL", "REPO", "APP", "NAME", "SOURCE"):
-            # A name is never broken inside: cut with an ellipsis when the terminal is narrow.
-            table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=8)
-        elif column in ("PATH", "REVISION"):
-            table.add_column(column, overflow="fold")  # only a terminal is narrow enough
-        else:
-            table.add_column(column, no_wrap=True)
-    return table
+
+class _Table:
+    """Rows first, then a rich table sized to them: on a narrow terminal only names (cut
+    with an ellipsis, never broken inside) and paths (folded) give up width; sizes, flags
+    and ages always stay whole."""
+
+    def __init__(self, tty: bool, *columns: str) -> None:
+        self.tty, self.columns = tty, columns
+        self.rows: list[tuple[str, ...]] = []
+
+    def add_row(self, *cells: str) -> None:
+        self.rows.append(cells)
+
+    def print(self, console: Any) -> None:
+        from rich import box
+        from rich.table import Table
+
+        limits = self._limits(console.width) if self.tty else {}
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+        for i, column in enumerate(self.columns):
+            if column in _NAMES:
+                table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=limits.get(i))
+            elif column in _FOLDED:
+                table.add_column(column, overflow="fold", max_width=limits.get(i))
+            else:
+                table.add_column(
+                    column,
+                    justify="right" if column in _NUMBERS else "left",
+                    no_wrap=True,
+                    min_width=self._width(i),
+                )
+        for row in self.rows:
+            table.add_row(*row)
+        console.print(table)
+
+    def _width(self, i: int) -> int:
+        from rich.text import Text
+
+        cells = [Text.from_markup(row[i]) for row in self.rows]
+        lines = [len(line) for cell in cells for line in cell.plain.splitlines()]
+        return max([len(self.columns[i]), *lines])
+
+    def _limits(self, width: int) -> dict[int, int]:
+        """Widest each name/path column may be so that the table fits ``width``."""
+        flexible = [i for i, c in enumerate(self.columns) if c in _NAMES + _FOLDED]
+        natural = {i: self._width(i) for i in range(len(self.columns))}
+        fixed = sum(w for i, w in natural.items() if i not in flexible)
+        room = width - fixed - _GAP * (len(self.columns) - 1)
+        if not flexible or sum(natural[i] for i in flexible) <= room:
+            return {}
+        names = [i for i in flexible if self.columns[i] in _NAMES]
+        folded = [i for i in flexible if i not in names]
+        # Names first (they are what one looks for); a folded column keeps at least the 8
+        # characters of a short commit.
+        name_room = min(sum(natural[i] for i in names), room - 8 * len(folded))
+        limits = _share(name_room, {i: natural[i] for i in names})
+        return limits | _share(room - sum(limits.values()), {i: natural[i] for i in folded})
+
+
+def _share(room: int, natural: dict[int, int]) -> dict[int, int]:
+    """``room`` split in proportion to ``natural`` widths, at least 8 each."""
+    wanted = sum(natural.values())
+    return {i: max(8, min(w, room * w // wanted)) for i, w in natural.items()} if wanted else {}
+
+
+def _table(tty: bool, *columns: str) -> _Table:
+    return _Table(tty, *columns)
 
 
 def _title(console: Any, text: str) -> None:
@@ -135,7 +191,7 @@ def _render_ollama(console: Any, store: dict[str, Any], tty: bool) -> None:
             _status(m["status"]),
             human_age(m["last_used"]),
         )
-    console.print(table)
+    table.print(console)
     for m in store["models"]:
         for problem in m["problems"]:
             console.print(f"  [red]{m['name']}[/]: {problem}")
@@ -167,7 +223,7 @@ def _render_hf(console: Any, cache: dict[str, Any], tty: bool) -> None:
             _status(r["status"]),
             human_age(r["last_used"]),
         )
-    console.print(table)
+    table.print(console)
     _total(console, cache, "repo")
     console.print()
 
@@ -182,7 +238,7 @@ def _render_missing(console: Any, missing: list[dict[str, Any]], tty: bool) -> N
         if m["store"] == "file":
             source = "file://" + short_path(source.removeprefix("file://"))
         table.add_row(m["name"], source, m["revision"] or "-")
-    console.print(table)
+    table.print(console)
     console.print("  `mlx plan` shows what `mlx apply` would do about them\n")
 
 
@@ -202,7 +258,7 @@ def _render_apps(console: Any, apps: list[dict[str, Any]], verbose: bool, tty: b
             str(sum(e["kind"] == "dangling" for e in entries)),
             str(sum(not e["managed"] for e in entries)),  # anything mlx did not make
         )
-    console.print(table)
+    table.print(console)
     console.print()
 
 
@@ -219,7 +275,7 @@ def _render_duplicates(console: Any, groups: list[dict[str, Any]], tty: bool) ->
             human_bytes(g["reclaimable"]),
             "\n".join(short_path(p) for p in g["paths"]),
         )
-    console.print(table)
+    table.print(console)
     console.print()
 
 
