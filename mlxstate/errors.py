@@ -71,7 +71,7 @@ class SpecError(MlxError):
 
 
 class SpecNotFound(MlxError):
-    """No ``mlx.yaml`` in any of the places SPEC §2 says to look."""
+    """No ``mlx.yaml`` in any of the places docs/commands.md ("Finding the file") lists."""
 
     def __init__(self, looked_at: Sequence[Path | str]) -> None:
         self.looked_at = tuple(str(p) for p in looked_at)

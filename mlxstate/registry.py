@@ -1,4 +1,4 @@
-"""The registry: SQLite under ``state_dir`` recording what mlx manages (SPEC §4).
+"""The registry: SQLite under ``state_dir`` recording what mlx manages (docs/apply.md).
 
 Models mlx installed, links it made, files it deduplicated (with the original inode
 facts), and a hash cache keyed by (dev, inode, size, mtime_ns). Observers read it; only

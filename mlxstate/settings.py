@@ -1,4 +1,4 @@
-"""The ONLY place defaults and environment variables are resolved (SPEC §2, §3).
+"""The ONLY place defaults and environment variables are resolved (docs/mlx-yaml.md).
 
 ``Environment`` reads the variables mlxstate honours; ``resolve`` combines them with the
 ``settings:`` of an ``mlx.yaml`` into a frozen ``Settings`` with concrete paths and URLs.
@@ -119,7 +119,7 @@ def read_environment() -> Environment:
 
 
 def spec_candidates(env: Environment) -> list[Path]:
-    """Where ``mlx.yaml`` is looked for when no ``-f`` is given (SPEC §2), in order."""
+    """Where ``mlx.yaml`` is looked for when no ``-f`` is given, in order (docs/commands.md)."""
     places = [Path("mlx.yaml"), env.config_home() / "mlx" / "mlx.yaml"]
     if env.MLX_FILE:
         places.insert(0, env.expand(env.MLX_FILE))

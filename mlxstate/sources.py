@@ -25,7 +25,8 @@ OLLAMA_DEFAULT_HOST = "registry.ollama.ai"
 OLLAMA_DEFAULT_NAMESPACE = "library"
 OLLAMA_DEFAULT_TAG = "latest"
 
-# SPEC §3: repo ids; `..` and `--` are rejected separately (they break the cache folder name).
+# Repo ids (docs/mlx-yaml.md, "source"); `..` and `--` are rejected separately (they break
+# the cache folder name).
 _HF_REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+$")
 # Ollama's name parts (types/model/name.go): host may carry a port; the tag may start with `_`.
 _OLLAMA_HOST_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,349}$")

@@ -24,8 +24,18 @@ FORMAT_VERSION = "1"
 
 
 def build_status(
-    observed: Observed, spec: Spec | None, facts: RegistryFacts, spec_path: Path | None = None
+    observed: Observed,
+    spec: Spec | None,
+    facts: RegistryFacts,
+    spec_path: Path | None = None,
+    *,
+    invalid_spec: tuple[Path, str, int] | None = None,
 ) -> dict[str, Any]:
+    """The status document. ``invalid_spec`` (path, how to show it, number of errors) names
+    an mlx.yaml that could not be loaded: ``spec`` is then None, the inventory is shown
+    without declarations."""
+    if invalid_spec is not None:
+        spec_path = invalid_spec[0]
     fold = observed.hf.case_insensitive
     declared = declared_by_key(spec, fold)
     managed = {source_key(m.source, fold): list(m.owner_names) for m in facts.models}
@@ -34,7 +44,10 @@ def build_status(
     return {
         "format_version": FORMAT_VERSION,
         "mlxstate_version": __version__,
-        "spec": {"path": str(spec_path) if spec_path else None},
+        "spec": {
+            "path": str(spec_path) if spec_path else None,
+            "valid": None if spec_path is None else invalid_spec is None,
+        },
         "workspace": facts.workspace,
         "stores": {"ollama": _ollama(observed, ctx), "huggingface": _hf(observed.hf, ctx)},
         "apps": [_app(app, ctx) for app in observed.apps],
@@ -48,9 +61,46 @@ def build_status(
             }
             for g in observed.duplicates
         ],
+        "missing": _missing(observed, spec),
         "reclaimable": reclaim,
-        "warnings": list(observed.warnings),
+        "warnings": [*_invalid_spec(invalid_spec), *observed.warnings],
     }
+
+
+def _invalid_spec(invalid: tuple[Path, str, int] | None) -> list[str]:
+    if invalid is None:
+        return []
+    _, shown, errors = invalid
+    noun, them = ("error", "it") if errors == 1 else ("errors", "them")
+    return [
+        f"{shown} is invalid ({errors} {noun}; `mlx validate` shows {them}): declared "
+        "models not shown, stores at their default locations"
+    ]
+
+
+def _missing(observed: Observed, spec: Spec | None) -> list[dict[str, Any]]:
+    """Models mlx.yaml declares (``ensure: present``) that no store holds."""
+    from mlxstate.sources import FileSource, HfSource, OllamaSource
+
+    present = {ollama_key(m) for m in observed.ollama.models}
+    present |= {hf_key(r) for r in observed.hf.repos if r.repo_type == "model"}
+    out = []
+    for name, model in spec.models.items() if spec else ():
+        source = model.parsed_source
+        if model.ensure == "absent":
+            continue
+        if isinstance(source, OllamaSource) and ollama_key(source) not in present:
+            store = "ollama"
+        elif isinstance(source, HfSource) and hf_key(source) not in present:
+            store = "huggingface"
+        elif isinstance(source, FileSource) and source.path not in observed.existing_files:
+            store = "file"
+        else:
+            continue
+        out.append(
+            {"name": name, "source": str(source), "store": store, "revision": model.revision}
+        )
+    return out
 
 
 class _Ctx:
@@ -105,6 +155,11 @@ def _ollama(observed: Observed, ctx: _Ctx) -> dict[str, Any]:
                 for r in daemon.running
             ],
         },
+        "count": len(store.models),
+        # Each blob once: models that share a layer share its bytes on disk.
+        "total_bytes": sum(
+            {x.digest: x.on_disk or 0 for m in store.models for x in m.all_layers}.values()
+        ),
         "models": [_ollama_model(m, ctx) for m in store.models],
         "partials": _facts(store.partials),
         "orphans": _facts(store.orphans),
@@ -144,6 +199,8 @@ def _hf(cache: HfCache, ctx: _Ctx) -> dict[str, Any]:
     return {
         "path": str(cache.root),
         "exists": cache.exists,
+        "count": len(cache.repos),
+        "total_bytes": sum(r.size_on_disk for r in cache.repos),
         "repos": [_hf_repo(r, ctx) for r in cache.repos],
     }
 
@@ -200,7 +257,8 @@ def _app(app: AppState, ctx: _Ctx) -> dict[str, Any]:
 
 
 def pinned_commits(spec: Spec | None) -> frozenset[str]:
-    """Commits mlx.yaml pins with ``revision: <40 hex>``: never detached garbage (SPEC §3)."""
+    """Commits mlx.yaml pins with ``revision: <40 hex>``: never detached garbage
+    (docs/mlx-yaml.md, ``revision``)."""
     revisions = (m.revision for m in (spec.models.values() if spec else ()))
     return frozenset(r.lower() for r in revisions if r and len(r) == 40)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
 from datetime import date
 from typing import Any
 
-__all__ = ["describe", "human_bytes", "printable"]
+__all__ = ["describe", "human_bytes", "printable", "short_path", "short_paths_in"]
 
 
 def printable(text: str) -> str:
@@ -49,3 +51,32 @@ def human_bytes(n: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{n} B"  # pragma: no cover - the loop always returns
+
+
+def _home() -> str | None:
+    home = os.path.expanduser("~").rstrip("/")
+    return home or None  # HOME=/ would turn every absolute path into "~/..."
+
+
+def short_path(path: str) -> str:
+    """``~/x`` for a path under the home folder, as shells print it; other paths unchanged.
+
+    The one place human output shortens paths (status tables, plan lines, warnings); JSON
+    documents keep absolute paths.
+    """
+    home = _home()
+    if home is None or not path.startswith(home):
+        return path
+    rest = path[len(home) :]
+    return "~" + rest if rest == "" or rest.startswith("/") else path
+
+
+def short_paths_in(text: str) -> str:
+    """``text`` (a message) with every absolute path under the home folder as ``~/...``."""
+    home = _home()
+    if home is None or home not in text:
+        return text
+    # Only where a path starts (line start, space, quote, bracket) and only whole components:
+    # /home/me2 is not under /home/me.
+    pattern = r"(?<![^\s'\"(\[=])" + re.escape(home) + r"(?=/|$|[\s'\")\],:;])"
+    return re.sub(pattern, "~", text)

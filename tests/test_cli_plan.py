@@ -592,9 +592,15 @@ def test_missing_spec_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_target_limits_the_plan_and_warns(capsys: pytest.CaptureFixture[str]) -> None:
     write_spec(SATISFIED_SPEC)
-    text = plan(capsys, "--target", "qwen")
-    assert action_names(text) == {"qwen": "+"}
-    assert "partial plan" in text and "--target" in text
+    result = mlx(capsys, "plan", "--target", "qwen")
+    assert result.code == 0
+    assert action_names(result.out) == {"qwen": "+"}
+    # Warnings are logs: on stderr, the plan alone on stdout.
+    assert "partial plan" not in result.out
+    assert any(
+        x.startswith("warning: ") and "partial plan" in x and "--target" in x
+        for x in result.err.splitlines()
+    )
     doc = plan_json(capsys, "--target", "qwen")
     assert [a["id"] for a in doc["actions"]] == ["model/qwen"]
     assert any("partial" in w for w in doc["warnings"])
@@ -1021,6 +1027,8 @@ def test_human_plan_snapshot(
     monkeypatch.setenv("NO_COLOR", "1")
     rev: hb.CachedRevision = mixed["tiny"]
     rev.files["config.json"].blob_path.unlink()  # an HF repair too
-    text = plan(capsys)
-    assert str(Path.home()) not in text  # nothing machine-specific in the snapshot
-    assert text == snapshot
+    result = mlx(capsys, "plan")
+    assert result.code == 0
+    assert str(Path.home()) not in result.out + result.err  # nothing machine-specific
+    assert result.out == snapshot
+    assert result.err == snapshot(name="stderr")

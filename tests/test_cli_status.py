@@ -32,6 +32,7 @@ TOP_KEYS = {
     "stores",
     "apps",
     "duplicates",
+    "missing",
     "reclaimable",
     "warnings",
 }
@@ -150,13 +151,16 @@ def test_no_spec_and_no_stores(capsys: pytest.CaptureFixture[str], no_daemon: st
     doc = status_json(capsys)
     assert set(doc) == TOP_KEYS
     assert doc["format_version"] == "1"
-    assert doc["spec"] == {"path": None}
+    assert doc["spec"] == {"path": None, "valid": None}
     ollama, hf = doc["stores"]["ollama"], doc["stores"]["huggingface"]
     assert ollama["exists"] is False and ollama["models"] == []
     assert ollama["path"] == str(ollama_dir())
     assert hf["exists"] is False and hf["repos"] == []
     assert hf["path"] == str(hf_dir())
     assert doc["apps"] == [] and doc["duplicates"] == [] and doc["warnings"] == []
+    assert doc["missing"] == []
+    for store in ollama, hf:
+        assert (store["count"], store["total_bytes"]) == (0, 0)
     assert doc["reclaimable"] == dict.fromkeys([*RECLAIM_KINDS, "total"], 0)
 
 
@@ -299,6 +303,71 @@ def test_declared_as_matches_ollama_names_and_hf_repo_ids(
     assert " qwen " in row(text, "qwen2.5:7b")
     assert " small " in row(text, "org/Repo")
     assert " - " in row(text, "other/thing")
+
+
+def test_declared_but_missing_models_are_listed_with_their_source(
+    capsys: pytest.CaptureFixture[str], stores: dict[str, Any], no_daemon: str
+) -> None:
+    lora = home() / "models" / "my-lora"
+    write_spec(
+        SPEC_DECLARING
+        + "  pulled-later:\n    source: ollama://llama3.2:3b\n"
+        + "  gone-absent:\n    source: ollama://gone:1b\n    ensure: absent\n"
+        + "  lora:\n    source: file://~/models/my-lora\n"
+        + "  pinned:\n    source: hf://org/pinned\n    revision: v1\n"
+    )
+    doc = status_json(capsys)
+    assert doc["missing"] == [
+        {
+            "name": "never-installed",
+            "source": "hf://nobody/nothing",
+            "store": "huggingface",
+            "revision": None,
+        },
+        {
+            "name": "pulled-later",
+            "source": "ollama://llama3.2:3b",
+            "store": "ollama",
+            "revision": None,
+        },
+        {"name": "lora", "source": f"file://{lora}", "store": "file", "revision": None},
+        {"name": "pinned", "source": "hf://org/pinned", "store": "huggingface", "revision": "v1"},
+    ]  # ensure: absent and installed models are not missing; mlx.yaml order
+    lora.mkdir(parents=True)
+    assert [m["name"] for m in status_json(capsys)["missing"]] == [
+        "never-installed",
+        "pulled-later",
+        "pinned",
+    ]
+    text = status_text(capsys)
+    assert text.count("Declared in mlx.yaml, not present") == 1
+    assert row(text, "pulled-later").split() == ["pulled-later", "ollama://llama3.2:3b", "-"]
+    assert row(text, "pinned").split() == ["pinned", "hf://org/pinned", "v1"]
+
+
+def test_store_totals_count_each_blob_once(
+    capsys: pytest.CaptureFixture[str], no_daemon: str
+) -> None:
+    om = ollama_dir()
+    shared = b"GGUF" + b"s" * 1000
+    a = ob.add_model(om, "a:1b", [("model", shared), ("params", b'{"a": 1}')])
+    b = ob.add_model(om, "b:1b", [("model", shared), ("params", b'{"b": 22}')])
+    hb.add_revision(hf_dir(), "org/one", {"w.bin": b"w" * 300})
+    hb.add_revision(hf_dir(), "org/two", {"w.bin": b"v" * 50, "c.json": b"{}"})
+    blobs = {x.digest: info_size(x.digest) for m in (a, b) for x in (m.config, *m.layers)}
+    assert len(blobs) == 5  # the model layer is shared
+    doc = status_json(capsys)
+    ollama, hf = doc["stores"]["ollama"], doc["stores"]["huggingface"]
+    assert (ollama["count"], ollama["total_bytes"]) == (2, sum(blobs.values()))
+    assert ollama["total_bytes"] < sum(m["size"] for m in ollama["models"])
+    assert (hf["count"], hf["total_bytes"]) == (2, 352)
+    text = status_text(capsys)
+    assert f"total: 2 models, {human(sum(blobs.values()))}" in text
+    assert "total: 2 repos, 352 B" in text
+
+
+def human(n: int) -> str:
+    return f"{n / 1000:.1f} kB" if n >= 1000 else f"{n} B"
 
 
 def test_managed_only_for_sources_in_the_registry(
@@ -452,8 +521,14 @@ def test_unparseable_manifest_is_a_warning_and_orphans_are_unknown(
     result = mlx(capsys, "status")
     assert result.code == 0
     no_traceback(result)
-    assert "warning:" in result.out
-    assert "unreadable Ollama manifest" in flat(result.out)
+    # Warnings are logs: on stderr, one line each, after the tables on stdout.
+    assert "warning:" not in result.out and "qwen2.5:7b" in result.out
+    [line] = [x for x in result.err.splitlines() if "broken/latest" in x]
+    assert all(x.startswith("warning: ") for x in result.err.splitlines())
+    assert line.startswith(
+        "warning: unreadable Ollama manifest ~/.ollama/models/manifests/"  # home as ~
+        "registry.ollama.ai/library/broken/latest: "
+    )
 
 
 # --- duplicates and app folders -----------------------------------------------------------------
@@ -626,18 +701,39 @@ def test_daemon_unreachable_is_reported_not_an_error(
 # --- bad spec files -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("json_flag", [[], ["--json"]], ids=["text", "json"])
-def test_invalid_spec_exits_1_with_file_line_col(
-    capsys: pytest.CaptureFixture[str], no_daemon: str, json_flag: list[str]
+INVALID_SPEC = "version: 1\nmodels:\n  a:\n    sorce: ollama://qwen2.5:7b\n  b: {}\n"
+INVALID_WARNING = (
+    "warning: mlx.yaml is invalid (2 errors; `mlx validate` shows them): declared models "
+    "not shown, stores at their default locations"
+)
+
+
+def test_invalid_spec_still_shows_the_inventory_with_a_warning(
+    capsys: pytest.CaptureFixture[str], no_daemon: str
 ) -> None:
     ob.add_model(ollama_dir(), "qwen2.5:7b")
-    write_spec("version: 1\nmodels:\n  a:\n    sorce: ollama://qwen2.5:7b\n")
-    result = mlx(capsys, "status", *json_flag)
-    assert result.code == 1
+    write_spec(INVALID_SPEC)
+    result = mlx(capsys, "status")
+    assert result.code == 0
     no_traceback(result)
-    assert re.search(r"^mlx\.yaml:4:5: error: .*sorce", result.out + result.err, re.M)
-    if json_flag:
-        assert result.out.strip() == ""  # no half document on stdout
+    assert " - " in row(result.out, "qwen2.5:7b")  # listed, declared as nothing
+    assert result.err.splitlines() == [INVALID_WARNING]
+
+    result = mlx(capsys, "status", "--json")
+    assert result.code == 0 and result.err == ""
+    doc = json.loads(result.out)
+    assert doc["spec"] == {"path": str(Path("mlx.yaml").absolute()), "valid": False}
+    assert doc["warnings"] == [INVALID_WARNING.removeprefix("warning: ")]
+    assert [m["name"] for m in doc["stores"]["ollama"]["models"]] == ["qwen2.5:7b"]
+
+
+def test_validate_still_rejects_what_status_tolerates(
+    capsys: pytest.CaptureFixture[str], no_daemon: str
+) -> None:
+    write_spec(INVALID_SPEC)
+    result = mlx(capsys, "validate")
+    assert result.code == 1
+    assert re.search(r"^mlx\.yaml:4:5: error: .*sorce", result.out, re.M)
 
 
 def test_missing_file_exits_1(capsys: pytest.CaptureFixture[str], no_daemon: str) -> None:
@@ -729,6 +825,7 @@ def test_human_output_snapshot(
     write_spec(
         "version: 1\nmodels:\n  qwen:\n    source: ollama://qwen2.5:7b\n"
         "  small:\n    source: hf://org/Repo\n"
+        "  new:\n    source: hf://mlx-community/Qwen2.5-7B-Instruct-4bit\n    revision: v2\n"
     )
     with Registry.open(state_dir()) as registry:
         registry.add_model("ollama://qwen2.5:7b", "qwen")

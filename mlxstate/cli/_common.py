@@ -1,4 +1,5 @@
-"""Options every command takes (SPEC §5) and finding the spec file (SPEC §2)."""
+"""Options every command takes and finding the spec file (docs/commands.md, "Common to
+every command")."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mlxstate.errors import SpecNotFound
+from mlxstate.errors import SpecError, SpecNotFound
 
 if TYPE_CHECKING:
     from mlxstate.observe.duplicates import HashCache
@@ -75,7 +76,13 @@ class Run:
         from mlxstate.registry import read_facts
         from mlxstate.status import build_status
 
-        loaded = self.load_optional_spec()
+        invalid: tuple[Path, str, int] | None = None
+        try:
+            loaded = self.load_optional_spec()
+        except SpecError as exc:
+            # status only reads: an invalid file hides the declarations, not the inventory.
+            path, shown = self.find_spec()
+            loaded, invalid = None, (path.absolute(), shown, max(1, len(exc.diagnostics)))
         settings = self.settings(loaded)
         facts = read_facts(settings.state_dir, settings.workspace)
         observed = observe(
@@ -85,7 +92,11 @@ class Run:
             lmstudio_models=self.env.lmstudio_home() / "models",
         )
         return build_status(
-            observed, loaded.spec if loaded else None, facts, loaded.path if loaded else None
+            observed,
+            loaded.spec if loaded else None,
+            facts,
+            loaded.path if loaded else None,
+            invalid_spec=invalid,
         )
 
     def find_spec(self) -> tuple[Path, str]:

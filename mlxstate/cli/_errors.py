@@ -1,4 +1,4 @@
-"""The single place where errors become messages and exit codes (SPEC §5).
+"""The single place where errors become messages and exit codes (docs/commands.md).
 
 - ``MlxError``: its message (and hint) on stderr, its exit code (1).
 - Usage errors (bad flags): exit 1, not click's 2, because 2 means "changes pending".

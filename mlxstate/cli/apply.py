@@ -1,4 +1,4 @@
-"""``mlx apply [PLANFILE]``: carry out the plan (SPEC sections 5-7, docs/apply.md)."""
+"""``mlx apply [PLANFILE]``: carry out the plan (docs/apply.md, docs/commands.md)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Annotated, Any
 import typer
 
 from mlxstate.cli._common import FileOpt, NoColorOpt, QuietOpt, Run, VerboseOpt, lock_seconds
-from mlxstate.cli._output import color_enabled
+from mlxstate.cli._output import show_plan
 from mlxstate.errors import MlxError, StalePlan
+from mlxstate.text import short_paths_in
 
 __all__ = ["command"]
 
@@ -45,7 +46,6 @@ def command(
     from mlxstate.apply.lock import apply_lock
     from mlxstate.apply.progress import Display
     from mlxstate.cli.plan import compute_plan
-    from mlxstate.plan.render import render_text
     from mlxstate.registry import Registry
 
     run = Run.make(file, no_color, quiet, verbose)
@@ -55,7 +55,6 @@ def command(
         run = Run.make(Path(saved["spec"]["path"]), no_color, quiet, verbose)
     settings = run.settings(run.load_optional_spec())
     warnings: list[str] = []
-    color = color_enabled(sys.stdout, no_color)
     with apply_lock(settings.state_dir, timeout, warnings):
         for w in warnings:
             sys.stderr.write(f"warning: {w}\n")
@@ -72,7 +71,7 @@ def command(
                 _check_fresh(saved, planned)
                 actions = _authorized(_saved_actions(saved), planned.plan.actions, planfile)
             elif not quiet or planned.plan.has_changes:
-                sys.stdout.write(render_text(planned.plan, color=color))
+                show_plan(planned.plan, no_color)  # warnings to stderr
             if not actions:
                 if saved is not None:
                     sys.stdout.write("No changes. Your models match mlx.yaml.\n")
@@ -127,7 +126,8 @@ def _load_planfile(path: Path) -> dict[str, Any]:
 
 
 def _check_fresh(saved: dict[str, Any], planned: Any) -> None:
-    """A saved plan runs only against the exact spec and state it was made from (SPEC §6)."""
+    """A saved plan runs only against the exact spec and state it was made from
+    (docs/plan-json.md)."""
     changed = []
     now = hashlib.sha256(planned.loaded.path.read_bytes()).hexdigest()
     if saved["spec"].get("sha256") != now:
@@ -212,7 +212,7 @@ def _report_interrupted(interrupted: Any) -> None:
 
 def _summary(outcomes: list[Any], conflicts: tuple[str, ...] = ()) -> None:
     for conflict in conflicts:
-        sys.stdout.write(f"Conflict (left alone): {conflict}\n")
+        sys.stdout.write(f"Conflict (left alone): {short_paths_in(conflict)}\n")
     failed = [o for o in outcomes if o.status == "failed"]
     skipped = [o for o in outcomes if o.status == "skipped"]
     done = [o for o in outcomes if o.status in ("done", "noop")]

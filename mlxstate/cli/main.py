@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Annotated
 
 import typer
@@ -68,9 +70,14 @@ for _name, _func, _help in (
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mlx`` with ``argv``; return the exit code (never raises)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    with _plain_if_asked(args), _hashing_notice(args):
+        return _main(args)
+
+
+def _main(args: list[str]) -> int:
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
-    args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
     try:
         command = typer.main.get_command(app)
@@ -84,11 +91,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         return usage_error(exc.format_message(), "mlx")
     except typer.Abort:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return _pipe_closed()
+    except SystemExit as exc:
+        # The CLI framework turns EPIPE (`mlx status | head -1`) into exit 1; the reader
+        # just stopped reading, as with `git log | head`: that is not an error.
+        if isinstance(exc.__context__, OSError) and exc.__context__.errno == errno.EPIPE:
+            return _pipe_closed()
+        raise
     except (Exception, KeyboardInterrupt) as exc:
         return report(exc, debug=debug)
     if result == EXIT_INTERRUPTED:  # Ctrl-C: the CLI framework turned it into this code
         sys.stderr.write("\ninterrupted\n")
     return result if isinstance(result, int) else 0
+
+
+def _pipe_closed() -> int:
+    _STDOUT_CLOSED.append(True)  # run() silences stdout before the interpreter flushes it
+    return 0
+
+
+_STDOUT_CLOSED: list[bool] = []
+
+
+@contextlib.contextmanager
+def _plain_if_asked(args: Sequence[str]) -> Iterator[None]:
+    """``--no-color`` for every stream and every writer (our own and rich's), by setting
+    NO_COLOR (no-color.org) for the duration of the command."""
+    if "--no-color" not in args or os.environ.get("NO_COLOR"):
+        yield
+        return
+    os.environ["NO_COLOR"] = "1"
+    try:
+        yield
+    finally:
+        del os.environ["NO_COLOR"]
+
+
+@contextlib.contextmanager
+def _hashing_notice(args: Sequence[str]) -> Iterator[None]:
+    """Show slow hashing (duplicate search) on stderr, unless -q."""
+    from mlxstate.cli._output import HashingNotice
+    from mlxstate.observe.hash_progress import reporting
+
+    quiet = any(a in ("-q", "--quiet") for a in args)
+    with reporting(None if quiet else HashingNotice()):
+        yield
 
 
 def _debug_requested(args: Sequence[str]) -> bool:
@@ -107,6 +155,10 @@ def run() -> None:
     code = main()
     try:
         sys.stdout.flush()
-    except BrokenPipeError:  # `mlx status | head`: not an error
+    except BrokenPipeError:
+        _STDOUT_CLOSED.append(True)
+    if _STDOUT_CLOSED:
+        # Whatever is still buffered for the closed pipe would make the interpreter's own
+        # flush at exit print "Exception ignored ... BrokenPipeError": send it nowhere.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(code)

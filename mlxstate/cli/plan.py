@@ -1,4 +1,4 @@
-"""``mlx plan``: what apply would do, Terraform style. Changes nothing (SPEC sections 5-7)."""
+"""``mlx plan``: what apply would do, Terraform style. Changes nothing (docs/commands.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from mlxstate.cli._common import FileOpt, NoColorOpt, QuietOpt, Run, VerboseOpt
-from mlxstate.cli._output import color_enabled, emit_json
+from mlxstate.cli._output import emit_json, show_plan
 from mlxstate.errors import PlanError
 
 __all__ = ["PlannedRun", "command", "compute_plan"]
@@ -138,8 +138,6 @@ def command(
     verbose: VerboseOpt = False,
 ) -> None:
     """Show what `mlx apply` would change; change nothing."""
-    from mlxstate.plan.render import render_text
-
     run = Run.make(file, no_color, quiet, verbose)
     planned = compute_plan(run, target or [], refresh)
     document = planned.document()
@@ -148,7 +146,7 @@ def command(
     if json_out:
         emit_json(document)
     elif not quiet or planned.plan.has_changes:
-        sys.stdout.write(render_text(planned.plan, color=color_enabled(sys.stdout, no_color)))
+        show_plan(planned.plan, no_color)  # warnings to stderr
         if out is not None:
             sys.stdout.write(
                 f"\nSaved the plan to {out}. "

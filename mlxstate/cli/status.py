@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from typing import Annotated, Any
+from io import StringIO
+from typing import Annotated, Any, TextIO
 
 import typer
 
 from mlxstate.cli._common import FileOpt, NoColorOpt, QuietOpt, Run, VerboseOpt
-from mlxstate.cli._output import color_enabled, emit_json, human_age, human_bytes
+from mlxstate.cli._output import color_enabled, emit_json, human_age, human_bytes, warn
+from mlxstate.text import short_path
 
 __all__ = ["command", "render_status"]
+
+# Piped output is never wrapped: lines as long as their content, as `ls -l | cat` prints.
+_PIPE_WIDTH = 100_000
 
 
 def command(
@@ -25,78 +29,147 @@ def command(
     run = Run.make(file, no_color, quiet, verbose)
     doc = run.status_document()
     if json_out:
-        emit_json(doc)
+        emit_json(doc)  # warnings are in the document
         return
-    if quiet:  # -q: only problems
-        for warning in doc["warnings"]:
-            sys.stderr.write(f"warning: {warning}\n")
-        return
-    render_status(doc, color=color_enabled(sys.stdout, no_color), verbose=verbose)
+    if not quiet:
+        render_status(doc, color=color_enabled(sys.stdout, no_color), verbose=verbose)
+        sys.stdout.flush()  # the tables, then the warnings: one order on a terminal
+    for warning in doc["warnings"]:  # logs, not results: stderr, also with -q
+        warn(warning)
 
 
 def _yes(flag: bool) -> str:
     return "yes" if flag else "-"
 
 
-def render_status(doc: dict[str, Any], *, color: bool, verbose: bool = False) -> None:
+def render_status(
+    doc: dict[str, Any],
+    *,
+    color: bool,
+    verbose: bool = False,
+    out: TextIO | None = None,
+    tty: bool | None = None,
+    width: int | None = None,
+) -> None:
+    """The status tables on ``out`` (stdout). On a terminal they fit its width; piped,
+    nothing is wrapped, cut or padded, and no line ends in spaces."""
     from rich.console import Console
 
+    out = out or sys.stdout
+    tty = out.isatty() if tty is None else tty
+    target = out if tty else StringIO()
     console = Console(
+        file=target,
         no_color=not color,
         highlight=False,
         emoji=False,
-        width=_width(),
+        width=width if tty else _PIPE_WIDTH,
         color_system="auto" if color else None,
+        force_terminal=color or None,
     )
-    _render_ollama(console, doc["stores"]["ollama"])
-    _render_hf(console, doc["stores"]["huggingface"])
-    _render_apps(console, doc["apps"], verbose)
-    _render_duplicates(console, doc["duplicates"])
+    _render_ollama(console, doc["stores"]["ollama"], tty)
+    _render_hf(console, doc["stores"]["huggingface"], tty)
+    _render_missing(console, doc.get("missing", []), tty)
+    _render_apps(console, doc["apps"], verbose, tty)
+    _render_duplicates(console, doc["duplicates"], tty)
     _render_reclaimable(console, doc)
-    for warning in doc["warnings"]:
-        console.print(f"[yellow]warning:[/] {warning}", markup=True)
+    if not tty:
+        assert isinstance(target, StringIO)
+        out.write("".join(line.rstrip() + "\n" for line in target.getvalue().splitlines()))
 
 
-def _width() -> int | None:
-    """The terminal's width on a TTY; 120 (or $COLUMNS) when piped, instead of rich's 80."""
-    if sys.stdout.isatty():
-        return None
-    try:
-        return max(60, int(os.environ.get("COLUMNS", "120")))
-    except ValueError:
-        return 120
+_NUMBERS = ("SIZE", "BYTES", "RECLAIMABLE", "COPIES")
+_NAMES = ("MODEL", "REPO", "APP", "NAME", "SOURCE")
+_FOLDED = ("PATH", "REVISION")
+_GAP = 3  # between columns: padding (0, 1) on both sides of a blank separator
 
 
-def tilde(path: str) -> str:
-    home = os.path.expanduser("~")
-    return (
-        "~" + path[len(home) :] if home not in ("", "/") and path.startswith(home + "/") else path
-    )
+class _Table:
+    """Rows first, then a rich table sized to them: on a narrow terminal only names (cut
+    with an ellipsis, never broken inside) and paths (folded) give up width; sizes, flags
+    and ages always stay whole."""
+
+    def __init__(self, tty: bool, *columns: str) -> None:
+        self.tty, self.columns = tty, columns
+        self.rows: list[tuple[str, ...]] = []
+
+    def add_row(self, *cells: str) -> None:
+        self.rows.append(cells)
+
+    def print(self, console: Any) -> None:
+        from rich import box
+        from rich.table import Table
+
+        limits = self._limits(console.width) if self.tty else {}
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+        for i, column in enumerate(self.columns):
+            if column in _NAMES:
+                table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=limits.get(i))
+            elif column in _FOLDED:
+                table.add_column(column, overflow="fold", max_width=limits.get(i))
+            else:
+                table.add_column(
+                    column,
+                    justify="right" if column in _NUMBERS else "left",
+                    no_wrap=True,
+                    min_width=self._width(i),
+                )
+        for row in self.rows:
+            table.add_row(*row)
+        console.print(table)
+
+    def _width(self, i: int) -> int:
+        from rich.text import Text
+
+        cells = [Text.from_markup(row[i]) for row in self.rows]
+        lines = [len(line) for cell in cells for line in cell.plain.splitlines()]
+        return max([len(self.columns[i]), *lines])
+
+    def _limits(self, width: int) -> dict[int, int]:
+        """Widest each name/path column may be so that the table fits ``width``."""
+        flexible = [i for i, c in enumerate(self.columns) if c in _NAMES + _FOLDED]
+        natural = {i: self._width(i) for i in range(len(self.columns))}
+        fixed = sum(w for i, w in natural.items() if i not in flexible)
+        room = width - fixed - _GAP * (len(self.columns) - 1)
+        if not flexible or sum(natural[i] for i in flexible) <= room:
+            return {}
+        names = [i for i in flexible if self.columns[i] in _NAMES]
+        folded = [i for i in flexible if i not in names]
+        # Names first (they are what one looks for); a folded column keeps at least the 8
+        # characters of a short commit.
+        name_room = min(sum(natural[i] for i in names), room - 8 * len(folded))
+        limits = _share(name_room, {i: natural[i] for i in names})
+        return limits | _share(room - sum(limits.values()), {i: natural[i] for i in folded})
 
 
-def _table(title: str, *columns: str) -> Any:
-    from rich import box
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in columns:
-        if column in ("SIZE", "BYTES", "RECLAIMABLE", "COPIES"):
-            table.add_column(column, justify="right", no_wrap=True)
-        elif column in ("PATH", "REVISION", "REPO", "MODEL"):
-            table.add_column(column, overflow="fold")
-        else:
-            table.add_column(column, no_wrap=True)
-    return table
+def _share(room: int, natural: dict[int, int]) -> dict[int, int]:
+    """``room`` split in proportion to ``natural`` widths, at least 8 each."""
+    wanted = sum(natural.values())
+    return {i: max(8, min(w, room * w // wanted)) for i, w in natural.items()} if wanted else {}
 
 
-_STATUS_STYLE = {"ok": "green", "broken": "red", "partial": "yellow"}
+def _table(tty: bool, *columns: str) -> _Table:
+    return _Table(tty, *columns)
+
+
+def _title(console: Any, text: str) -> None:
+    console.print(text, markup=False, overflow="fold")
+
+
+_STATUS_COLORS = {"ok": "green", "broken": "red", "partial": "yellow"}
 
 
 def _status(value: str) -> str:
-    return f"[{_STATUS_STYLE.get(value, 'white')}]{value}[/]"
+    return f"[{_STATUS_COLORS.get(value, 'white')}]{value}[/]"
 
 
-def _render_ollama(console: Any, store: dict[str, Any]) -> None:
+def _total(console: Any, store: dict[str, Any], noun: str) -> None:
+    count = store.get("count", 0)
+    plural = noun if count == 1 else noun + "s"
+    console.print(f"  total: {count} {plural}, {human_bytes(store.get('total_bytes'))}")
+
+
+def _render_ollama(console: Any, store: dict[str, Any], tty: bool) -> None:
     daemon = store["daemon"]
     if daemon is None:
         state = "daemon not checked"
@@ -104,11 +177,11 @@ def _render_ollama(console: Any, store: dict[str, Any]) -> None:
         state = f"daemon {daemon['version']} at {daemon['host']}"
     else:
         state = f"daemon not reachable at {daemon['host']}: {daemon['error']}"
-    title = f"Ollama  {tilde(store['path'])}  ({state})"
+    _title(console, f"Ollama  {short_path(store['path'])}  ({state})")
     if not store["exists"]:
-        console.print(f"{title}\n  no store here\n")
+        console.print("  no store here\n")
         return
-    table = _table(title, "MODEL", "SIZE", "DECLARED AS", "MANAGED", "STATUS", "LAST USED")
+    table = _table(tty, "MODEL", "SIZE", "DECLARED AS", "MANAGED", "STATUS", "LAST USED")
     for m in store["models"]:
         table.add_row(
             m["name"],
@@ -118,23 +191,22 @@ def _render_ollama(console: Any, store: dict[str, Any]) -> None:
             _status(m["status"]),
             human_age(m["last_used"]),
         )
-    console.print(table)
+    table.print(console)
     for m in store["models"]:
         for problem in m["problems"]:
             console.print(f"  [red]{m['name']}[/]: {problem}")
     if daemon and daemon["running"]:
         console.print("  running: " + ", ".join(r["name"] for r in daemon["running"]))
+    _total(console, store, "model")
     console.print()
 
 
-def _render_hf(console: Any, cache: dict[str, Any]) -> None:
-    title = f"Hugging Face cache  {tilde(cache['path'])}"
+def _render_hf(console: Any, cache: dict[str, Any], tty: bool) -> None:
+    _title(console, f"Hugging Face cache  {short_path(cache['path'])}")
     if not cache["exists"]:
-        console.print(f"{title}\n  no cache here\n")
+        console.print("  no cache here\n")
         return
-    table = _table(
-        title, "REPO", "REVISION", "SIZE", "DECLARED AS", "MANAGED", "STATUS", "LAST USED"
-    )
+    table = _table(tty, "REPO", "REVISION", "SIZE", "DECLARED AS", "MANAGED", "STATUS", "LAST USED")
     for r in cache["repos"]:
         repo = r["id"] if r["type"] == "model" else f"{r['type']}/{r['id']}"
         revisions = ", ".join(
@@ -151,49 +223,59 @@ def _render_hf(console: Any, cache: dict[str, Any]) -> None:
             _status(r["status"]),
             human_age(r["last_used"]),
         )
-    console.print(table)
+    table.print(console)
+    _total(console, cache, "repo")
     console.print()
 
 
-def _render_apps(console: Any, apps: list[dict[str, Any]], verbose: bool) -> None:
+def _render_missing(console: Any, missing: list[dict[str, Any]], tty: bool) -> None:
+    if not missing:
+        return
+    _title(console, "Declared in mlx.yaml, not present")
+    table = _table(tty, "NAME", "SOURCE", "REVISION")
+    for m in missing:
+        source = m["source"]
+        if m["store"] == "file":
+            source = "file://" + short_path(source.removeprefix("file://"))
+        table.add_row(m["name"], source, m["revision"] or "-")
+    table.print(console)
+    console.print("  `mlx plan` shows what `mlx apply` would do about them\n")
+
+
+def _render_apps(console: Any, apps: list[dict[str, Any]], verbose: bool, tty: bool) -> None:
     if not apps:
         return
-    table = _table("Apps", "APP", "PATH", "LINKS", "MANAGED", "DANGLING", "FOREIGN")
+    _title(console, "Apps")
+    table = _table(tty, "APP", "PATH", "LINKS", "MANAGED", "DANGLING", "FOREIGN")
     for app in apps:
         entries = app["entries"]
         name = app["name"] if app["declared"] else f"{app['name']} (found, not in mlx.yaml)"
         table.add_row(
             name,
-            tilde(app["path"]) + ("" if app["exists"] else " (missing)"),
+            short_path(app["path"]) + ("" if app["exists"] else " (missing)"),
             str(sum(e["kind"] == "link" for e in entries)),
             str(sum(e["managed"] for e in entries)),
             str(sum(e["kind"] == "dangling" for e in entries)),
             str(sum(not e["managed"] for e in entries)),  # anything mlx did not make
         )
-    console.print(table)
+    table.print(console)
     console.print()
 
 
-def _render_duplicates(console: Any, groups: list[dict[str, Any]]) -> None:
+def _render_duplicates(console: Any, groups: list[dict[str, Any]], tty: bool) -> None:
     if not groups:
         return
-    table = _table(
-        "Duplicates (same bytes stored more than once)",
-        "SHA256",
-        "SIZE",
-        "COPIES",
-        "RECLAIMABLE",
-        "PATH",
-    )
+    _title(console, "Duplicates (same bytes stored more than once)")
+    table = _table(tty, "SHA256", "SIZE", "COPIES", "RECLAIMABLE", "PATH")
     for g in groups:
         table.add_row(
             g["sha256"][:12],
             human_bytes(g["size"]),
             str(len(g["paths"])),
             human_bytes(g["reclaimable"]),
-            "\n".join(tilde(p) for p in g["paths"]),
+            "\n".join(short_path(p) for p in g["paths"]),
         )
-    console.print(table)
+    table.print(console)
     console.print()
 
 

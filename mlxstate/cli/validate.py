@@ -1,4 +1,4 @@
-"""``mlx validate``: check mlx.yaml offline — schema and semantic rules (SPEC §3, §5).
+"""``mlx validate``: check mlx.yaml offline — schema and semantic rules (docs/mlx-yaml.md).
 
 It is what editors and pre-commit hooks run on every save, so it imports only what
 loading a spec needs (no rich, httpx or huggingface_hub).

@@ -1,4 +1,4 @@
-"""Files with the same content across stores (FORMATS.md "Deduplication facts").
+"""Files with the same content across stores (docs/status-json.md, "duplicates").
 
 Ollama blobs and HF LFS blobs are named by the sha256 of their bytes, so duplicates among
 them are found by NAME, with no reads. Plain files in app folders are matched by size
@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from mlxstate.observe import hash_progress
 from mlxstate.state import AppState, DuplicateGroup, HfCache, OllamaStore
 
 __all__ = ["HashCache", "find_duplicates", "sha256_file"]
@@ -31,6 +32,18 @@ def sha256_file(path: Path) -> str:
     """Streaming sha256 (hashlib releases the GIL, so threads scale across files)."""
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _sha256_reporting(path: Path, advance: Callable[[int], None]) -> str:
+    """:func:`sha256_file`, telling ``advance`` about every chunk read."""
+    digest = hashlib.sha256()
+    chunk = bytearray(1 << 20)
+    view = memoryview(chunk)
+    with open(path, "rb") as fh:
+        while count := fh.readinto(chunk):
+            digest.update(view[:count])
+            advance(count)
+    return digest.hexdigest()
 
 
 def named_blobs(ollama: OllamaStore, hf: HfCache) -> dict[str, set[str]]:
@@ -155,19 +168,27 @@ def _hash_files(paths: list[Path], cache: HashCache | None) -> dict[str, set[Pat
             todo.append((path, key))
     if not todo:
         return out
-    with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 2)) as pool:
-        digests = pool.map(_hash_or_none, [p for p, _ in todo])
-        for (path, key), digest in zip(todo, digests, strict=True):
-            if digest is None:
-                continue
-            out[digest].add(path)
-            if cache is not None:
-                cache[1](*key, digest)
+    # Many gigabytes take many seconds: say so on stderr rather than hang in silence.
+    progress = hash_progress.current(sum(key[2] for _, key in todo))
+    if progress is not None:
+        progress.start(sum(key[2] for _, key in todo), [p for p, _ in todo])
+    try:
+        with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 2)) as pool:
+            digests = pool.map(lambda p: _hash_or_none(p, progress), [p for p, _ in todo])
+            for (path, key), digest in zip(todo, digests, strict=True):
+                if digest is None:
+                    continue
+                out[digest].add(path)
+                if cache is not None:
+                    cache[1](*key, digest)
+    finally:
+        if progress is not None:
+            progress.finish()
     return out
 
 
-def _hash_or_none(path: Path) -> str | None:
+def _hash_or_none(path: Path, progress: hash_progress.HashProgress | None) -> str | None:
     try:
-        return sha256_file(path)
+        return sha256_file(path) if progress is None else _sha256_reporting(path, progress.advance)
     except OSError:
         return None

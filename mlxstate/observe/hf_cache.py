@@ -1,4 +1,4 @@
-"""Scan a Hugging Face hub cache with ``os.scandir`` (FORMATS.md "Hugging Face hub cache").
+"""Scan a Hugging Face hub cache with ``os.scandir`` (docs/status-json.md, ``stores.huggingface``).
 
 Same model as ``huggingface_hub.scan_cache_dir`` (repos, revisions, refs, files, sizes; a
 test keeps the two in parity) but several times faster — one ``scandir`` per folder and one

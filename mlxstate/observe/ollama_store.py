@@ -1,4 +1,4 @@
-"""Scan an Ollama models dir without reading blobs (Ollama's layout: manifest/paths.go).
+"""Scan an Ollama models dir (docs/status-json.md, ``stores.ollama``) without reading blobs.
 
 Manifests live at ``manifests/<host>/<namespace>/<model>/<tag>`` (exactly four levels),
 blobs at ``blobs/sha256-<hex>``. Partial downloads are ``<blob>-partial`` plus

@@ -1,4 +1,4 @@
-"""Typed, frozen plan actions and the plan itself (SPEC §6).
+"""Typed, frozen plan actions and the plan itself (docs/plan-json.md).
 
 An action says what ``apply`` would do to one subject and why. ``params`` carries what the
 executor needs (revision, include/exclude, the source being replaced) as a sorted tuple of

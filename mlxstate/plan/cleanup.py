@@ -1,6 +1,7 @@
 """Cleanups (``settings.cleanup``), planned as a pure function like models and links.
 
-Each is off unless enabled (SPEC §3). What goes follows the stores' own rules (FORMATS.md):
+Each is off unless enabled (docs/mlx-yaml.md, ``settings.cleanup``). What goes follows the
+stores' own rules:
 
 - ``partials``: Ollama ``*-partial*`` files and HF ``*.incomplete`` files older than one
   hour — never anything written in the last hour, which may be a live download;

@@ -1,6 +1,6 @@
 """Links into app folders (``apps:``), planned as a pure function like models.
 
-Where links go (SPEC §3, FORMATS.md "LM Studio"):
+Where links go (docs/mlx-yaml.md, ``apps``):
 
 - ``layout: dir`` — ``<path>/<model-name>``: an HF model's snapshot folder, a ``file://``
   path, or for Ollama ``<path>/<model-name>.gguf`` → the model blob;

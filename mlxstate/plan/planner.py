@@ -1,7 +1,7 @@
 """The planner: a pure function of (spec, observed state, registry facts) → Plan.
 
-No I/O here — observers collected every fact first (STYLE: observers never decide, the
-planner never reads). Rules (issue 4, SPEC §4):
+No I/O here — observers collected every fact first (observers never decide, the planner
+never reads). Rules (docs/apply.md, "What mlx deletes — and never deletes"):
 
 - declared and absent → create (``ollama.pull`` / ``hf.download``); ``file://`` sources are
   only checked: a missing path is a plan problem, never an action;

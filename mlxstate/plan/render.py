@@ -1,4 +1,4 @@
-"""Plans as text (Terraform style) and as the JSON document of SPEC §6."""
+"""Plans as text (Terraform style) and as the JSON document of docs/plan-json.md."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from mlxstate import __version__
 from mlxstate.plan.actions import Action, Plan
-from mlxstate.text import human_bytes, printable
+from mlxstate.text import human_bytes, printable, short_path, short_paths_in
 
 __all__ = ["FORMAT_VERSION", "plan_json", "render_text"]
 
@@ -70,13 +70,11 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     def paint(text: str, code: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if color else text
 
+    # plan.warnings are not part of the text: they are logs, for stderr (cli._output.warn).
     lines: list[str] = []
-    for warning in plan.warnings:
-        lines.append(f"{paint('Warning:', '33')} {printable(warning)}")
-    if lines:
-        lines.append("")
     for conflict in plan.conflicts:
-        lines.append(f"{paint('Conflict:', '31')} {printable(conflict)} (left alone)")
+        text = printable(short_paths_in(conflict))
+        lines.append(f"{paint('Conflict:', '31')} {text} (left alone)")
     if plan.conflicts:
         lines.append("")
     if not plan.actions:
@@ -89,13 +87,14 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     for title, actions in groups.items():
         lines += ["", f"{title}:"]
         names = [_name(a) for a in actions]
+        subjects = [short_path(a.subject) for a in actions]  # paths as status shows them
         name_w = max(len(n) for n in names)
-        subj_w = max(len(a.subject) for a in actions)
+        subj_w = max(len(x) for x in subjects)
         size_w = max(len(_size(a)) for a in actions)
-        for action, name in zip(actions, names, strict=True):
+        for action, name, subject in zip(actions, names, subjects, strict=True):
             symbol = paint(f"{action.symbol:>3}", _COLORS[action.symbol])
-            cells = f"{name:<{name_w}}  {action.subject:<{subj_w}}  {_size(action):<{size_w}}"
-            row = f"{symbol} {cells}  {action.reason}"
+            cells = f"{name:<{name_w}}  {subject:<{subj_w}}  {_size(action):<{size_w}}"
+            row = f"{symbol} {cells}  {short_paths_in(action.reason)}"
             lines.append(printable(row.rstrip()) if not color else row.rstrip())
     s = plan.summary()
     lines += ["", _summary_line(s, plan.unknown_sizes)]

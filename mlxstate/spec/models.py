@@ -1,4 +1,4 @@
-"""Pydantic models of ``mlx.yaml`` version 1 (SPEC §3).
+"""Pydantic models of ``mlx.yaml`` version 1 (docs/mlx-yaml.md).
 
 Pydantic is used only at this boundary: values come out typed and parsed (``Source``
 values, sizes as ints, durations as ``timedelta``, paths expanded). Cross-field rules that

@@ -1,4 +1,5 @@
-"""Semantic rules of SPEC §3 that a per-field schema cannot express.
+"""Semantic rules that a per-field schema cannot express (docs/mlx-yaml.md, "Rules checked
+by mlx validate").
 
 They run on the plain (not yet validated) document so that they report problems even
 when other parts of the file are invalid: every error in a file is shown at once. Each
