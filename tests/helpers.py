@@ -6,8 +6,10 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +55,20 @@ def manage(
 
     with Registry.open(state_dir()) as registry:
         registry.add_model(source, name, revision, derive_workspace(spec))
+
+
+def race_before_actions(monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], object]) -> None:
+    """Run ``meanwhile`` after apply made its plan and right before the first action: the
+    world moving on between plan and effect, which every effect must re-check."""
+    from mlxstate.apply.executor import Executor
+
+    run = Executor.run
+
+    def late(self: Executor, actions: Any) -> Any:
+        meanwhile()
+        return run(self, actions)
+
+    monkeypatch.setattr(Executor, "run", late)
 
 
 def dead_url() -> str:

@@ -53,7 +53,7 @@ from mlxstate.state import DuplicateGroup, HfCache, Observed, OllamaStore
 from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
 from tests.builders.common import git_blob_sha1, sha256_hex
-from tests.helpers import Result, mlx, run_apply
+from tests.helpers import Result, mlx, race_before_actions, run_apply
 from tests.test_cli_apply import dead_url, hf_dir, hub_offline, ollama_dir, state_dir
 from tests.test_crash_safety import check_hf_cache, check_ollama_store
 
@@ -447,17 +447,21 @@ def _saved_plan(capsys: pytest.CaptureFixture[str], mode: str = "hardlink") -> P
 
 @pytest.mark.parametrize("change", sorted(CHANGES))
 def test_a_copy_changed_since_the_plan_is_left_alone(
-    capsys: pytest.CaptureFixture[str], change: str
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, change: str
 ) -> None:
     copies = make_copies()
-    planfile = _saved_plan(capsys)
-    CHANGES[change](copies.app)
-    app_bytes, app_inode = copies.app.read_bytes(), inode(copies.app)
+    seen: list[tuple[bytes, tuple[int, int]]] = []
 
-    result = apply(capsys, str(planfile), code=1)
+    def meanwhile() -> None:
+        CHANGES[change](copies.app)
+        seen.append((copies.app.read_bytes(), inode(copies.app)))
+
+    write_spec("hardlink")
+    race_before_actions(monkeypatch, meanwhile)
+    result = apply(capsys, "-y", code=1)
 
     assert "changed since the plan" in said(result)
-    assert (copies.app.read_bytes(), inode(copies.app)) == (app_bytes, app_inode)
+    assert [(copies.app.read_bytes(), inode(copies.app))] == seen
     assert os.stat(copies.app).st_nlink == 1
     # The other copy was independent: it is linked.
     assert inode(copies.hf) == inode(copies.ollama)
@@ -467,36 +471,43 @@ def test_a_copy_changed_since_the_plan_is_left_alone(
 
 
 def test_the_kept_copy_changed_since_the_plan_stops_every_link(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     copies = make_copies()
-    planfile = _saved_plan(capsys)
-    _touch(copies.ollama)
-    before = through_every_path(*roots())
-    inodes = [inode(p) for p in copies.all]
+    seen: list[Any] = []
 
-    result = apply(capsys, str(planfile), code=1)
+    def meanwhile() -> None:
+        _touch(copies.ollama)
+        seen.extend([through_every_path(*roots()), [inode(p) for p in copies.all]])
+
+    write_spec("hardlink")
+    race_before_actions(monkeypatch, meanwhile)
+    result = apply(capsys, "-y", code=1)
 
     assert said(result).count("changed since the plan") >= 2
-    assert [inode(p) for p in copies.all] == inodes
-    assert through_every_path(*roots()) == before
+    assert [inode(p) for p in copies.all] == seen[1]
+    assert through_every_path(*roots()) == seen[0]
     assert dedup_rows() == set()
 
 
 def test_same_stat_facts_but_different_bytes_is_caught_by_the_hash(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Defence in depth: bytes changed with size and mtime restored pass the re-stat; the
-    re-hash still refuses."""
+    re-hash still refuses. (A saved plan would not help: its fingerprint holds stat facts
+    only, so it is the executor's re-hash that catches this.)"""
     copies = make_copies()
     planfile = _saved_plan(capsys)
     st = os.stat(copies.app)
     data = bytearray(GGUF)
     data[100] ^= 0xFF
-    with copies.app.open("r+b") as fh:  # in place: same inode and size
-        fh.write(bytes(data))
-    os.utime(copies.app, ns=(st.st_atime_ns, st.st_mtime_ns))
 
+    def meanwhile() -> None:
+        with copies.app.open("r+b") as fh:  # in place: same inode and size
+            fh.write(bytes(data))
+        os.utime(copies.app, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    race_before_actions(monkeypatch, meanwhile)
     apply(capsys, str(planfile), code=1)
 
     assert copies.app.read_bytes() == bytes(data)
@@ -506,12 +517,12 @@ def test_same_stat_facts_but_different_bytes_is_caught_by_the_hash(
 
 @pytest.mark.parametrize("which", ["duplicate", "kept"])
 def test_a_copy_deleted_since_the_plan_is_a_clear_failure(
-    capsys: pytest.CaptureFixture[str], which: str
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, which: str
 ) -> None:
     copies = make_copies()
-    planfile = _saved_plan(capsys)
-    (copies.app if which == "duplicate" else copies.ollama).unlink()
-    result = mlx(capsys, "apply", str(planfile))
+    write_spec("hardlink")
+    race_before_actions(monkeypatch, (copies.app if which == "duplicate" else copies.ollama).unlink)
+    result = mlx(capsys, "apply", "-y")
     assert result.code == 1, (result.out, result.err)
     assert "gone since the plan" in said(result)
     assert "internal error" not in said(result)

@@ -43,7 +43,7 @@ from tests.builders import ollama_store as ob
 from tests.builders.common import HOUR, make_old, sha256_hex
 from tests.fakes.hf_hub import FakeHfHub
 from tests.fakes.ollama_server import FakeOllama
-from tests.helpers import Result, mlx, run_apply
+from tests.helpers import Result, mlx, race_before_actions, run_apply
 from tests.test_cli_apply import dead_url, hf_dir, hub_offline, ollama_dir, state_dir
 
 KILLED = -signal.SIGKILL
@@ -663,8 +663,6 @@ def test_cleanups_recheck_each_file_right_before_removing_it(
     """The plan is made, then the world moves on before the actions run: a partial is
     written to again, an orphan gets a manifest that references it, a detached revision gets
     a ref. All are left alone. (A saved plan made before such changes is refused whole.)"""
-    import mlxstate.apply.executor
-
     o = ollama_dir()
     ob.add_model(o, QWEN, ob.default_layers(QWEN, 2048))
     touched = ob.write_partial(o, ob.fake_gguf("resumed", 4000), parts=1, age=2 * HOUR)
@@ -687,13 +685,7 @@ def test_cleanups_recheck_each_file_right_before_removing_it(
         hb.set_ref(hf_dir(), "org/other", "keep", detached.commit)
         before.update(entries(o, hf_dir()))
 
-    run = mlxstate.apply.executor.Executor.run
-
-    def late(self: Any, actions: Any) -> Any:
-        world_moves_on()
-        return run(self, actions)
-
-    monkeypatch.setattr(mlxstate.apply.executor.Executor, "run", late)
+    race_before_actions(monkeypatch, world_moves_on)
     result = apply(capsys, "-y", code=1)
 
     assert "changed since the plan" in result.out + result.err

@@ -210,3 +210,38 @@ def test_a_hostile_registry_is_one_clear_error(tmp_path: Path, kind: str) -> Non
         Registry.open(state)
     assert "\n" not in info.value.message
     assert str(state) in info.value.message
+
+
+@pytest.mark.parametrize("what", ["lock-dir", "journal-dir", "lock-symlink", "journal-garbage"])
+def test_hostile_state_files_are_one_clear_error_or_ignored(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, what: str
+) -> None:
+    """The lock and the journal are mlx's own files, but what sits at their paths is
+    untrusted: a folder, a planted symlink, bytes that are not JSON lines."""
+    from tests.helpers import mlx, state_dir
+
+    state = state_dir()
+    state.mkdir(parents=True)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not mlx's")
+    if what == "lock-dir":
+        (state / "apply.lock").mkdir()
+    elif what == "journal-dir":
+        (state / "journal.jsonl").mkdir()
+    elif what == "lock-symlink":
+        (state / "apply.lock").symlink_to(outside)
+    else:
+        (state / "journal.jsonl").write_bytes(
+            b'\xff\xfe{"run": 1}\n[1, 2]\n{"event": 7}\n' + b"[" * 100_000 + b"\n"
+            b'{"run": "r", "event": "run", "time": "soon"}\n'
+            b'{"run": "r", "event": "started", "action": ["x"]}\n'
+        )
+    (tmp_path / "mlx.yaml").write_text("version: 1\nmodels: {}\n")
+    result = mlx(capsys, "apply", "-y")
+    assert "Traceback" not in result.err and "internal error" not in result.err
+    if what == "journal-garbage":
+        assert result.code == 0, result.err
+    else:
+        assert result.code == 1, result.err
+        assert len(result.err.strip().splitlines()) <= 2  # error: … and hint: …
+    assert outside.read_text() == "not mlx's"

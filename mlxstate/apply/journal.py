@@ -92,15 +92,27 @@ class Journal:
     """Appends events of one run; each line is flushed and fsynced before the effect runs."""
 
     def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        from mlxstate.registry import ensure_state_dir
+
+        ensure_state_dir(state_dir)
         self.path = state_dir / JOURNAL_NAME
         self.run = uuid.uuid4().hex[:12]
         try:
             if self.path.stat().st_size > ROTATE_BYTES:  # keep one old journal, not all
                 os.replace(self.path, self.path.with_name(JOURNAL_NAME + ".1"))
-        except FileNotFoundError:
-            pass
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError:
+            pass  # no journal yet, or the old one cannot move: keep appending to this one
+        try:
+            self._fd = os.open(
+                self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644
+            )
+        except OSError as exc:
+            from mlxstate.errors import MlxError
+
+            raise MlxError(
+                f"cannot write the apply journal {self.path}: {exc.strerror or exc}",
+                hint="it must be a file mlx can write; move whatever is there away",
+            ) from None
         self.write("run")  # opens the run: read_interrupted() finds runs by this line
 
     def write(self, event: str, **fields: Any) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mlxstate.apply import failpoints
-from mlxstate.errors import LockHeld
+from mlxstate.errors import LockHeld, MlxError
 
 __all__ = ["LOCK_NAME", "apply_lock"]
 
@@ -62,9 +62,18 @@ def apply_lock(
     state_dir: Path, timeout: float = 0.0, warn: list[str] | None = None
 ) -> Iterator[None]:
     """Hold the apply lock; wait up to ``timeout`` seconds, then raise :class:`LockHeld`."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    from mlxstate.registry import ensure_state_dir
+
+    ensure_state_dir(state_dir)
     path = state_dir / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        # O_NOFOLLOW: the lock file is mlx's own; a symlink planted there is not followed.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise MlxError(
+            f"cannot open the apply lock {path}: {exc.strerror or exc}",
+            hint="it must be a file mlx can write; move whatever is there away",
+        ) from None
     try:
         deadline = time.monotonic() + max(timeout, 0.0)
         while True:

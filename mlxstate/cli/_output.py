@@ -77,11 +77,13 @@ def warn(text: str, stream: TextIO | None = None) -> None:
     out.write(f"{paint('warning:', 'yellow', color)} {printable(short_paths_in(text))}\n")
 
 
-def show_plan(plan: Plan, no_color: bool = False) -> None:
+def show_plan(plan: Plan, no_color: bool = False, workspace: str | None = None) -> None:
     """The plan on stdout, then its warnings on stderr (``--json`` keeps them in the doc)."""
     from mlxstate.plan.render import render_text
 
     sys.stdout.write(render_text(plan, color=color_enabled(sys.stdout, no_color)))
+    if workspace and plan.has_changes:
+        sys.stdout.write(f"Workspace: {workspace} (owner of what this apply installs)\n")
     sys.stdout.flush()  # keep the order on a terminal, where both streams meet
     for warning in plan.warnings:
         warn(warning)

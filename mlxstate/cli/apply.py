@@ -71,7 +71,7 @@ def command(
                 _check_fresh(saved, planned)
                 actions = _authorized(_saved_actions(saved), planned.plan.actions, planfile)
             elif not quiet or planned.plan.has_changes:
-                show_plan(planned.plan, no_color)  # warnings to stderr
+                show_plan(planned.plan, no_color, planned.settings.workspace)  # warnings to stderr
             if not actions:
                 if saved is not None:
                     sys.stdout.write("No changes. Your models match mlx.yaml.\n")

@@ -146,7 +146,7 @@ def command(
     if json_out:
         emit_json(document)
     elif not quiet or planned.plan.has_changes:
-        show_plan(planned.plan, no_color)  # warnings to stderr
+        show_plan(planned.plan, no_color, planned.settings.workspace)  # warnings to stderr
         if out is not None:
             sys.stdout.write(
                 f"\nSaved the plan to {out}. "

@@ -42,6 +42,17 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "-"
 
 
+def _owned(item: dict[str, Any], workspace: str | None) -> str:
+    """MANAGED: ``yes`` when this mlx.yaml's workspace is the only owner, else who owns it
+    (``legacy``: recorded before workspaces existed)."""
+    if not item["managed"]:
+        return "-"
+    owners = ["legacy" if o.startswith("(") else o for o in item.get("owners", [])]
+    if owners == [workspace]:
+        return "yes"
+    return ", ".join("yes" if o == workspace else o for o in owners) or "yes"
+
+
 def render_status(
     doc: dict[str, Any],
     *,
@@ -67,8 +78,9 @@ def render_status(
         color_system="auto" if color else None,
         force_terminal=color or None,
     )
-    _render_ollama(console, doc["stores"]["ollama"], tty)
-    _render_hf(console, doc["stores"]["huggingface"], tty)
+    workspace = doc.get("workspace")
+    _render_ollama(console, doc["stores"]["ollama"], tty, workspace)
+    _render_hf(console, doc["stores"]["huggingface"], tty, workspace)
     _render_missing(console, doc.get("missing", []), tty)
     _render_apps(console, doc["apps"], verbose, tty)
     _render_duplicates(console, doc["duplicates"], tty)
@@ -169,7 +181,7 @@ def _total(console: Any, store: dict[str, Any], noun: str) -> None:
     console.print(f"  total: {count} {plural}, {human_bytes(store.get('total_bytes'))}")
 
 
-def _render_ollama(console: Any, store: dict[str, Any], tty: bool) -> None:
+def _render_ollama(console: Any, store: dict[str, Any], tty: bool, workspace: str | None) -> None:
     daemon = store["daemon"]
     if daemon is None:
         state = "daemon not checked"
@@ -187,7 +199,7 @@ def _render_ollama(console: Any, store: dict[str, Any], tty: bool) -> None:
             m["name"],
             human_bytes(m["size"]),
             m["declared_as"] or "-",
-            _yes(m["managed"]),
+            _owned(m, workspace),
             _status(m["status"]),
             human_age(m["last_used"]),
         )
@@ -201,7 +213,7 @@ def _render_ollama(console: Any, store: dict[str, Any], tty: bool) -> None:
     console.print()
 
 
-def _render_hf(console: Any, cache: dict[str, Any], tty: bool) -> None:
+def _render_hf(console: Any, cache: dict[str, Any], tty: bool, workspace: str | None) -> None:
     _title(console, f"Hugging Face cache  {short_path(cache['path'])}")
     if not cache["exists"]:
         console.print("  no cache here\n")
@@ -219,7 +231,7 @@ def _render_hf(console: Any, cache: dict[str, Any], tty: bool) -> None:
             revisions or "-",
             human_bytes(r["size"]),
             r["declared_as"] or "-",
-            _yes(r["managed"]),
+            _owned(r, workspace),
             _status(r["status"]),
             human_age(r["last_used"]),
         )
@@ -288,3 +300,5 @@ def _render_reclaimable(console: Any, doc: dict[str, Any]) -> None:
         f"detached revisions {human_bytes(r['detached_revisions'])}",
     ]
     console.print(f"Reclaimable: {human_bytes(r['total'])} ({', '.join(parts)})")
+    if doc.get("workspace"):
+        console.print(f"Workspace: {doc['workspace']} (MANAGED yes: installed by this mlx.yaml)")

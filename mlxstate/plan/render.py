@@ -20,6 +20,8 @@ _GROUPS = {
     "link": "Links",
     "cleanup": "Cleanups",
     "dedup": "Deduplication",
+    "claim": "Ownership",  # registry only: which mlx.yaml owns a model (docs/apply.md)
+    "release": "Ownership",
 }
 
 
