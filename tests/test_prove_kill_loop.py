@@ -286,6 +286,8 @@ def test_kill_loop_many_seeds(
     monkeypatch: pytest.MonkeyPatch,
     seed: int,
 ) -> None:
+    if "slow" not in str(request.config.getoption("markexpr")):
+        pytest.skip("long variant: run with -m slow")
     kill_loop(capsys, request, monkeypatch, seed, rounds=4)
 
 
