@@ -11,6 +11,10 @@ top-level ``tests/conftest.py``, or import the ``*_fixture`` functions into a te
 - ``ollama_server``: a started :class:`FakeOllama` serving ``$OLLAMA_MODELS`` (the isolated
   per-test folder from ``tests/conftest.py``; ``tmp_path/ollama-models`` without it);
   ``OLLAMA_HOST`` is set to its ``url``.
+- ``sentinel``: a :class:`tests.helpers.Sentinel` tree of user files at ``tmp_path/sentinel``
+  (outside the isolated stores and app folders); place links into it from a store with
+  ``sentinel.link_from(path)`` and call ``sentinel.check()`` after the commands under test:
+  it fails with the diff if any file, mode, inode or link in it changed.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import pytest
 
 from tests.fakes.hf_hub import FakeHfHub
 from tests.fakes.ollama_server import FakeOllama
+from tests.helpers import Sentinel, make_sentinel, restore_writable
 
 
 @pytest.fixture(name="fake_hub")
@@ -41,3 +46,11 @@ def ollama_server_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
     with FakeOllama(models_dir) as server:
         monkeypatch.setenv("OLLAMA_HOST", server.url)
         yield server
+
+
+@pytest.fixture(name="sentinel")
+def sentinel_fixture(tmp_path: Path) -> Iterator[Sentinel]:
+    root = tmp_path / "sentinel"
+    guard = make_sentinel(root)
+    yield guard
+    restore_writable(root)
