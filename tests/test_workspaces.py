@@ -219,3 +219,24 @@ def test_status_human_output_names_owners(capsys: pytest.CaptureFixture[str]) ->
     doc: dict[str, Any] = json.loads(run(capsys, "status", "--json", "-f", str(mine)).out)
     assert doc["stores"]["ollama"]["models"][0]["owners"] == [derive_workspace(mine)]
     assert hf_dir()  # the HF cache may be absent: status still works
+
+
+def test_an_interrupted_install_is_adopted_for_the_workspace_that_ran_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """File A's apply was killed after its pull finished; file B runs next: the model is A's
+    (B declares nothing and its prune must not delete it)."""
+    from mlxstate.apply.journal import Journal
+    from mlxstate.plan.actions import Action
+
+    first, second = spec("a", DECLARES_QWEN), spec("b", DECLARES_NOTHING)
+    ob.add_model(ollama_dir(), QWEN, ob.default_layers(QWEN, 2048))
+    pull = Action("model/qwen", "create", "ollama.pull", QWEN_SRC, None, 0, "x", "qwen")
+    journal = Journal(state_dir(), derive_workspace(first))
+    journal.started(pull)
+    journal.write("applied", action=pull.id, status="done")
+    journal.close(finished=False)
+
+    run(capsys, "apply", "-y", "-f", str(second))
+    assert owners() == (derive_workspace(first),)
+    assert qwen_on_disk()

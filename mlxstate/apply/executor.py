@@ -194,11 +194,15 @@ class Executor:
         """The links of a model installed or updated earlier in this apply, now that its
         files are known: create the missing ones, retarget mlx's own that point at the old
         files, remove mlx's own the model no longer needs. Never touches anything else."""
-        app = str(action.param("app"))
+        from mlxstate.plan.links import owns_link
+
+        app, facts = str(action.param("app")), self._facts()
         ours = {
             x.path: x
-            for x in self._facts().links_of_mine()
-            if x.app == app and x.model == action.model
+            for x in facts.links_of_mine()
+            if x.app == app
+            and x.model == action.model
+            and (self.spec is None or owns_link(x, self.spec, facts))
         }
         wanted = self._resolve_links(action)
         changed = 0
@@ -464,7 +468,7 @@ def adopt_interrupted(
     # huggingface_hub's own marker of a download in progress: a repo with *.incomplete blobs
     # is the killed download's, not a finished pull by hand.
     partial = {hf_key(r, fold) for r in cache.repos if r.repo_type == "model" and r.incomplete}
-    ws = settings.workspace or LEGACY
+    ws = interrupted.workspace or settings.workspace or LEGACY
     with registry.transaction():
         for event in interrupted.in_flight:
             src = _source(str(event.get("subject", "")))

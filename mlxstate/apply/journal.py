@@ -32,6 +32,7 @@ class Interrupted:
     run: str
     started: float
     in_flight: tuple[dict[str, Any], ...]  # actions started and never ended
+    workspace: str | None = None  # whose apply it was: what it installed is that one's
 
 
 def read_interrupted(state_dir: Path) -> Interrupted | None:
@@ -71,7 +72,13 @@ def read_interrupted(state_dir: Path) -> Interrupted | None:
             open_actions[action]["applied"] = True  # the effect finished (adoption evidence)
         elif e["event"] in ("done", "failed", "skipped"):
             open_actions.pop(action, None)
-    return Interrupted(str(last), _number(runs[-1].get("time")), tuple(open_actions.values()))
+    ws = runs[-1].get("workspace")
+    return Interrupted(
+        str(last),
+        _number(runs[-1].get("time")),
+        tuple(open_actions.values()),
+        ws if isinstance(ws, str) else None,
+    )
 
 
 def _event(line: bytes) -> dict[str, Any] | None:
@@ -91,7 +98,7 @@ def _number(value: object) -> float:
 class Journal:
     """Appends events of one run; each line is flushed and fsynced before the effect runs."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, workspace: str | None = None) -> None:
         from mlxstate.registry import ensure_state_dir
 
         ensure_state_dir(state_dir)
@@ -113,7 +120,9 @@ class Journal:
                 f"cannot write the apply journal {self.path}: {exc.strerror or exc}",
                 hint="it must be a file mlx can write; move whatever is there away",
             ) from None
-        self.write("run")  # opens the run: read_interrupted() finds runs by this line
+        # Opens the run: read_interrupted() finds runs by this line, and adopts what a killed
+        # run installed for the workspace that ran it, not for whichever file runs next.
+        self.write("run", workspace=workspace)
 
     def write(self, event: str, **fields: Any) -> None:
         record = {"run": self.run, "event": event, "time": time.time(), **fields}

@@ -80,7 +80,7 @@ def command(
                 return
             if saved is None and not auto_approve:
                 _confirm()
-            journal = Journal(settings.state_dir)
+            journal = Journal(settings.state_dir, settings.workspace)
             with Display(enabled=sys.stderr.isatty() and not quiet) as display:
                 executor = Executor(settings, registry, journal, display, spec=planned.loaded.spec)
                 outcomes = executor.run(actions)

@@ -28,12 +28,18 @@ from pathlib import Path
 
 from mlxstate.match import hf_key, ollama_key
 from mlxstate.plan.actions import Action, Op, params
-from mlxstate.registry import RegistryFacts
+from mlxstate.registry import LinkRecord, RegistryFacts
 from mlxstate.sources import FileSource, HfSource, OllamaSource
 from mlxstate.spec.models import AppSpec, ModelSpec, Spec
 from mlxstate.state import AppLink, HfRepo, Observed, OllamaModel, RemoteFile
 
-__all__ = ["LinkPlan", "WantedLink", "plan_links", "wanted_links"]
+__all__ = [
+    "LinkPlan",
+    "WantedLink",
+    "owns_link",
+    "plan_links",
+    "wanted_links",
+]
 
 
 @dataclass(frozen=True)
@@ -232,7 +238,7 @@ def plan_links(
     entries: dict[Path, AppLink] = {e.path: e for app in observed.apps for e in app.entries}
     # Only this workspace's links (and those from before workspaces): another file's links
     # are never retargeted or removed by this one.
-    ours = {link.path: link for link in facts.links_of_mine()}
+    ours = {link.path: link for link in facts.links_of_mine() if owns_link(link, spec, facts)}
     actions: list[Action] = []
     conflicts: list[str] = []
     wanted_paths = set()
@@ -293,6 +299,15 @@ def plan_links(
         extra = params(target=str(link.target), app=link.app)
         actions.append(Action(ident, "delete", "link.delete", str(path), 0, 0, why, None, extra))
     return LinkPlan(tuple(actions), tuple(conflicts), tuple(warnings))
+
+
+def owns_link(link: LinkRecord, spec: Spec, facts: RegistryFacts) -> bool:
+    """A link recorded before workspaces existed is this file's only when this file declares
+    its app at a folder that holds it; otherwise another mlx.yaml may have made it."""
+    if link.workspace == facts.workspace:
+        return True
+    app = spec.apps.get(link.app)
+    return app is not None and link.path.is_relative_to(app.path)
 
 
 def _blocking_parent(path: Path, root: Path, entries: dict[Path, AppLink]) -> Path | None:
