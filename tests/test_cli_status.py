@@ -40,6 +40,13 @@ RECLAIM_KINDS = {"duplicates", "partials", "orphans", "detached_revisions"}
 DAY = 86400.0
 
 
+def WS() -> str:
+    """The workspace of ./mlx.yaml, the file these tests write."""
+    from mlxstate.workspace import derive_workspace
+
+    return derive_workspace(Path("mlx.yaml"))
+
+
 # --- helpers ------------------------------------------------------------------------------------
 
 
@@ -375,9 +382,9 @@ def test_managed_only_for_sources_in_the_registry(
 ) -> None:
     write_spec(SPEC_DECLARING)
     with Registry.open(state_dir()) as registry:
-        registry.add_model("ollama://qwen2.5:7b", "qwen")
-        registry.add_model("hf://org/Repo", "small", stores["repo"].commit)
-        registry.add_model("ollama://not-installed:1b", "ghost")
+        registry.add_model("ollama://qwen2.5:7b", "qwen", None, WS())
+        registry.add_model("hf://org/Repo", "small", stores["repo"].commit, WS())
+        registry.add_model("ollama://not-installed:1b", "ghost", None, WS())
     doc = status_json(capsys)
     managed = {name: m["managed"] for name, m in models_by_name(doc).items()}
     assert managed == {
@@ -828,7 +835,7 @@ def test_human_output_snapshot(
         "  new:\n    source: hf://mlx-community/Qwen2.5-7B-Instruct-4bit\n    revision: v2\n"
     )
     with Registry.open(state_dir()) as registry:
-        registry.add_model("ollama://qwen2.5:7b", "qwen")
+        registry.add_model("ollama://qwen2.5:7b", "qwen", None, WS())
     # Every time that feeds LAST USED is three days and an hour before now: "3 days ago"
     # however long the run takes (ages are relative to now, so a fixed date would drift).
     then = time.time() - 3 * DAY - 3600
@@ -841,4 +848,5 @@ def test_human_output_snapshot(
     assert result.code == 0, result.err
     text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", result.out)
     assert "3 days ago" in text
-    assert text == snapshot
+    # The workspace is named after the test's temporary folder: the one machine-specific bit.
+    assert re.sub(r"^Workspace: \S+", "Workspace: WORKSPACE", text, flags=re.M) == snapshot

@@ -212,13 +212,25 @@ def test_a_symlinked_mlx_yaml_is_the_same_workspace_as_its_target(tmp_path: Path
     assert derive_workspace(real) != derive_workspace(spec("elsewhere", DECLARES_NOTHING))
 
 
-def test_status_human_output_names_owners(capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_names_the_workspace_and_each_models_owners(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     ob.add_model(ollama_dir(), QWEN, ob.default_layers(QWEN, 2048))
-    mine = spec("home", DECLARES_QWEN)
+    ob.add_model(ollama_dir(), "phi3:mini", ob.default_layers("phi3", 2048))
+    mine, theirs = spec("home", DECLARES_QWEN), spec("theirs", DECLARES_NOTHING)
     manage(QWEN_SRC, "qwen", spec=mine)
+    manage("ollama://phi3:mini", "phi", spec=theirs)
     doc: dict[str, Any] = json.loads(run(capsys, "status", "--json", "-f", str(mine)).out)
-    assert doc["stores"]["ollama"]["models"][0]["owners"] == [derive_workspace(mine)]
-    assert hf_dir()  # the HF cache may be absent: status still works
+    models = {m["name"]: m for m in doc["stores"]["ollama"]["models"]}
+    assert models[QWEN]["owners"] == [derive_workspace(mine)]
+    assert models["phi3:mini"]["owners"] == [derive_workspace(theirs)]
+    text = run(capsys, "status", "-f", str(mine)).out
+    qwen_row = next(line for line in text.splitlines() if line.lstrip().startswith(QWEN))
+    phi_row = next(line for line in text.splitlines() if line.lstrip().startswith("phi3"))
+    assert " yes " in qwen_row + " "
+    assert derive_workspace(theirs) in phi_row
+    assert f"Workspace: {derive_workspace(mine)}" in text
+    assert not hf_dir().exists()  # no HF cache at all: status still works
 
 
 def test_an_interrupted_install_is_adopted_for_the_workspace_that_ran_it(
