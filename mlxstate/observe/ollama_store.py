@@ -95,12 +95,12 @@ def _scan_blobs(folder: Path, warnings: list[str]) -> _Blobs:
 
 
 def _classify(name: str, path: Path, st: os.stat_result, out: _Blobs) -> None:
-    if m := _BLOB_RE.match(name):
+    if m := _BLOB_RE.fullmatch(name):
         digest = m.group(1)
         out.sizes[digest] = st.st_size
         out.atimes[digest] = st.st_atime
         out.facts[digest] = FileFact(path, st.st_size, st.st_mtime, "orphan", digest)
-    elif m := _PARTIAL_RE.match(name):
+    elif m := _PARTIAL_RE.fullmatch(name):
         out.partials.append(FileFact(path, st.st_size, st.st_mtime, "partial", m.group(1)))
     else:
         out.temps.append(FileFact(path, st.st_size, st.st_mtime, "temp"))
