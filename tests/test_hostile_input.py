@@ -425,7 +425,7 @@ def test_binary_garbage_is_one_line(capsys: pytest.CaptureFixture[str], seed: in
             "4:13: error: unacceptable character #x0000",
         ),
         (b"version: 1\n\xff\xfe\n", "2:1: error: file is not valid UTF-8 text"),
-        ("version: 1\n".encode("utf-16"), "1:1: error: file is not valid UTF-8 text"),
+        ("version: 1\n".encode("utf-16"), "1:1: error: file is UTF-16 text; save it as UTF-8"),
         (b"version: 1\nmodels: !!int\n", "2:9: error: invalid value"),
         (b"version: 1\nmodels:\n  a:\n    source: !!float x\n", "4:13: error: invalid value"),
     ],

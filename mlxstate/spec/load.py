@@ -6,6 +6,7 @@ of them are collected and raised together as one :class:`SpecError`.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import hashlib
 import types
@@ -54,7 +55,10 @@ def load_spec(path: Path, env: Environment, display: str | None = None) -> Loade
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise SpecError([Diagnostic(shown, line, 1, "", "file is not valid UTF-8 text")]) from None
+        message = "file is not valid UTF-8 text"
+        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            message = "file is UTF-16 text; save it as UTF-8"
+        raise SpecError([Diagnostic(shown, line, 1, "", message)]) from None
     # Relative paths inside the file are relative to where the file really lives (a dotfiles
     # repo, when mlx.yaml is a symlink); the path reported is the one that was used.
     loaded = parse_spec(text, file=shown, base_dir=path.resolve().parent, env=env, raw=raw)
