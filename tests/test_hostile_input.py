@@ -20,8 +20,9 @@ from mlxstate.dump import REPOSITORY, SCHEMA_URL
 from mlxstate.sources import parse_source
 from mlxstate.spec.plain import MAX_DEPTH, MAX_NODES
 from mlxstate.spec.read import MAX_SPEC_BYTES
+from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
-from tests.helpers import Result, mlx, ollama_dir
+from tests.helpers import Result, hf_dir, mlx, ollama_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 VALID = "version: 1\nmodels:\n  llama:\n    source: hf://org/llama\n"
@@ -339,6 +340,23 @@ def test_init_declares_lmstudio_folder_with_the_models_linked_there(
     plan = mlx(capsys, "plan", "--detailed-exitcode")
     assert plan.code == 0, plan.out + plan.err
     assert link.is_symlink() and (lms() / "someone" / "own" / "own.gguf").read_bytes() == b"GGUF"
+
+
+def test_init_lists_an_hf_gguf_repo_only_when_every_gguf_is_linked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    files = {"m-Q4.gguf": b"GGUF" + b"4" * 100, "m-Q8.gguf": b"GGUF" + b"8" * 100}
+    full = hb.add_revision(hf_dir(), "org/Full-GGUF", files)
+    half = hb.add_revision(hf_dir(), "org/Half-GGUF", files)
+    for rev, names in ((full, ["m-Q4.gguf", "m-Q8.gguf"]), (half, ["m-Q4.gguf"])):
+        for name in names:
+            link = lms() / rev.repo_id / name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(os.path.realpath(rev.snapshot_dir / name))
+    assert mlx(capsys, "init").code == 0
+    assert "    models: [full-gguf]\n" in Path("mlx.yaml").read_text()
+    plan = mlx(capsys, "plan", "--detailed-exitcode")
+    assert plan.code == 0, plan.out + plan.err
 
 
 def test_init_declares_an_empty_lmstudio_folder(capsys: pytest.CaptureFixture[str]) -> None:
