@@ -26,9 +26,14 @@ _NON_STRING = re.compile(
 )
 
 
+_PLAIN_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 def yaml_key(name: str) -> str:
     """``name`` as a mapping key that reads back as the string ``name``."""
-    return json.dumps(name) if not name or _NON_STRING.match(name) else name
+    # Plain only when it cannot be anything else (fullmatch: "a\n" must be quoted too).
+    plain = _PLAIN_SAFE.fullmatch(name) and not _NON_STRING.fullmatch(name)
+    return name if plain else json.dumps(name)
 
 
 def entry_lines(name: str, fields: dict[str, Any], eol: str = "\n") -> list[str]:

@@ -19,19 +19,24 @@ __all__ = [
     "OllamaSource",
     "Source",
     "parse_source",
+    "suggest_source",
 ]
 
 OLLAMA_DEFAULT_HOST = "registry.ollama.ai"
 OLLAMA_DEFAULT_NAMESPACE = "library"
 OLLAMA_DEFAULT_TAG = "latest"
 
+# All patterns are used with fullmatch: `$` would also match before a trailing "\n", letting
+# "org/repo\n" through to paths and registry rows.
 # Repo ids (docs/mlx-yaml.md, "source"); `..` and `--` are rejected separately (they break
 # the cache folder name).
-_HF_REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+$")
+_HF_REPO_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+")
 # Ollama's name parts (types/model/name.go): host may carry a port; the tag may start with `_`.
-_OLLAMA_HOST_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,349}$")
-_OLLAMA_PART_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}$")
-_OLLAMA_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}$")
+_OLLAMA_HOST_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,349}")
+_OLLAMA_PART_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}")
+_OLLAMA_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}")
+# A model page on the Hub, as copied from a browser: https://huggingface.co/ORG/REPO[/...].
+_HUB_URL_RE = re.compile(r"(?:https?://)?(?:www\.)?(?:huggingface\.co|hf\.co)/(.*)", re.IGNORECASE)
 
 SOURCE_FORMS = "hf://ORG/REPO, ollama://[HOST/][NAMESPACE/]MODEL[:TAG] or file://PATH"
 
@@ -101,19 +106,47 @@ Source = HfSource | OllamaSource | FileSource
 def parse_source(text: str, base_dir: Path | None = None) -> Source:
     """Parse a ``source:`` string; relative ``file://`` paths resolve against ``base_dir``."""
     scheme, sep, rest = text.partition("://")
-    if not sep:
-        raise ValueError(f"{text!r} has no scheme; expected {SOURCE_FORMS}")
     if scheme == "hf":
         return _parse_hf(rest)
     if scheme == "ollama":
         return _parse_ollama(rest)
     if scheme == "file":
         return _parse_file(rest, base_dir)
-    raise ValueError(f"unknown scheme {scheme + '://'!r}; expected {SOURCE_FORMS}")
+    meant = suggest_source(text)
+    hint = f"did you mean {meant!r}? " if meant else ""
+    if not sep:
+        raise ValueError(f"{text!r} has no scheme; {hint}expected {SOURCE_FORMS}")
+    raise ValueError(f"unknown scheme {scheme + '://'!r}; {hint}expected {SOURCE_FORMS}")
+
+
+def suggest_source(text: str) -> str | None:
+    """The source a user probably meant: a Hub URL or a bare ``ORG/REPO`` → ``hf://``, a
+    bare Ollama name (``qwen2.5:7b``) → ``ollama://``, a path → ``file://``."""
+    url = _HUB_URL_RE.fullmatch(text)
+    if url and not (text.lower().startswith("hf.co/") and ":" in text):
+        parts = [p for p in url.group(1).split("/") if p]
+        if len(parts) < 2 or parts[0] in ("datasets", "spaces"):
+            return None  # mlx manages model repos only
+        return _valid(f"hf://{parts[0]}/{parts[1]}")
+    if "://" in text:
+        return None
+    if text.startswith(("/", "~", "./", "../")):
+        return f"file://{text}"
+    if text.count("/") == 1 and ":" not in text:
+        return _valid(f"hf://{text}")
+    return _valid(f"ollama://{text}")
+
+
+def _valid(candidate: str) -> str | None:
+    try:
+        parse_source(candidate)
+    except ValueError:
+        return None
+    return candidate
 
 
 def _parse_hf(rest: str) -> HfSource:
-    if not _HF_REPO_RE.match(rest):
+    if not _HF_REPO_RE.fullmatch(rest):
         raise ValueError(
             f"invalid Hugging Face repo id {rest!r}; expected hf://ORG/REPO "
             "(letters, digits, '-', '_', '.')"
@@ -154,7 +187,7 @@ def _check_ollama_parts(src: OllamaSource, rest: str) -> None:
         ("tag", src.tag, _OLLAMA_TAG_RE),
     )
     for label, value, pattern in checks:
-        if not pattern.match(value) or ".." in value:
+        if not pattern.fullmatch(value) or ".." in value:
             raise ValueError(
                 f"invalid {label} {value!r} in 'ollama://{rest}'; use letters, digits, "
                 "'_', '-' and '.' (at most 80 characters), as Ollama does"

@@ -134,6 +134,8 @@ def test_add_to_examples_only_inserts_the_new_model_after_the_last(
     before = path.read_text()
     original = load()
     last = list(original.spec.models)[-1]
+    if args[0].startswith("file://~/"):
+        (Path.home() / args[0].removeprefix("file://~/")).mkdir(parents=True)  # must exist
 
     result = mlx(capsys, "add", *args)
     assert result.code == 0, result.err
@@ -173,6 +175,8 @@ def test_add_derives_a_readable_name(
 ) -> None:
     path = Path("mlx.yaml")
     path.write_text("version: 1\nmodels:\n  existing:\n    source: hf://a/b\n")
+    if source.startswith("file://"):
+        Path(source.removeprefix("file://")).mkdir(parents=True)  # file:// must exist
     result = mlx(capsys, "add", source)
     assert result.code == 0, result.err
     assert list(validates(capsys).spec.models) == ["existing", expected]

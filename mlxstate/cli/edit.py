@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -54,8 +56,46 @@ def _load(run: Run, path: Path, shown: str) -> tuple[str, Any]:
     from mlxstate.spec.load import load_spec
 
     loaded = load_spec(path, run.env, display=shown)  # refuse to edit an invalid file
-    # Bytes, not read_text(): newline translation would turn CRLF files into LF ones.
-    return path.read_bytes().decode("utf-8-sig"), loaded.document
+    # The text that was validated (read once, size-capped, CRLF kept), not a second read.
+    return loaded.text, loaded.document
+
+
+def check_target(path: Path, shown: str) -> None:
+    """Refuse to write where a symlink loop, a folder or a device is (``os.replace`` onto
+    ``/dev/null`` would replace the device itself)."""
+    if path.is_symlink() and not path.exists():
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise MlxError(f"{shown} is a symlink loop; fix or remove the link") from None
+        return  # a dangling link: its target is created (a dotfiles link made first)
+    if path.exists() and not path.is_file():
+        raise MlxError(f"{shown} is not a regular file; mlx writes mlx.yaml only as a file")
+
+
+def _parse_new_source(source: str, base_dir: Path) -> Any:
+    """The parsed SOURCE of ``mlx add``; a Hub URL or a bare name gets the form to use."""
+    from mlxstate.sources import parse_source, suggest_source
+
+    try:
+        parsed = parse_source(source, base_dir)
+    except ValueError as exc:
+        meant = suggest_source(source)
+        hint = f"run `mlx add {meant}`" if meant else None
+        raise MlxError(f"invalid source {source!r}: {exc}", hint=hint) from None
+    return parsed
+
+
+def _require_file(parsed: Any) -> None:
+    from mlxstate.sources import FileSource
+
+    if isinstance(parsed, FileSource) and not parsed.path.exists():
+        # Checked now, not at the next plan: nothing is written for a path that is not there.
+        raise MlxError(
+            f"{parsed.path} does not exist; file:// sources name a file or folder already "
+            "on disk (mlx never downloads them)"
+        )
 
 
 def add_command(
@@ -85,15 +125,12 @@ def add_command(
     from mlxstate.dump import SCHEMA_URL
     from mlxstate.edit import add_model
     from mlxstate.naming import derive_name
-    from mlxstate.sources import parse_source
     from mlxstate.spec.yamlpos import load_yaml
 
     run = Run.make(file, no_color, quiet, verbose)
     path, shown, exists = _target(run)
-    try:
-        parsed = parse_source(source.strip(), path.resolve().parent)
-    except ValueError as exc:
-        raise MlxError(f"invalid source {source!r}: {exc}") from None
+    check_target(path, shown)
+    parsed = _parse_new_source(source.strip(), path.resolve().parent)
     if exists:
         text, doc = _load(run, path, shown)
     else:
@@ -103,6 +140,7 @@ def add_command(
     if name is not None and not name.strip():
         raise MlxError("--name must not be empty")
     _check_new(models, name, parsed, revision, path)
+    _require_file(parsed)
     chosen = name or derive_name(parsed, set(models))
     fields: dict[str, Any] = {"source": source.strip()}
     for key, value in (("revision", revision), ("include", include), ("exclude", exclude)):

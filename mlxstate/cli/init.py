@@ -22,6 +22,7 @@ def command(
     verbose: VerboseOpt = False,
 ) -> None:
     """Write mlx.yaml declaring the models installed now (like `brew bundle dump`)."""
+    from mlxstate.cli.edit import check_target
     from mlxstate.dump import dump_spec
     from mlxstate.fsutil import write_atomic
     from mlxstate.observe.run import observe
@@ -36,18 +37,25 @@ def command(
             f"{target} already exists; mlx init never overwrites it",
             hint="pass --force to replace it, or add models with `mlx add SOURCE`",
         )
+    check_target(target, str(target))
     settings = run.settings(None)
-    observed = observe(settings, None, probe=False)
+    # The LM Studio folder `mlx status` shows is observed too, so that it becomes an app.
+    lmstudio = run.env.lmstudio_home() / "models"
+    observed = observe(settings, None, probe=False, lmstudio_models=lmstudio, duplicates=False)
     result = dump_spec(observed)
     try:  # the generated file must be valid before anything is written
         parse_spec(result.text, file=str(target), base_dir=target.resolve().parent, env=run.env)
     except SpecError as exc:
         raise RuntimeError(f"mlx init generated an invalid file:\n{exc.message}") from exc
-    write_atomic(target, result.text.encode())
+    try:
+        write_atomic(target, result.text.encode())
+    except OSError as exc:
+        raise MlxError(f"cannot write {target}: {exc.strerror or exc}") from None
     if not quiet:
         skipped = f"; skipped {len(result.skipped)} (datasets, spaces)" if result.skipped else ""
+        apps = f", {len(result.apps)} app folder(s)" if result.apps else ""
         sys.stdout.write(
             f"Wrote {target}: {result.ollama} Ollama models, "
-            f"{result.hf} Hugging Face repos{skipped}.\n"
+            f"{result.hf} Hugging Face repos{apps}{skipped}.\n"
             "Next: `mlx plan` (it should say No changes), then edit the file to taste.\n"
         )

@@ -39,7 +39,7 @@ from mlxstate.workspace import LEGACY
 
 __all__ = ["RemoteRepo", "fingerprint", "make_plan", "wanted_files"]
 
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ class _Planner:
 
     def _hf(self, name: str, m: ModelSpec, src: HfSource, repo: HfRepo | None) -> Action | None:
         want = m.revision or "main"
-        pinned = bool(_COMMIT.match(want))
+        pinned = bool(_COMMIT.fullmatch(want))
         local = want if pinned else (repo.ref(want) if repo else None)
         remote = self.remote.get((src.repo_id.lower(), want))
         target = remote.commit if remote is not None and not pinned else local

@@ -6,6 +6,7 @@ of them are collected and raised together as one :class:`SpecError`.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import hashlib
 import types
@@ -16,11 +17,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from mlxstate.errors import Diagnostic, MlxError, SpecError
+from mlxstate.errors import Diagnostic, SpecError
 from mlxstate.settings import Environment
 from mlxstate.spec import rules
 from mlxstate.spec.models import Spec
-from mlxstate.spec.yamlpos import Where, child, load_yaml, locate, to_plain
+from mlxstate.spec.plain import to_plain
+from mlxstate.spec.read import read_spec_bytes
+from mlxstate.spec.yamlpos import Where, child, load_yaml, locate
 from mlxstate.text import describe
 
 __all__ = ["LoadedSpec", "load_spec", "parse_spec"]
@@ -37,25 +40,25 @@ class LoadedSpec:
     display: str
     sha256: str
     document: Any  # ruamel's tree, for pointing at lines in later errors
+    text: str = ""  # the text that was validated (what `mlx add`/`rm` edit)
 
     def position(self, *path: Any) -> tuple[int, int]:
         return locate(self.document, path)
 
 
 def load_spec(path: Path, env: Environment, display: str | None = None) -> LoadedSpec:
-    """Read and validate ``path``; raise :class:`SpecError` (or ``MlxError`` if unreadable)."""
+    """Read and validate ``path``; raise :class:`SpecError` (or ``MlxError`` if unreadable
+    or over :data:`~mlxstate.spec.read.MAX_SPEC_BYTES`)."""
     shown = display or str(path)
-    try:
-        raw = path.read_bytes()
-    except IsADirectoryError:
-        raise MlxError(f"{shown} is a directory, not an mlx.yaml file") from None
-    except OSError as exc:
-        raise MlxError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    raw = read_spec_bytes(path, shown)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise SpecError([Diagnostic(shown, line, 1, "", "file is not valid UTF-8 text")]) from None
+        message = "file is not valid UTF-8 text"
+        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            message = "file is UTF-16 text; save it as UTF-8"
+        raise SpecError([Diagnostic(shown, line, 1, "", message)]) from None
     # Relative paths inside the file are relative to where the file really lives (a dotfiles
     # repo, when mlx.yaml is a symlink); the path reported is the one that was used.
     loaded = parse_spec(text, file=shown, base_dir=path.resolve().parent, env=env, raw=raw)
@@ -100,7 +103,12 @@ def parse_spec(
         raise SpecError(_dedupe(diagnostics))
     digest = hashlib.sha256(raw if raw is not None else text.encode()).hexdigest()
     return LoadedSpec(
-        spec=spec, path=base_dir / Path(file).name, display=file, sha256=digest, document=doc
+        spec=spec,
+        path=base_dir / Path(file).name,
+        display=file,
+        sha256=digest,
+        document=doc,
+        text=text,
     )
 
 

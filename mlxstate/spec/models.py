@@ -43,17 +43,20 @@ __all__ = [
     "Spec",
 ]
 
+# Checked with fullmatch: `re.match` with `$` also accepts a trailing "\n" ("llama\n").
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _NAME_RE = re.compile(NAME_PATTERN)
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_TOKEN_RE = re.compile(r"^hf_[A-Za-z0-9]{20,}$")  # what a Hugging Face access token looks like
+# What a Hugging Face access token looks like; `match` on purpose: a pasted token with a
+# trailing newline is still recognized (and never echoed).
+_TOKEN_RE = re.compile(r"^hf_[A-Za-z0-9]{20,}$")
 _REVISION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}$")
 
 
 def _check_name(value: object, kind: str) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         raise ValueError(f"YAML reads the {kind} name {value} as a number; quote it: '{value}'")
-    if not isinstance(value, str) or not _NAME_RE.match(value):
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
         raise ValueError(
             f"invalid {kind} name {value!r}; use 1-64 lowercase letters, digits, '.', '_' "
             "or '-', starting with a letter or digit"
@@ -95,7 +98,7 @@ SourceField = Annotated[
 
 
 def _revision(value: object) -> str:
-    if not isinstance(value, str) or not _REVISION_RE.match(value) or ".." in value:
+    if not isinstance(value, str) or not _REVISION_RE.fullmatch(value) or ".." in value:
         raise ValueError(
             f"invalid revision {value!r}; expected a branch, a tag or a 40-hex commit "
             "(quote it if YAML reads it as a number)"
@@ -116,7 +119,7 @@ def _size(value: object) -> object:
 def _token_env(value: object) -> str:
     if value is None:
         return "HF_TOKEN"
-    if not isinstance(value, str) or not _ENV_NAME_RE.match(value) or _TOKEN_RE.match(value):
+    if not isinstance(value, str) or not _ENV_NAME_RE.fullmatch(value) or _TOKEN_RE.match(value):
         # The value is not echoed: it may be a pasted token, and CI logs are public.
         raise ValueError(
             "expected the NAME of an environment variable (like HF_TOKEN); "

@@ -35,10 +35,11 @@ def check(data: dict[str, Any], env: Environment, base_dir: Path) -> list[Proble
     models = _mapping(data.get("models"))
     problems = list(_model_rules(models, base_dir))
     present = {n for n, m in models.items() if isinstance(m, dict) and m.get("ensure") != "absent"}
+    hints = _Hints(models)
     for section in ("apps", "benchmarks"):
         for name, entry in _mapping(data.get(section)).items():
             if isinstance(entry, dict):
-                problems += _references(section, name, entry.get("models"), models, present)
+                problems += _references(section, name, entry.get("models"), models, present, hints)
     problems += _app_paths(data, env, base_dir)
     problems += _unique_items(
         ("dashboard", "panels"), _mapping(data.get("dashboard")).get("panels")
@@ -115,8 +116,29 @@ def _model_rules(models: dict[Any, Any], base_dir: Path) -> Iterator[Problem]:
                 seen[ident] = name
 
 
+class _Hints:
+    """ "Did you mean" for the first few unknown names only: each lookup compares against
+    every declared model, so a hint per error would make a large file quadratic."""
+
+    def __init__(self, models: dict[Any, Any], budget: int = 20) -> None:
+        self.models = models
+        self.left = budget
+
+    def suffix(self, name: str) -> str:
+        if self.left <= 0:
+            return ""
+        self.left -= 1
+        hint = difflib.get_close_matches(name, [str(m) for m in self.models], n=1)
+        return f"; did you mean {hint[0]!r}?" if hint else ""
+
+
 def _references(
-    section: str, owner: Any, names: Any, models: dict[Any, Any], present: set[Any]
+    section: str,
+    owner: Any,
+    names: Any,
+    models: dict[Any, Any],
+    present: set[Any],
+    hints: _Hints,
 ) -> Iterator[Problem]:
     if not isinstance(names, list):
         return
@@ -129,8 +151,7 @@ def _references(
         if name in seen:
             yield Problem(path, f"model {name!r} is listed twice")
         elif name not in models:
-            hint = difflib.get_close_matches(name, [str(m) for m in models], n=1)
-            also = f"; did you mean {hint[0]!r}?" if hint else ""
+            also = hints.suffix(name)
             yield Problem(path, f"model {name!r} is not declared under 'models:'{also}")
         elif name not in present:
             yield Problem(path, f"model {name!r} has 'ensure: absent'; {kind} cannot use it")
@@ -140,6 +161,9 @@ def _references(
 def _app_paths(data: dict[str, Any], env: Environment, base_dir: Path) -> Iterator[Problem]:
     stores = _store_dirs(_mapping(data.get("settings")), env, base_dir)
     claimed: dict[Path, Any] = {}
+    # Every proper ancestor of a claimed path -> (owner, path): finding a nested pair is a
+    # few dict lookups per app, not a comparison with every other app (quadratic).
+    ancestors: dict[Path, tuple[Any, Path]] = {}
     for name, app in _mapping(data.get("apps")).items():
         if not isinstance(app, dict) or not isinstance(app.get("path"), str):
             continue
@@ -155,13 +179,26 @@ def _app_paths(data: dict[str, Any], env: Environment, base_dir: Path) -> Iterat
                 )
         if path in claimed:
             yield Problem(where, f"{path} is already the path of apps.{claimed[path]}")
-        for other, owner in claimed.items():
-            if path != other and (path.is_relative_to(other) or other.is_relative_to(path)):
-                # Links of one app would show up as foreign files in the other.
-                yield Problem(
-                    where, f"{path} and apps.{owner} ({other}) are nested; use separate folders"
-                )
+        nested = _nested(path, claimed, ancestors)
+        if nested is not None:
+            # Links of one app would show up as foreign files in the other.
+            owner, other = nested
+            yield Problem(
+                where, f"{path} and apps.{owner} ({other}) are nested; use separate folders"
+            )
         claimed.setdefault(path, name)
+        for parent in path.parents:
+            ancestors.setdefault(parent, (claimed[path], path))
+
+
+def _nested(
+    path: Path, claimed: dict[Path, Any], ancestors: dict[Path, tuple[Any, Path]]
+) -> tuple[Any, Path] | None:
+    """An app (owner, path) whose folder is inside ``path`` or contains it."""
+    for parent in path.parents:
+        if parent in claimed:
+            return claimed[parent], parent
+    return ancestors.get(path)
 
 
 def _store_dirs(

@@ -44,7 +44,7 @@ def parse_duration(value: object) -> timedelta:
     if not isinstance(value, str) or isinstance(value, bool):
         raise ValueError(f"expected a duration such as 30s, 5m, 6h or 7d, got {value!r}")
     text = value.strip()
-    if not _DURATION_RE.match(text):
+    if not _DURATION_RE.fullmatch(text):
         raise ValueError(
             f"invalid duration {value!r}; expected a number and a unit: 30s, 5m, 6h, 7d"
         )

@@ -7,17 +7,16 @@ plain Python for validation while keeping the original for :func:`locate`.
 
 from __future__ import annotations
 
+import functools
+import gc
+import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from mlxstate.errors import Diagnostic, SpecError
 
-__all__ = ["MAX_NODES", "child", "load_yaml", "locate", "to_plain"]
-
-# An alias bomb ("billion laughs") expands exponentially when flattened; a real mlx.yaml
-# has a few hundred nodes, so anything past this is refused instead of eating memory.
-MAX_NODES = 200_000
+__all__ = ["child", "load_yaml", "locate"]
 
 Where = Literal["key", "value"]
 
@@ -31,6 +30,11 @@ def load_yaml(text: str, file: str) -> Any:
     if "\t" in text:
         _check_tabs(text, file)
     yaml = YAML(typ="rt")  # round-trip: keeps line/col of keys and values, rejects duplicate keys
+    yaml.Constructor = _ruamel_classes()[0]
+    # The parser allocates hundreds of thousands of objects that all stay alive: the cyclic
+    # GC would scan them again and again (a quarter of the time of a 1 MiB file).
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -39,13 +43,51 @@ def load_yaml(text: str, file: str) -> Any:
         raise SpecError([_syntax_diagnostic(exc, file)]) from None
     except ReaderError as exc:
         raise SpecError([_reader_diagnostic(exc, text, file)]) from None
-    except (YAMLError, RecursionError) as exc:
+    except RecursionError:
+        message = "the document is nested too deeply; mlx.yaml needs only a few levels"
+        raise SpecError([Diagnostic(file, 1, 1, "", message)]) from None
+    except YAMLError as exc:
         raise SpecError([Diagnostic(file, 1, 1, "", f"invalid YAML: {exc}")]) from None
     except Exception as exc:
         # ruamel raises assorted builtin errors on some malformed input (IndexError for a
         # bare `!!int`, ValueError for bad `!!float`...): still the user's YAML, not our bug.
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise SpecError([Diagnostic(file, 1, 1, "", f"invalid YAML ({detail})")]) from None
+    finally:
+        if collecting:
+            gc.enable()
+
+
+@functools.cache
+def _ruamel_classes() -> tuple[Any, Any]:
+    """(constructor, error) classes: ruamel's round-trip constructor, but a value it cannot
+    build (a 5000-digit integer past Python's int-string limit, a bare ``!!int``) is
+    reported at that value's position, not as a crash or at 1:1."""
+    from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
+    from ruamel.yaml.error import YAMLError
+
+    class BadValue(ConstructorError):
+        pass
+
+    class Positioned(RoundTripConstructor):
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep=deep)
+            except (YAMLError, RecursionError, MemoryError):
+                raise
+            except Exception as exc:
+                # Builtin errors from a scalar's conversion: still the user's YAML, not our bug.
+                raise BadValue(None, None, _value_problem(exc), node.start_mark) from None
+
+    return Positioned, BadValue
+
+
+def _value_problem(exc: Exception) -> str:
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    if "integer string conversion" in detail:
+        limit = sys.get_int_max_str_digits()
+        return f"number too large: an integer may have at most {limit} digits"
+    return f"invalid value ({detail})"
 
 
 def _check_tabs(text: str, file: str) -> None:
@@ -77,6 +119,8 @@ def _syntax_diagnostic(exc: Any, file: str) -> Diagnostic:
         key = problem.split('"')[1] if problem.count('"') >= 2 else "?"
         where = f" (first defined in the mapping at line {first.line + 1})" if first else ""
         return Diagnostic(file, line, col, "", f"duplicate key {key!r}{where}")
+    if isinstance(exc, _ruamel_classes()[1]):
+        return Diagnostic(file, line, col, "", problem)
     context = " ".join(str(exc.context).split()) if exc.context else ""
     message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
     return Diagnostic(file, line, col, "", message)
@@ -93,55 +137,6 @@ def _reader_diagnostic(exc: Any, text: str, file: str) -> Diagnostic:
     return Diagnostic(
         file, line, col, "", f"unacceptable character #x{code:04x}: YAML allows only printable text"
     )
-
-
-class _Budget:
-    def __init__(self) -> None:
-        self.left = MAX_NODES
-
-
-def to_plain(node: Any, file: str) -> Any:
-    """ruamel's round-trip objects → plain dict/list/str/int/float/bool/None."""
-    return _plain(node, _Budget(), file, frozenset())
-
-
-def _plain(node: Any, budget: _Budget, file: str, stack: frozenset[int]) -> Any:
-    budget.left -= 1
-    if budget.left < 0:
-        raise SpecError(
-            [Diagnostic(file, 1, 1, "", f"document too large (over {MAX_NODES} nodes)")]
-        )
-    if isinstance(node, dict | list) and id(node) in stack:
-        raise SpecError([Diagnostic(file, 1, 1, "", "recursive YAML alias")])
-    if isinstance(node, dict):
-        inner = stack | {id(node)}
-        return {_scalar(k): _plain(v, budget, file, inner) for k, v in node.items()}
-    if isinstance(node, list):
-        inner = stack | {id(node)}
-        return [_plain(v, budget, file, inner) for v in node]
-    return _scalar(node)
-
-
-def _scalar(node: Any) -> Any:
-    # ruamel wraps anchored/styled scalars in subclasses (ScalarBoolean is an int!); unwrap.
-    if node is None or type(node) in (str, int, float, bool):
-        return node
-    name = type(node).__name__
-    if name == "ScalarBoolean":
-        return bool(node)
-    if isinstance(node, str):
-        return str(node)
-    if isinstance(node, bool):
-        return bool(node)
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if name == "TaggedScalar":
-        return str(node.value)
-    if isinstance(node, tuple):
-        return tuple(_scalar(x) for x in node)
-    return node
 
 
 def locate(doc: Any, path: Sequence[Any], where: Where = "value") -> tuple[int, int]:
