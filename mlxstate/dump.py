@@ -174,7 +174,9 @@ def _linked_models(
     for w in wanted:
         here = entries.get(w.path)
         in_place = here is not None and here.kind == "link" and here.target == w.target
-        ok[w.model] = ok.get(w.model, True) and in_place
+        # The folder already holds that file at another path (the user's own copy or link):
+        # the plan adds no second entry, so listing the model changes nothing either.
+        ok[w.model] = ok.get(w.model, True) and (in_place or w.covered_by is not None)
     return [name for name in declared if ok.get(name)]
 
 

@@ -347,7 +347,10 @@ def test_init_lists_an_hf_gguf_repo_only_when_every_gguf_is_linked(
 ) -> None:
     files = {"m-Q4.gguf": b"GGUF" + b"4" * 100, "m-Q8.gguf": b"GGUF" + b"8" * 100}
     full = hb.add_revision(hf_dir(), "org/Full-GGUF", files)
-    half = hb.add_revision(hf_dir(), "org/Half-GGUF", files)
+    # Other bytes: the same GGUF already linked for Full would count as held (one entry per
+    # model), and Half's missing Q8 would then need no link.
+    other = {name: data.replace(b"GGUF", b"GGUF-half") for name, data in files.items()}
+    half = hb.add_revision(hf_dir(), "org/Half-GGUF", other)
     for rev, names in ((full, ["m-Q4.gguf", "m-Q8.gguf"]), (half, ["m-Q4.gguf"])):
         for name in names:
             link = lms() / rev.repo_id / name
