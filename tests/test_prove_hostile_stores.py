@@ -887,11 +887,18 @@ def _build_hf(item: Item, world: World, sentinel: Sentinel) -> None:
             sentinel.link_from(old.snapshot_dir / "out.gguf", sentinel.gguf)
         make_old(old.snapshot_dir, *old.snapshot_dir.iterdir(), follow_symlinks=False)
     elif kind == "across":
-        others = [i for i in world.items if i.source.startswith("hf://") and i.present]
-        other = hb.repo_dir(hf_dir(), others[0].source.removeprefix("hf://")) / "blobs"
-        target = next(iter(sorted(other.glob("*"))), None)
-        if target is not None and target.parent != rev.repo_dir / "blobs":
-            os.symlink(os.path.relpath(target, snap), snap / "across.bin")
+        # Links into another repo built before this one: to one of its blobs, and to a
+        # blob no snapshot of its own links to (an "orphan" there, in use here).
+        others = [i for i in world.items[: item.index] if i.source.startswith("hf://")]
+        other = next((i.source.removeprefix("hf://") for i in others if i.present), None)
+        if other is not None:
+            blobs = hb.repo_dir(hf_dir(), other) / "blobs"
+            target = sorted(blobs.glob("*"))[0]
+            orphan = hb.add_orphan_blob(
+                hf_dir(), other, b"in use across" + repo_id.encode(), age=7200
+            )
+            for name, path in (("across.bin", target), ("across-orphan.bin", orphan)):
+                os.symlink(os.path.relpath(path, snap), snap / name)
 
 
 def _build_extra(kind: str) -> None:
