@@ -33,6 +33,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from mlxstate.registry import Registry
+from mlxstate.workspace import LEGACY, derive_workspace
 from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
 from tests.builders.common import make_old, sha256_hex
@@ -43,7 +45,9 @@ from tests.helpers import (
     make_sentinel,
     mlx,
     ollama_dir,
+    race_before_actions,
     restore_writable,
+    state_dir,
 )
 from tests.test_cli_apply import manage, no_traceback, offline, tree_state
 
@@ -133,26 +137,73 @@ class Claims:
     hf_repos: set[str] = field(default_factory=set)  # exact repo ids
 
 
-def claims_for(decls: dict[str, tuple[str, str]], others: list[str], managed: set[str]) -> Claims:
-    """``ensure: absent`` here, plus managed models nobody declares (prune)."""
-    declared = [src for src, _ in decls.values()]
-    deletable = [src for src, ensure in decls.values() if ensure == "absent"]
-    deletable += [
-        src for src in managed if not _declared(src, declared) and not _declared(src, others)
-    ]
+Owners = dict[str, set[str]]  # model key -> workspaces owning it ('' = before workspaces)
+
+
+def model_key(src: str) -> str:
+    """Ollama names match ignoring case (and short names are library names); HF repo ids
+    exactly, as on disk (a case-sensitive filesystem here)."""
+    if src.startswith("ollama://"):
+        return "ollama://" + ob.ModelName.parse(src.removeprefix("ollama://")).full.lower()
+    return src
+
+
+def registry_owners() -> Owners:
+    """What the registry says, keyed by :func:`model_key`."""
+    with Registry.open(state_dir()) as registry:
+        models = registry.facts().models
+    return {model_key(m.source): set(m.owner_names) for m in models}
+
+
+def claims_for(decls: dict[str, tuple[str, str]], workspace: str, owners: Owners) -> Claims:
+    """What an apply of ``workspace`` (declaring ``decls``) may delete: its ``ensure:
+    absent`` models, and the models it owns, does not declare, and no other workspace owns
+    (prune; a model other workspaces own too is only released)."""
+    declared = {model_key(src) for src, _ in decls.values()}
+    deletable = {model_key(src) for src, ensure in decls.values() if ensure == "absent"}
+    deletable |= {
+        key
+        for key, who in owners.items()
+        if workspace in who and key not in declared and not who - {workspace, LEGACY}
+    }
     claims = Claims()
-    for src in deletable:
-        if src.startswith("ollama://"):
-            claims.ollama_names.add(ob.ModelName.parse(src.removeprefix("ollama://")).full.lower())
+    for key in deletable:
+        if key.startswith("ollama://"):
+            claims.ollama_names.add(key.removeprefix("ollama://"))
         else:
-            claims.hf_repos.add(src.removeprefix("hf://"))
+            claims.hf_repos.add(key.removeprefix("hf://"))
     return claims
 
 
+def check_ownership_moves(
+    decls: dict[str, tuple[str, str]], workspace: str, before: Owners, claims: Claims
+) -> None:
+    """An apply changes only its own workspace's claims: it claims a model only when it
+    declares it present and another workspace (or the pre-workspace registry) already
+    manages it (never the user's model: nothing is downloaded here, the hub and daemon
+    are down), drops its claim only on a model it does not declare, and forgets a model
+    for everyone only when it deleted it."""
+    after = registry_owners()
+    present = {model_key(src) for src, ensure in decls.values() if ensure == "present"}
+    declared = {model_key(src) for src, _ in decls.values()}
+    deleted = {f"ollama://{n}" for n in claims.ollama_names} | {
+        f"hf://{r}" for r in claims.hf_repos
+    }
+    for key in sorted(set(before) | set(after)):
+        was, now = before.get(key, set()), after.get(key, set())
+        added, dropped = now - was, was - now
+        why = f"{key}: owners {sorted(was)} -> {sorted(now)} after applying {workspace}"
+        assert added <= {workspace}, why
+        assert not added or (key in present and was), why
+        if key in deleted and not now:
+            continue
+        assert dropped <= {workspace, LEGACY}, why
+        assert workspace not in dropped or key not in declared, why
+        assert LEGACY not in dropped or workspace in was | now, why
+
+
 def _declared(src: str, declared: list[str]) -> bool:
-    if src.startswith("ollama://"):
-        return src.lower() in {d.lower() for d in declared}
-    return src in declared
+    return model_key(src) in {model_key(d) for d in declared}
 
 
 def may_go(claims: Claims) -> set[str]:
@@ -285,14 +336,24 @@ def apply_checked(
     return result
 
 
+def owners(source: str) -> set[str]:
+    """The workspaces the registry says own ``source`` (empty: not managed)."""
+    with Registry.open(state_dir()) as registry:
+        model = registry.facts().find(source)
+    return set(model.owner_names) if model else set()
+
+
 # --- deterministic hostile layouts -------------------------------------------------------------
 
 QWEN = "qwen2.5:0.5b"
 
 
+WS = Path("ws", "mlx.yaml")  # the workspace of prune_all(): manage(..., spec=WS) owns for it
+
+
 def prune_all(folder: Path | None = None, dedup: str = "auto") -> Path:
     """A workspace that declares nothing: prune and every cleanup on."""
-    return write_workspace(folder or Path("ws"), {}, dedup)
+    return write_workspace(folder or WS.parent, {}, dedup)
 
 
 def test_a_managed_model_whose_blob_links_out_of_the_store_is_pruned_not_its_target(
@@ -302,7 +363,7 @@ def test_a_managed_model_whose_blob_links_out_of_the_store_is_pruned_not_its_tar
     blob = info.blob_path(info.layers[0])
     blob.unlink()
     sentinel.link_from(blob, sentinel.gguf)
-    manage(f"ollama://{QWEN}", "qwen")
+    manage(f"ollama://{QWEN}", "qwen", spec=WS)
 
     apply_checked(capsys, sentinel, prune_all(), Claims({info.name.full.lower()}))
 
@@ -317,7 +378,7 @@ def test_a_pruned_repo_whose_snapshot_links_out_and_across_repos_keeps_their_tar
     sentinel.link_from(rev.snapshot_dir / "out.gguf", sentinel.gguf)
     across = users.files["w.safetensors"].blob_path
     os.symlink(os.path.relpath(across, rev.snapshot_dir), rev.snapshot_dir / "across.bin")
-    manage("hf://org/tiny", "tiny")
+    manage("hf://org/tiny", "tiny", spec=WS)
     users_before = tree_state(users.repo_dir)
 
     apply_checked(capsys, sentinel, prune_all(), Claims(hf_repos={"org/tiny"}))
@@ -357,20 +418,15 @@ def test_manifests_with_path_like_or_short_digests_do_not_crash_or_delete_elsewh
     ):
         raw = json.loads(ok.raw)
         raw["layers"][0]["digest"] = digest
-        ob.write_manifest(ollama_dir(), name, json.dumps(raw).encode())
+        ob.write_unparseable_manifest(ollama_dir(), name, json.dumps(raw).encode())
     ob.add_orphan_blob(ollama_dir(), b"an orphan", age=7200)
-    manage("ollama://ok:1", "ok")
-    manage("ollama://short:1", "short")
+    manage("ollama://ok:1", "ok", spec=WS)
+    manage("ollama://short:1", "short", spec=WS)
 
     claims = Claims({"registry.ollama.ai/library/ok:1", "registry.ollama.ai/library/short:1"})
     apply_checked(capsys, sentinel, prune_all(), claims)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the on-disk Ollama delete removes a blob another manifest still names as "
-    "sha256:<UPPER HEX> or sha256-<hex> (forms Ollama accepts; one file on macOS)",
-)
 @pytest.mark.parametrize("form", ["upper", "dash"])
 def test_on_disk_delete_keeps_a_blob_another_manifest_names_in_another_form(
     capsys: pytest.CaptureFixture[str], sentinel: Sentinel, form: str
@@ -383,8 +439,8 @@ def test_on_disk_delete_keeps_a_blob_another_manifest_names_in_another_form(
         "upper": f"sha256:{hex_digest.upper()}",
         "dash": f"sha256-{hex_digest}",
     }[form]
-    ob.write_manifest(ollama_dir(), "users:1", json.dumps(raw).encode())
-    manage("ollama://ok:1", "ok")
+    ob.write_unparseable_manifest(ollama_dir(), "users:1", json.dumps(raw).encode())
+    manage("ollama://ok:1", "ok", spec=WS)
 
     apply_checked(capsys, sentinel, prune_all(), Claims({"registry.ollama.ai/library/ok:1"}))
 
@@ -410,27 +466,17 @@ def test_non_utf8_and_truncated_manifests_and_refs_never_crash_status_or_plan(
     sentinel.check()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a non-UTF-8 ref in ANY repo makes hf.delete crash (scan_cache_dir raises "
-    "UnicodeDecodeError, not caught): exit 3",
-)
 def test_a_non_utf8_ref_in_another_repo_does_not_crash_an_hf_prune(
     capsys: pytest.CaptureFixture[str], sentinel: Sentinel
 ) -> None:
     broken = hb.add_revision(hf_dir(), "user/r", {"config.json": b'{"a": 1}\n'})
     (broken.repo_dir / "refs" / "main").write_bytes(b"\xff\xfe\x00")
     hb.add_revision(hf_dir(), "org/gone", {"config.json": b'{"b": 1}\n'})
-    manage("hf://org/gone", "gone")
+    manage("hf://org/gone", "gone", spec=WS)
 
     apply_checked(capsys, sentinel, prune_all(), Claims(hf_repos={"org/gone"}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: hf.download of a declared repo whose refs/main is not UTF-8 crashes inside "
-    "snapshot_download (UnicodeDecodeError): exit 3",
-)
 def test_a_non_utf8_ref_of_a_declared_repo_fails_the_download_cleanly(
     capsys: pytest.CaptureFixture[str], sentinel: Sentinel
 ) -> None:
@@ -443,17 +489,12 @@ def test_a_non_utf8_ref_of_a_declared_repo_fails_the_download_cleanly(
     assert result.code == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: prune of managed hf://org/m deletes the user's models--Org--M (HF repo "
-    "matched case-insensitively; repo ids must match exactly as on disk)",
-)
 def test_prune_of_a_managed_repo_never_deletes_its_case_variant(
     capsys: pytest.CaptureFixture[str], sentinel: Sentinel
 ) -> None:
     hb.add_revision(hf_dir(), "org/m", {"config.json": b'{"a": 1}\n'})
     users = hb.add_revision(hf_dir(), "Org/M", {"config.json": b'{"b": 2}\n'})
-    manage("hf://org/m", "m")
+    manage("hf://org/m", "m", spec=WS)
     users_before = tree_state(users.repo_dir)
 
     apply_checked(capsys, sentinel, prune_all(), Claims(hf_repos={"org/m"}))
@@ -461,16 +502,11 @@ def test_prune_of_a_managed_repo_never_deletes_its_case_variant(
     assert tree_state(users.repo_dir) == users_before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: prune of managed hf://org/m, absent on disk, deletes the user's "
-    "models--Org--M (case-insensitive HF repo match)",
-)
 def test_prune_of_a_managed_repo_gone_from_disk_leaves_the_case_variant(
     capsys: pytest.CaptureFixture[str], sentinel: Sentinel
 ) -> None:
     users = hb.add_revision(hf_dir(), "Org/M", {"config.json": b'{"b": 2}\n'})
-    manage("hf://org/m", "m")
+    manage("hf://org/m", "m", spec=WS)
     users_before = tree_state(users.repo_dir)
 
     apply_checked(capsys, sentinel, prune_all(), Claims(hf_repos={"org/m"}))
@@ -478,11 +514,6 @@ def test_prune_of_a_managed_repo_gone_from_disk_leaves_the_case_variant(
     assert tree_state(users.repo_dir) == users_before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: ensure: absent of hf://org/m deletes models--Org--M too (case-insensitive "
-    "HF repo match)",
-)
 def test_ensure_absent_of_a_repo_deletes_exactly_that_case(
     capsys: pytest.CaptureFixture[str], sentinel: Sentinel
 ) -> None:
@@ -495,23 +526,31 @@ def test_ensure_absent_of_a_repo_deletes_exactly_that_case(
     assert not gone.snapshot_dir.exists() and users.snapshot_dir.exists()
 
 
+def test_a_file_dedup_linked_into_a_deleted_case_variant_repo_stays_readable(
+    capsys: pytest.CaptureFixture[str], sentinel: Sentinel
+) -> None:
+    data = b"\0same weights" * 40
+    users = hb.add_revision(hf_dir(), "org/m", {"w.safetensors": data})
+    hb.add_revision(hf_dir(), "Org/M", {"w.safetensors": data})
+    spec = write_workspace(Path("ws"), {"m": ("hf://Org/M", "absent")}, "symlink")
+
+    apply_checked(capsys, sentinel, spec, Claims(hf_repos={"Org/M"}))
+
+    assert (users.snapshot_dir / "w.safetensors").read_bytes() == data
+
+
 def test_prune_of_a_managed_ollama_model_leaves_a_case_variant_manifest_of_the_user(
     capsys: pytest.CaptureFixture[str], sentinel: Sentinel
 ) -> None:
     ob.add_model(ollama_dir(), "qwen:7b", ob.default_layers("lower", 2048))
     users = ob.add_model(ollama_dir(), "Qwen:7B", ob.default_layers("upper", 2048))
-    manage("ollama://qwen:7b", "q")
+    manage("ollama://qwen:7b", "q", spec=WS)
 
     apply_checked(capsys, sentinel, prune_all(), Claims({"registry.ollama.ai/library/qwen:7b"}))
 
     assert users.path.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: cleanup.revision (DeleteCacheStrategy) deletes the RESOLVED targets of a "
-    "detached snapshot's links: the sentinel file outside the cache and another repo's blobs",
-)
 def test_detached_revision_cleanup_never_follows_links_out_of_the_repo(
     capsys: pytest.CaptureFixture[str], sentinel: Sentinel
 ) -> None:
@@ -527,11 +566,6 @@ def test_detached_revision_cleanup_never_follows_links_out_of_the_repo(
     apply_checked(capsys, sentinel, prune_all(), Claims())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: HF orphan cleanup deletes a blob that another repo's snapshot links to "
-    "(orphans are judged per repo only)",
-)
 def test_hf_orphan_cleanup_keeps_a_blob_another_repo_links_to(
     capsys: pytest.CaptureFixture[str], sentinel: Sentinel
 ) -> None:
@@ -540,14 +574,42 @@ def test_hf_orphan_cleanup_keeps_a_blob_another_repo_links_to(
     users = hb.add_revision(hf_dir(), "user/b", {"config.json": b'{"b": 1}\n'})
     os.symlink(os.path.relpath(orphan, users.snapshot_dir), users.snapshot_dir / "w.safetensors")
 
+    result = apply_checked(capsys, sentinel, prune_all(), Claims())
+
+    assert orphan.is_file() and result.code == 0, (result.out, result.err)  # never planned
+
+
+def test_hf_orphan_linked_from_another_repo_after_the_plan_is_kept(
+    capsys: pytest.CaptureFixture[str], sentinel: Sentinel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hb.add_revision(hf_dir(), "org/a", {"config.json": b'{"a": 1}\n'})
+    orphan = hb.add_orphan_blob(hf_dir(), "org/a", b"shared weights" * 10, age=7200)
+    users = hb.add_revision(hf_dir(), "user/b", {"config.json": b'{"b": 1}\n'})
+    link = users.snapshot_dir / "w.safetensors"
+    race_before_actions(monkeypatch, lambda: os.symlink(os.path.relpath(orphan, link.parent), link))
+
+    result = run(capsys, "apply", "-y", "-f", str(prune_all()))
+
+    assert orphan.is_file() and link.read_bytes() == b"shared weights" * 10
+    assert result.code == 1 and "in use again" in result.err, (result.out, result.err)
+    sentinel.check()
+
+
+def test_detached_revision_cleanup_keeps_a_blob_another_repo_links_to(
+    capsys: pytest.CaptureFixture[str], sentinel: Sentinel
+) -> None:
+    hb.add_revision(hf_dir(), "org/a", {"config.json": b'{"a": 1}\n'})
+    old = hb.add_revision(hf_dir(), "org/a", {"w.safetensors": b"old weights" * 10}, refs=())
+    make_old(old.snapshot_dir, *old.snapshot_dir.iterdir(), follow_symlinks=False)
+    blob = old.files["w.safetensors"].blob_path
+    users = hb.add_revision(hf_dir(), "user/b", {"config.json": b'{"b": 1}\n'})
+    os.symlink(os.path.relpath(blob, users.snapshot_dir), users.snapshot_dir / "w.safetensors")
+
     apply_checked(capsys, sentinel, prune_all(), Claims())
 
+    assert not old.snapshot_dir.exists() and blob.is_file()
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an Ollama delete follows a blobs/ folder that is a symlink and deletes "
-    "blobs outside the store (confinement not checked after resolving the parent)",
-)
+
 def test_a_delete_through_a_symlinked_blobs_folder_touches_nothing_outside(
     capsys: pytest.CaptureFixture[str], sentinel: Sentinel
 ) -> None:
@@ -557,18 +619,17 @@ def test_a_delete_through_a_symlinked_blobs_folder_touches_nothing_outside(
     ollama_dir().mkdir(parents=True)
     os.symlink(elsewhere / "blobs", ollama_dir() / "blobs")
     ob.write_manifest(ollama_dir(), "a:1", info.raw)
-    manage("ollama://a:1", "a")
+    manage("ollama://a:1", "a", spec=WS)
+    manifest = ob.manifest_path(ollama_dir(), "a:1")
 
-    mlx(capsys, "apply", "-y", "-f", str(prune_all()))
+    result = run(capsys, "apply", "-y", "-f", str(prune_all()))
 
     sentinel.check()
+    # Refused before anything changed: the manifest is still there, the reason one line.
+    assert result.code == 1 and manifest.exists(), (result.out, result.err)
+    assert "resolves outside" in result.err, result.err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an Ollama delete follows a manifests/…/<model> folder that is a symlink "
-    "and deletes the manifest outside the store",
-)
 def test_a_delete_through_a_symlinked_manifest_folder_touches_nothing_outside(
     capsys: pytest.CaptureFixture[str], sentinel: Sentinel
 ) -> None:
@@ -578,18 +639,13 @@ def test_a_delete_through_a_symlinked_manifest_folder_touches_nothing_outside(
     ob.add_model(ollama_dir(), "b:1", ob.default_layers("b", 2048))
     model_dir = ollama_dir() / "manifests" / "registry.ollama.ai" / "library" / "a"
     os.symlink(info.path.parent, model_dir)
-    manage("ollama://a:1", "a")
+    manage("ollama://a:1", "a", spec=WS)
 
     mlx(capsys, "apply", "-y", "-f", str(prune_all()))
 
     sentinel.check()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: dedup (symlink) keeps an Ollama blob that is itself a link OUT of the "
-    "stores: the HF blob then depends on a user's file outside every store",
-)
 def test_dedup_never_makes_a_store_file_depend_on_a_file_outside_the_stores(
     capsys: pytest.CaptureFixture[str], sentinel: Sentinel
 ) -> None:
@@ -609,11 +665,37 @@ def test_dedup_never_makes_a_store_file_depend_on_a_file_outside_the_stores(
     assert not hf_blob.startswith(str(sentinel.root)), hf_blob
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: dedup (symlink) links the user's file to a blob that the same apply's "
-    "prune deletes: the user's file is left a dangling link",
-)
+def test_dedup_refuses_a_kept_copy_swapped_for_a_link_out_after_the_plan(
+    capsys: pytest.CaptureFixture[str],
+    sentinel: Sentinel,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    data = b"GGUF" + b"same weights in two stores" * 40
+    info = ob.add_model(ollama_dir(), "a:1", [("model", data)])
+    blob = info.blob_path(info.layers[0])
+    rev = hb.add_revision(hf_dir(), "org/g", {"m.gguf": data})
+    spec = write_workspace(
+        Path("ws"), {"a": ("ollama://a:1", "present"), "g": ("hf://org/g", "present")}, "symlink"
+    )
+    elsewhere = tmp_path / "elsewhere.gguf"  # outside every store and app folder
+
+    def swap() -> None:
+        """The kept blob becomes a link to a file outside, with the very same inode (a
+        hardlink), so that the stat facts the plan recorded still match."""
+        os.link(blob, elsewhere)
+        os.symlink(elsewhere, blob.with_name("swap"))
+        os.replace(blob.with_name("swap"), blob)
+
+    race_before_actions(monkeypatch, swap)
+    result = run(capsys, "apply", "-y", "-f", str(spec))
+
+    hf_blob = rev.files["m.gguf"].blob_path
+    assert not hf_blob.is_symlink() and hf_blob.read_bytes() == data
+    assert result.code == 1 and "leads outside" in result.err, (result.out, result.err)
+    sentinel.check()
+
+
 @pytest.mark.parametrize("kept", ["hf", "ollama"])
 def test_a_file_dedup_linked_to_a_pruned_blob_stays_readable(
     capsys: pytest.CaptureFixture[str], sentinel: Sentinel, kept: str
@@ -621,11 +703,11 @@ def test_a_file_dedup_linked_to_a_pruned_blob_stays_readable(
     data = b"GGUF" + b"same weights in two stores" * 40
     if kept == "hf":
         hb.add_revision(hf_dir(), "org/gone", {"w.gguf": data})
-        manage("hf://org/gone", "gone")
+        manage("hf://org/gone", "gone", spec=WS)
         claims = Claims(hf_repos={"org/gone"})
     else:
         info = ob.add_model(ollama_dir(), "gone:1", [("model", data)])
-        manage("ollama://gone:1", "gone")
+        manage("ollama://gone:1", "gone", spec=WS)
         claims = Claims({info.name.full.lower()})
     users = hb.add_revision(hf_dir(), "user/own", {"w.gguf": data})
 
@@ -634,23 +716,28 @@ def test_a_file_dedup_linked_to_a_pruned_blob_stays_readable(
     assert (users.snapshot_dir / "w.gguf").read_bytes() == data
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: no per-workspace ownership yet: workspace B's prune deletes a model that "
-    "workspace A installed and still declares",
-)
+@pytest.mark.parametrize("installed_by", ["wa", "wb"])
 def test_another_workspace_s_prune_never_deletes_what_this_one_declares(
-    capsys: pytest.CaptureFixture[str], sentinel: Sentinel
+    capsys: pytest.CaptureFixture[str], sentinel: Sentinel, installed_by: str
 ) -> None:
+    """Workspace A declares the model; B (which may be the one that installed it) declares
+    nothing, prune on. After A's apply, B's prune may drop only its own claim."""
     info = ob.add_model(ollama_dir(), QWEN, ob.default_layers(QWEN, 2048))
-    manage(f"ollama://{QWEN}", "qwen")
-    spec_a = write_workspace(Path("wa"), {"qwen": (f"ollama://{QWEN}", "present")})
+    repo = hb.add_revision(hf_dir(), "org/tiny", {"config.json": b'{"a": 1}\n'})
+    spec_a = write_workspace(
+        Path("wa"), {"qwen": (f"ollama://{QWEN}", "present"), "t": ("hf://org/tiny", "present")}
+    )
     spec_b = prune_all(Path("wb"))
+    owner = spec_a if installed_by == "wa" else spec_b
+    manage(f"ollama://{QWEN}", "qwen", spec=owner)
+    manage("hf://org/tiny", "t", spec=owner)
 
     apply_checked(capsys, sentinel, spec_a, Claims())
     apply_checked(capsys, sentinel, spec_b, Claims())
+    apply_checked(capsys, sentinel, spec_a, Claims())
 
-    assert info.path.exists()
+    assert info.path.exists() and repo.snapshot_dir.is_dir()
+    assert owners(f"ollama://{QWEN}") == owners("hf://org/tiny") == {derive_workspace(spec_a)}
 
 
 @contextlib.contextmanager
@@ -676,10 +763,14 @@ HF_HOSTILE = (
     "readonly",
 )
 EXTRA_MANIFESTS = ("none", "non-utf8", "truncated", "pathlike", "short")
-# Features that hit a bug today (see the xfail cases above); only the strict-xfail property
-# draws them.
-KNOWN_BAD_HF = ("detached-out", "across", "ref-non-utf8")
-KNOWN_BAD_EXTRA = ("upper", "dash")
+# Harsher features (each hit a bug once, see the deterministic cases above), drawn only by
+# the second property: links across repos, non-UTF-8 refs, digests in upper-case or dash
+# form, case-variant repos, the same weights in every repo (dedup links to a pruned blob).
+HARSH_HF = ("detached-out", "across", "ref-non-utf8")
+HARSH_EXTRA = ("upper", "dash")
+# Who the registry says installed a model: nobody (the user's), workspace A, B, both, or
+# "" (recorded before workspaces existed: nobody prunes it until a file claims it).
+OWNERS = ("none", "A", "B", "AB", "legacy")
 
 
 @dataclass(frozen=True)
@@ -687,7 +778,7 @@ class Item:
     index: int
     source: str
     present: bool
-    managed: bool
+    owner: str  # one of OWNERS
     decl: tuple[str, str]  # (workspace A, workspace B): none | present | absent
     hostile: str
 
@@ -698,42 +789,38 @@ class World:
     extra: str
     orphans: bool
     dedup: tuple[str, str]
-    known_bad: bool
+    harsh: bool
 
 
 @st.composite
-def worlds(draw: st.DrawFn, known_bad: bool) -> World:
+def worlds(draw: st.DrawFn, harsh: bool) -> World:
     items: list[Item] = []
     pools = (("ollama://", OLLAMA_POOL, OLLAMA_HOSTILE), ("hf://", HF_POOL, HF_HOSTILE))
-    hf_extra = KNOWN_BAD_HF if known_bad else ()
     for prefix, pool, hostile in pools:
         names = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3, unique=True))
-        if not known_bad and prefix == "hf://" and {"org/m", "Org/M"} <= set(names):
-            names.remove("Org/M")  # case-variant repos: a known bug
+        if not harsh and prefix == "hf://" and {"org/m", "Org/M"} <= set(names):
+            names.remove("Org/M")
         for name in names:
-            managed = draw(st.booleans())
+            owner = draw(st.sampled_from(OWNERS))
             decl = (draw(DECL), draw(DECL))
-            if not known_bad and managed and "none" in decl and decl != ("none", "none"):
-                # Declared by one workspace only: the other's prune deletes it today.
-                decl = (decl[0], decl[0]) if decl[0] != "none" else (decl[1], decl[1])
-            kinds = hostile + (hf_extra if prefix == "hf://" else ())
+            kinds = hostile + (HARSH_HF if harsh and prefix == "hf://" else ())
             items.append(
                 Item(
                     len(items),
                     prefix + name,
                     # Declared models are there: a download would wait on the dead hub.
-                    draw(st.booleans()) or managed or "present" in decl,
-                    managed,
+                    draw(st.booleans()) or owner != "none" or "present" in decl,
+                    owner,
                     decl,
                     draw(st.sampled_from(kinds)),
                 )
             )
     return World(
         tuple(items),
-        draw(st.sampled_from(EXTRA_MANIFESTS + (KNOWN_BAD_EXTRA if known_bad else ()))),
+        draw(st.sampled_from(EXTRA_MANIFESTS + (HARSH_EXTRA if harsh else ()))),
         draw(st.booleans()),
         (draw(st.sampled_from(["auto", "symlink"])), draw(st.sampled_from(["auto", "symlink"]))),
-        known_bad,
+        harsh,
     )
 
 
@@ -773,9 +860,9 @@ def _build_ollama(item: Item, sentinel: Sentinel, shared: bytes) -> None:
 
 def _build_hf(item: Item, world: World, sentinel: Sentinel) -> None:
     repo_id = item.source.removeprefix("hf://")
-    # Same weights in every repo only when drawing known bugs (dedup links a user's file
-    # to a blob that prune then deletes).
-    weights = b"\0w" * 40 + (b"" if world.known_bad else repo_id.encode())
+    # Same weights in every repo only in harsh worlds (dedup links a user's file to a blob
+    # that prune then deletes).
+    weights = b"\0w" * 40 + (b"" if world.harsh else repo_id.encode())
     files = {"config.json": f'{{"repo": "{repo_id}"}}\n'.encode(), "w.safetensors": weights}
     rev = hb.add_revision(hf_dir(), repo_id, files)
     snap = rev.snapshot_dir
@@ -800,11 +887,18 @@ def _build_hf(item: Item, world: World, sentinel: Sentinel) -> None:
             sentinel.link_from(old.snapshot_dir / "out.gguf", sentinel.gguf)
         make_old(old.snapshot_dir, *old.snapshot_dir.iterdir(), follow_symlinks=False)
     elif kind == "across":
-        others = [i for i in world.items if i.source.startswith("hf://") and i.present]
-        other = hb.repo_dir(hf_dir(), others[0].source.removeprefix("hf://")) / "blobs"
-        target = next(iter(sorted(other.glob("*"))), None)
-        if target is not None and target.parent != rev.repo_dir / "blobs":
-            os.symlink(os.path.relpath(target, snap), snap / "across.bin")
+        # Links into another repo built before this one: to one of its blobs, and to a
+        # blob no snapshot of its own links to (an "orphan" there, in use here).
+        others = [i for i in world.items[: item.index] if i.source.startswith("hf://")]
+        other = next((i.source.removeprefix("hf://") for i in others if i.present), None)
+        if other is not None:
+            blobs = hb.repo_dir(hf_dir(), other) / "blobs"
+            target = sorted(blobs.glob("*"))[0]
+            orphan = hb.add_orphan_blob(
+                hf_dir(), other, b"in use across" + repo_id.encode(), age=7200
+            )
+            for name, path in (("across.bin", target), ("across-orphan.bin", orphan)):
+                os.symlink(os.path.relpath(path, snap), snap / name)
 
 
 def _build_extra(kind: str) -> None:
@@ -825,7 +919,7 @@ def _build_extra(kind: str) -> None:
         "upper": "sha256:" + weights.removeprefix("sha256:").upper(),
         "dash": weights.replace(":", "-"),
     }[kind]
-    ob.write_manifest(ollama_dir(), "extra:1", json.dumps(raw).encode())
+    ob.write_unparseable_manifest(ollama_dir(), "extra:1", json.dumps(raw).encode())
 
 
 @contextlib.contextmanager
@@ -857,53 +951,56 @@ def decls_of(world: World, which: int) -> dict[str, tuple[str, str]]:
     }
 
 
+def register_owners(world: World, specs: list[Path]) -> None:
+    with Registry.open(state_dir()) as registry:
+        for item in world.items:
+            name = f"m{item.index}"
+            if item.owner == "legacy":
+                registry.add_model(item.source, name, None, LEGACY)
+            for which, letter in enumerate("AB"):
+                if letter in item.owner:
+                    registry.add_model(item.source, name, None, derive_workspace(specs[which]))
+
+
 def check_world(capsys: pytest.CaptureFixture[str], base: Path, world: World) -> None:
     with fresh_machine(base) as root:
         sentinel = make_sentinel(root / "sentinel")
         build(world, sentinel)
         sentinel.rebaseline()
-        managed = {item.source for item in world.items if item.managed}
-        for item in world.items:
-            if item.managed:
-                manage(item.source, f"m{item.index}")
         specs = [
             write_workspace(root / f"ws{w}", decls_of(world, w), world.dedup[w]) for w in (0, 1)
         ]
+        register_owners(world, specs)
         # A, then B, then A again: the registry under state_dir is shared.
         for turn, which in enumerate((0, 1, 0)):
-            decls = decls_of(world, which)
-            others = [src for src, _ in decls_of(world, 1 - which).values()]
-            claims = claims_for(decls, others, managed)
+            decls, workspace = decls_of(world, which), derive_workspace(specs[which])
+            owners = registry_owners()
+            claims = claims_for(decls, workspace, owners)
             reads = (("status", "--json"), ("plan", "--json")) if turn == 0 else (("plan",),)
             apply_checked(capsys, sentinel, specs[which], claims, reads)
+            check_ownership_moves(decls, workspace, owners, claims)
 
 
 PROPERTY = settings(
     max_examples=25,
     deadline=None,
     derandomize=True,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],  # no shrinking: keeps xfail fast
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
 
 @PROPERTY
-@given(world=worlds(known_bad=False))
+@given(world=worlds(harsh=False))
 def test_generated_hostile_stores_never_lose_user_data(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, world: World
 ) -> None:
     check_world(capsys, tmp_path, world)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bugs: cross-workspace prune, case-insensitive HF repo match, detached-revision "
-    "cleanup following links out, cross-repo orphans, non-UTF-8 refs crashing hf deletes, "
-    "blobs named in upper case or dash form deleted, dedup links to a pruned blob",
-)
 @PROPERTY
-@given(world=worlds(known_bad=True))
-def test_generated_hostile_stores_with_known_bugs_never_lose_user_data(
+@given(world=worlds(harsh=True))
+def test_generated_harsh_hostile_stores_never_lose_user_data(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, world: World
 ) -> None:
     check_world(capsys, tmp_path, world)

@@ -248,27 +248,7 @@ def kill_loop(
         converge(capsys, machine, "; ".join(machine.log))
 
 
-BY_HAND_BUG = (
-    "bug: a model the user pulls by hand after a killed pull is adopted as managed "
-    "(adopt_interrupted takes presence as evidence), so a later prune deletes it"
-)
-
-
-def _seeds(seeds: range, failing: set[int]) -> list[Any]:
-    return [
-        pytest.param(
-            s, marks=pytest.mark.xfail(strict=True, reason=BY_HAND_BUG) if s in failing else ()
-        )
-        for s in seeds
-    ]
-
-
-# Seeds whose schedule hits the by-hand adoption bug (see BY_HAND_BUG); found by running them.
-SHORT_FAILING = {1}
-SLOW_FAILING: set[int] = set()
-
-
-@pytest.mark.parametrize("seed", _seeds(range(3), SHORT_FAILING))
+@pytest.mark.parametrize("seed", range(3))
 def test_kill_loop_converges_and_never_adopts_a_users_model(
     capsys: pytest.CaptureFixture[str],
     request: pytest.FixtureRequest,
@@ -279,7 +259,7 @@ def test_kill_loop_converges_and_never_adopts_a_users_model(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", _seeds(range(100, 116), SLOW_FAILING))
+@pytest.mark.parametrize("seed", range(100, 116))
 def test_kill_loop_many_seeds(
     capsys: pytest.CaptureFixture[str],
     request: pytest.FixtureRequest,
@@ -291,7 +271,6 @@ def test_kill_loop_many_seeds(
     kill_loop(capsys, request, monkeypatch, seed, rounds=4)
 
 
-@pytest.mark.xfail(strict=True, reason=BY_HAND_BUG)
 @pytest.mark.parametrize("source", [QWEN_SRC, TINY_SRC])
 def test_a_model_pulled_by_hand_after_a_kill_before_the_pull_stays_the_users(
     capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest, source: str

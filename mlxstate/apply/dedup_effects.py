@@ -91,6 +91,10 @@ def dedup(action: Action, roots: Sequence[Path] | None = None) -> str:
         # a file outside the stores and app folders.
         if not _confined(path, roots or ()):
             raise ActionError(f"{path} is no longer inside a model store or app folder; left alone")
+    if roots is not None and not _confined(Path(os.path.realpath(keep)), roots):
+        # The kept copy is (now) a link out of the stores: linking to it would make the
+        # duplicate depend on, or share its inode with, a file mlx does not own.
+        raise ActionError(f"{keep} leads outside the model stores and app folders; left alone")
     try:
         if _facts(dup)[:2] == _facts(keep)[:2]:
             return "already the same file"
@@ -252,9 +256,14 @@ def doomed_paths(action: Action, ollama_dir: Path, hf_dir: Path) -> list[Path]:
 def _repo_folder(hf_dir: Path, repo_type: str, repo_id: str) -> Path:
     name = f"{repo_type}s--{repo_id.replace('/', '--')}"
     with contextlib.suppress(OSError):
-        for entry in os.scandir(hf_dir):  # the hub matches repo ids case-insensitively
-            if entry.name.lower() == name.lower():
-                return hf_dir / entry.name
+        names = os.listdir(hf_dir)
+        # The exact spelling first: with models--org--m and models--Org--M both on disk, the
+        # delete takes only the exact one, and files dedup linked from the other into it
+        # must be restored, not taken for part of the delete. A variant only on a disk that
+        # folds case (one folder, spelled otherwise).
+        for other in sorted(names, key=lambda n: n != name):
+            if other == name or other.lower() == name.lower():
+                return hf_dir / other
     return hf_dir / name
 
 

@@ -91,6 +91,7 @@ def delete_revision(cache_dir: Path, repo_type: str, repo_id: str, commit: str) 
     try:
         mine = _linked_blobs(snapshot, blobs)
         others = _other_revisions_blobs(snapshots, commit, blobs, repo_id)
+        others |= _linked_from_other_repos(repo, blobs)
         freed = _regular_size(snapshot)
     except OSError as exc:
         raise ActionError(f"{_why(exc)}: {src} is kept") from None
@@ -159,13 +160,16 @@ def check_cache_file(cache_dir: Path, path: Path) -> None:
 
 
 def blob_in_use(blob: Path) -> bool:
-    """True when a snapshot of the blob's repo links to it, or when that cannot be told."""
+    """True when a snapshot of the blob's repo, or of any other repo of the cache, links to
+    it (one hop), or when that cannot be told."""
     repo = blob.parent.parent
     try:
         snapshots = _real_dir(repo / "snapshots", repo.name)
-        if snapshots is None:
-            return False
-        return blob.name in _other_revisions_blobs(snapshots, "", blob.parent, repo.name)
+        if snapshots is not None and blob.name in _other_revisions_blobs(
+            snapshots, "", blob.parent, repo.name
+        ):
+            return True
+        return blob.name in _linked_from_other_repos(repo, blob.parent)
     except (OSError, ActionError):
         return True  # unknown: keep it
 
@@ -221,6 +225,22 @@ def _linked_blobs(snapshot: Path, blobs: Path | None) -> set[str]:
         return set()
     real = os.path.realpath(blobs)
     return {n for link in _links(snapshot) if (n := _blob_name(link, real)) is not None}
+
+
+def _linked_from_other_repos(repo: Path, blobs: Path | None) -> set[str]:
+    """Names in ``blobs`` that a snapshot link of ANOTHER repo of the cache points at. Not
+    the library's layout, but a link made by hand or by another tool still reads that blob:
+    deleting it would break a repo mlx was not asked to touch."""
+    if blobs is None:
+        return set()
+    real, used = os.path.realpath(blobs), set()
+    for entry in os.scandir(repo.parent):
+        if entry.path == str(repo) or not entry.is_dir(follow_symlinks=False):
+            continue
+        snapshots = os.path.join(entry.path, "snapshots")
+        if os.path.isdir(snapshots) and not os.path.islink(snapshots):
+            used |= {n for link in _links(Path(snapshots)) if (n := _blob_name(link, real))}
+    return used
 
 
 def _other_revisions_blobs(

@@ -162,6 +162,9 @@ class OllamaEffects:
                 f"cannot read the manifest {printable(str(manifest))}: {why}; left alone"
             ) from None
         others, unreadable = referenced_digests(self.models_dir, skip=manifest)
+        blobs = self.models_dir / "blobs"
+        for digest in () if unreadable else sorted(layers - others):
+            confine(blob_file(self.models_dir, digest), blobs)  # refused before any change
         unlink_in_store(manifest, self.models_dir / "manifests")
         failpoints.hit("ollama.delete.manifest")
         _remove_empty_parents(manifest.parent, self.models_dir / "manifests")
@@ -170,7 +173,7 @@ class OllamaEffects:
         problems = []
         for digest in sorted(layers - others):
             try:
-                unlink_in_store(blob_file(self.models_dir, digest), self.models_dir / "blobs")
+                unlink_in_store(blob_file(self.models_dir, digest), blobs)
             except ActionError as exc:
                 problems.append(exc.message)  # the other blobs still go
             failpoints.hit("ollama.delete.blob")
@@ -196,9 +199,12 @@ class OllamaEffects:
 
 
 def confine(path: Path, folder: Path) -> None:
-    """Raise unless ``path``'s parent, resolved, lies inside ``folder`` resolved. The file
-    itself is not resolved: a symlinked blob is deleted as a link, never its target."""
-    parent, top = os.path.realpath(path.parent), os.path.realpath(folder)
+    """Raise unless ``path``'s parent, resolved, lies inside ``folder``. The file itself is
+    not resolved: a symlinked blob is deleted as a link, never its target."""
+    # ``folder`` (the store's blobs/ or manifests/) is resolved only down to its parent: when
+    # it is itself a link to elsewhere, what lies behind it is not the store's to delete.
+    top = os.path.join(os.path.realpath(folder.parent), folder.name)
+    parent = os.path.realpath(path.parent)
     if os.path.commonpath([parent, top]) != top:
         raise ActionError(
             f"refusing to delete {printable(str(path))}: it resolves outside "

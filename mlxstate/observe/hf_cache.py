@@ -13,7 +13,7 @@ import gc
 import json
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -77,8 +77,40 @@ def scan_hf_cache(root: Path) -> HfCache:
         if gc_was_enabled:
             gc.enable()
     return HfCache(
-        root=root, exists=True, repos=tuple(repos), warnings=tuple(warnings), shared_store=shared
+        root=root,
+        exists=True,
+        repos=_without_linked_orphans(repos),
+        warnings=tuple(warnings),
+        shared_store=shared,
     )
+
+
+def _without_linked_orphans(repos: list[HfRepo]) -> tuple[HfRepo, ...]:
+    """A snapshot link into ANOTHER repo's ``blobs/`` (not the library's layout, but made by
+    hand or by other tools) keeps that blob in use: it is no orphan of its own repo."""
+    real: dict[str, str] = {}  # folder -> its real path, each resolved once
+
+    def resolved(folder: str) -> str:
+        if folder not in real:
+            real[folder] = os.path.realpath(folder)
+        return real[folder]
+
+    linked = {
+        (resolved(os.path.dirname(f.blob_file)), os.path.basename(f.blob_file))
+        for repo in repos
+        for rev in repo.revisions
+        for f in rev.files
+        if os.path.dirname(f.blob_file) != os.path.normpath(repo.path / "blobs")
+    }
+    if not linked:
+        return tuple(repos)
+    out = []
+    for repo in repos:
+        kept = tuple(
+            o for o in repo.orphans if (resolved(str(o.path.parent)), o.path.name) not in linked
+        )
+        out.append(repo if len(kept) == len(repo.orphans) else replace(repo, orphans=kept))
+    return tuple(out)
 
 
 def scan_hf_repo(root: Path, repo_id: str, repo_type: str = "model") -> tuple[HfRepo | None, str]:

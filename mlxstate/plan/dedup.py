@@ -5,11 +5,13 @@ one copy is kept — an Ollama blob first, then an HF blob, then the first app f
 every other copy becomes a ``dedup.link`` action: ``hardlink`` (same filesystem),
 ``clone`` (copy-on-write: APFS ``clonefile``, Linux ``FICLONE``), or ``symlink``. ``auto``
 picks a hardlink on one filesystem and a clone across filesystems. Symlinks already in the
-stores (HF's Xet layout) are never replaced. Apply re-stats and hashes both files first.
+stores (HF's Xet layout) are never replaced, and a copy that is a link leading out of the
+stores and app folders is never the one kept. Apply re-stats and hashes both files first.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from mlxstate.plan.actions import Action, params
@@ -29,6 +31,18 @@ def _rank(path: Path, observed: Observed) -> tuple[int, str]:
     return 2, str(path)
 
 
+def _roots(spec: Spec, observed: Observed) -> list[str]:
+    """The stores and declared app folders, resolved: where a kept copy may lie."""
+    folders = [observed.ollama.root, observed.hf.root, *(a.path for a in spec.apps.values())]
+    return [os.path.realpath(f) for f in folders]
+
+
+def _leads_inside(path: Path, roots: list[str]) -> bool:
+    """``path`` (a symlink) resolves into one of ``roots`` (the HF Xet layout does)."""
+    real = os.path.realpath(path)
+    return any(os.path.commonpath([real, root]) == root for root in roots)
+
+
 def plan_dedup(
     spec: Spec, observed: Observed, done: frozenset[tuple[str, str]] = frozenset()
 ) -> tuple[list[Action], list[str]]:
@@ -45,17 +59,24 @@ def plan_dedup(
             continue  # observed without stat facts: nothing safe to re-check against
         actions += [
             a
-            for a in _group_actions(group, mode, observed, warnings)
+            for a in _group_actions(spec, group, observed, warnings)
             if (a.subject, str(a.param("canonical"))) not in done
         ]
     return actions, warnings
 
 
 def _group_actions(
-    group: DuplicateGroup, mode: str, observed: Observed, warnings: list[str]
+    spec: Spec, group: DuplicateGroup, observed: Observed, warnings: list[str]
 ) -> list[Action]:
+    mode = spec.settings.dedup
     facts = dict(zip(group.paths, group.facts, strict=True))
-    keep = min(group.paths, key=lambda p: _rank(p, observed))
+    roots = _roots(spec, observed)
+    # A copy that is a link leading out of the stores and app folders is the user's file
+    # elsewhere: keeping it would make the store depend on (or share an inode with) it.
+    keepable = [p for p in group.paths if not facts[p][4] or _leads_inside(p, roots)]
+    if not keepable:
+        return []
+    keep = min(keepable, key=lambda p: _rank(p, observed))
     out = []
     for i, path in enumerate(sorted(p for p in group.paths if p != keep)):
         dev, ino, size, mtime_ns, is_link = facts[path]
