@@ -200,3 +200,19 @@ def test_a_saved_plan_narrowed_by_its_targets_refuses_what_the_narrow_plan_lacks
 
     run(capsys, "apply", str(planfile), code=1)
     assert on_disk()
+
+
+def test_import_records_the_declared_name_over_name(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """docs/commands.md: the name recorded is the one mlx.yaml declares it under, else
+    --name. A source change under prune finds the old model by that name."""
+    mine = spec("home", declares(chat=QWEN_SRC))
+    pull_by_hand()
+    pull_by_hand(PHI)
+    run(capsys, "import", QWEN_SRC, "--name", "other", "-f", str(mine))
+    managed = read_facts(state_dir()).find(QWEN_SRC)
+    assert managed is not None and managed.name_in(derive_workspace(mine)) == "chat"
+    mine.write_text(declares(chat=PHI_SRC))
+    doc = json.loads(run(capsys, "plan", "--json", "-f", str(mine)).out)
+    assert [a["reason"].split(":")[0] for a in doc["actions"]] == ["source changed"]
