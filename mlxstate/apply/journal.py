@@ -18,7 +18,7 @@ from typing import Any
 
 from mlxstate.apply import failpoints
 
-__all__ = ["Interrupted", "Journal", "read_interrupted"]
+__all__ = ["Interrupted", "Journal", "close_interrupted", "read_interrupted"]
 
 JOURNAL_NAME = "journal.jsonl"
 ROTATE_BYTES = 1 << 20
@@ -95,6 +95,38 @@ def _number(value: object) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
+def close_interrupted(state_dir: Path, interrupted: Interrupted) -> None:
+    """Mark the interrupted run as recovered once its bookkeeping is finished. Without this
+    line it stays "the last run" until an apply with actions starts a new one, and every
+    apply in between adopted its install again: a model the user `mlx forget`s, or removes
+    and pulls again by hand, became managed again and was pruned."""
+    fd = _open_for_append(state_dir / JOURNAL_NAME)
+    try:
+        record = {"run": interrupted.run, "event": "finished", "time": time.time()}
+        os.write(fd, (json.dumps({**record, "recovered": True}) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _open_for_append(path: Path) -> int:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        from mlxstate.errors import MlxError
+
+        raise MlxError(
+            f"cannot write the apply journal {path}: {exc.strerror or exc}",
+            hint="it must be a file mlx can write; move whatever is there away",
+        ) from None
+    # A line torn by a crash has no newline: the next line must not be glued to it, or the
+    # run (or recovered) line it carries is lost and an old interrupted run looks current.
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        os.write(fd, b"\n")
+    return fd
+
+
 class Journal:
     """Appends events of one run; each line is flushed and fsynced before the effect runs."""
 
@@ -109,17 +141,7 @@ class Journal:
                 os.replace(self.path, self.path.with_name(JOURNAL_NAME + ".1"))
         except OSError:
             pass  # no journal yet, or the old one cannot move: keep appending to this one
-        try:
-            self._fd = os.open(
-                self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644
-            )
-        except OSError as exc:
-            from mlxstate.errors import MlxError
-
-            raise MlxError(
-                f"cannot write the apply journal {self.path}: {exc.strerror or exc}",
-                hint="it must be a file mlx can write; move whatever is there away",
-            ) from None
+        self._fd = _open_for_append(self.path)
         # Opens the run: read_interrupted() finds runs by this line, and adopts what a killed
         # run installed for the workspace that ran it, not for whichever file runs next.
         self.write("run", workspace=workspace)

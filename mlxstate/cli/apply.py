@@ -42,7 +42,7 @@ def command(
 ) -> None:
     """Carry out the plan: downloads with progress, deletions; asks first on a terminal."""
     from mlxstate.apply.executor import Executor, adopt_interrupted
-    from mlxstate.apply.journal import Journal, read_interrupted
+    from mlxstate.apply.journal import Journal, close_interrupted, read_interrupted
     from mlxstate.apply.lock import apply_lock
     from mlxstate.apply.progress import Display
     from mlxstate.cli.plan import compute_plan
@@ -64,6 +64,8 @@ def command(
             if interrupted is not None:
                 _report_interrupted(interrupted)
                 adopt_interrupted(interrupted, settings, registry, _stderr_line)
+                # Adopted once: a later apply must not adopt it again (journal.py).
+                close_interrupted(settings.state_dir, interrupted)
             targets, refresh = _saved_options(saved) if saved is not None else (target or [], False)
             planned = compute_plan(run, targets, refresh=refresh)
             actions = planned.plan.actions

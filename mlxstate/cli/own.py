@@ -51,7 +51,9 @@ def import_command(
     loaded, settings = _workspace(run)
     src = _model_source(source)
     stored = _on_disk(src, settings)
-    label = name or _declared_name(loaded, stored) or _derived_name(loaded, src)
+    # The declared name first (docs/commands.md): it is what a source change under prune
+    # finds the old model by; --name only names a model this file does not declare.
+    label = _declared_name(loaded, stored) or name or _derived_name(loaded, src)
     with _locked(settings, wait), Registry.open(settings.state_dir) as registry:
         facts = registry.facts(settings.workspace)
         managed = facts.find(stored, settings_folds(settings))

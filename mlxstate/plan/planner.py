@@ -116,6 +116,9 @@ class _Planner:
             replaced, f"source changed: {replaced.source} → {src}"
         ):
             replaced = None  # another workspace still owns the old source: it stays
+        if replaced is not None and not self._old_present(replaced):
+            self._forget(replaced, f"source changed: {replaced.source} → {src}; the old one")
+            replaced = None
         if action is not None and replaced is not None and action.op == "create":
             action = self._as_replace(name, m, action, replaced)
         elif replaced is not None and (old := _parse(replaced.source)) is not None:
@@ -270,6 +273,31 @@ class _Planner:
         )
         return True
 
+    def _old_present(self, managed: ManagedModel) -> bool:
+        src = _parse(managed.source)
+        return src is None or self._present_size(src) is not None
+
+    def _forget(self, managed: ManagedModel, why: str) -> None:
+        """A model this workspace owns is gone from its store (removed by hand): its claim
+        goes too. Kept, it would make a copy the user later pulls by hand look installed by
+        mlx, and prune (or a source change) would delete that copy."""
+        ws = self.facts.workspace
+        if ws is None:
+            return
+        self.actions.append(
+            Action(
+                f"forget/{managed.source}",
+                "update",
+                "registry.release",
+                managed.source,
+                0,
+                0,
+                f"{why}: forgotten (files it finds again later are yours)",
+                None,
+                params(was=managed.name_in(ws) or managed.name),
+            )
+        )
+
     def _delete(
         self, name: str | None, src: Source, why: str, ident: str | None = None, was: str = ""
     ) -> None:
@@ -356,6 +384,9 @@ class _Planner:
             m for m in undeclared if m.source not in replaced and _parse(m.source) is not None
         ]
         present = [m for m in pending if self._present_size(_parse(m.source)) is not None]  # type: ignore[arg-type]
+        for managed in pending:
+            if managed not in present:
+                self._forget(managed, "no longer in mlx.yaml and gone from its store")
         if not self.spec.settings.prune:
             if present:
                 names = ", ".join(m.source for m in present)
@@ -374,7 +405,8 @@ class _Planner:
                 src,
                 "installed by mlx, no longer in mlx.yaml (prune: true)",
                 f"prune/{managed.source}",
-                was=managed.name,
+                # The name this file gave it, not whichever file recorded the row last.
+                was=managed.name_in(self.facts.workspace or "") or managed.name,
             )
 
     def _key(self, src: Source) -> str:
