@@ -130,6 +130,8 @@ class RegistryFacts:
     links: tuple[LinkRecord, ...] = ()
     dedups: tuple[DedupRecord, ...] = ()
     workspace: str | None = None  # the workspace planning; None: no mlx.yaml (status)
+    # Workspace -> the mlx.yaml an apply of it last ran from.
+    workspace_files: tuple[tuple[str, str], ...] = ()
 
     def managed_keys(self) -> frozenset[str]:
         """Match keys (``mlxstate.match.source_key``) of every managed model, any owner."""
@@ -229,7 +231,11 @@ class Registry:
         rows = self.conn.execute("SELECT path, canonical, sha256, mechanism FROM dedups")
         dedups = tuple(DedupRecord(Path(p), Path(c), s, m) for p, c, s, m in rows.fetchall())
         return RegistryFacts(
-            tuple(sorted(models, key=lambda m: m.source)), links, dedups, workspace
+            tuple(sorted(models, key=lambda m: m.source)),
+            links,
+            dedups,
+            workspace,
+            tuple(sorted(self.workspaces().items())),
         )
 
     def workspaces(self) -> dict[str, str]:

@@ -252,3 +252,15 @@ def test_an_interrupted_install_is_adopted_for_the_workspace_that_ran_it(
     run(capsys, "apply", "-y", "-f", str(second))
     assert owners() == (derive_workspace(first),)
     assert qwen_on_disk()
+
+
+def test_two_files_naming_one_workspace_are_warned_about(
+    capsys: pytest.CaptureFixture[str], ollama: FakeOllama
+) -> None:
+    named = DECLARES_QWEN.replace("  prune: true\n", "  prune: true\n  workspace: shared\n")
+    first = spec("one", named)
+    run(capsys, "apply", "-y", "-f", str(first))
+    assert "last applied from" not in run(capsys, "plan", "-f", str(first)).err
+    second = spec("two", named)
+    result = run(capsys, "plan", "-f", str(second))
+    assert f"workspace shared was last applied from {first.resolve()}" in result.err

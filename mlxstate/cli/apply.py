@@ -82,6 +82,9 @@ def command(
                 return
             if saved is None and not auto_approve:
                 _confirm()
+            if settings.workspace:
+                with registry.transaction():  # which file this workspace applies from
+                    registry.seen_workspace(settings.workspace, planned.loaded.path.resolve())
             journal = Journal(settings.state_dir, settings.workspace)
             with Display(enabled=sys.stderr.isatty() and not quiet) as display:
                 executor = Executor(settings, registry, journal, display, spec=planned.loaded.spec)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -74,6 +76,8 @@ def compute_plan(run: Run, targets: list[str], refresh: bool) -> PlannedRun:
     )
     remote = _refresh(loaded.spec, settings) if refresh else None
     plan = make_plan(loaded.spec, observed, facts, targets=targets, remote=remote)
+    if (shared := _shared_workspace(settings.workspace, loaded.path, facts)) is not None:
+        plan = replace(plan, warnings=(*plan.warnings, shared))
     if plan.problems:
         raise _plan_error(plan, loaded)
     return PlannedRun(
@@ -84,6 +88,19 @@ def compute_plan(run: Run, targets: list[str], refresh: bool) -> PlannedRun:
         plan,
         fingerprint(loaded.spec, observed, facts),
         {"refresh": refresh, "targets": list(targets)},
+    )
+
+
+def _shared_workspace(workspace: str | None, path: Path, facts: Any) -> str | None:
+    """settings.workspace names a workspace another mlx.yaml applied last: both files now
+    own (and may prune) the same models. Deliberate for one dotfiles repo cloned twice; a
+    surprise otherwise."""
+    last = dict(facts.workspace_files).get(workspace)
+    if last is None or os.path.realpath(last) == os.path.realpath(path):
+        return None
+    return (
+        f"workspace {workspace} was last applied from {last}: both files own the same "
+        "models (set a different settings.workspace unless they are one dotfiles repo)"
     )
 
 
