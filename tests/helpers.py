@@ -60,6 +60,22 @@ def manage(
         registry.add_model(source, name, revision, derive_workspace(spec))
 
 
+def spec_in(folder: str, text: str) -> Path:
+    """Write ``text`` as ``<folder>/mlx.yaml`` (one workspace per folder) and return it."""
+    path = Path(folder) / "mlx.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def run_ok(capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) -> Result:
+    """``mlx ARGS`` in process: no traceback, and exit ``code``."""
+    result = mlx(capsys, *args)
+    assert "Traceback" not in result.out + result.err
+    assert result.code == code, (result.out, result.err)
+    return result
+
+
 def race_before_actions(monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], object]) -> None:
     """Run ``meanwhile`` after apply made its plan and right before the first action: the
     world moving on between plan and effect, which every effect must re-check."""

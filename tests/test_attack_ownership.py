@@ -15,7 +15,7 @@ from mlxstate.plan.actions import Action
 from mlxstate.registry import read_facts
 from mlxstate.workspace import derive_workspace
 from tests.builders import ollama_store as ob
-from tests.helpers import Result, mlx, ollama_dir, state_dir
+from tests.helpers import ollama_dir, run_ok, spec_in, state_dir
 
 QWEN, PHI = "qwen2.5:0.5b", "phi3:mini"
 QWEN_SRC, PHI_SRC = f"ollama://{QWEN}", f"ollama://{PHI}"
@@ -27,18 +27,8 @@ def declares(**models: str) -> str:
     return "version: 1\nsettings:\n  prune: true\nmodels:\n" + body
 
 
-def spec(folder: str, text: str) -> Path:
-    path = Path(folder) / "mlx.yaml"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(text)
-    return path
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) -> Result:
-    result = mlx(capsys, *args)
-    assert "Traceback" not in result.out + result.err
-    assert result.code == code, (result.out, result.err)
-    return result
+spec = spec_in
+run = run_ok
 
 
 def pull_by_hand(name: str = QWEN) -> None:

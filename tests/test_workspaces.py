@@ -15,7 +15,15 @@ from mlxstate.registry import DB_NAME, MIGRATIONS, read_facts
 from mlxstate.workspace import derive_workspace
 from tests.builders import ollama_store as ob
 from tests.fakes.ollama_server import FakeOllama
-from tests.helpers import REPO_EXAMPLES, Result, hf_dir, manage, mlx, ollama_dir, state_dir
+from tests.helpers import (
+    REPO_EXAMPLES,
+    hf_dir,
+    manage,
+    ollama_dir,
+    run_ok,
+    spec_in,
+    state_dir,
+)
 
 QWEN = "qwen2.5:0.5b"
 QWEN_SRC = f"ollama://{QWEN}"
@@ -29,18 +37,8 @@ def ollama(ollama_server: FakeOllama) -> FakeOllama:
     return ollama_server
 
 
-def spec(folder: str, text: str) -> Path:
-    path = Path(folder) / "mlx.yaml"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(text)
-    return path
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) -> Result:
-    result = mlx(capsys, *args)
-    assert "Traceback" not in result.out + result.err
-    assert result.code == code, (result.out, result.err)
-    return result
+spec = spec_in
+run = run_ok
 
 
 def owners(source: str = QWEN_SRC) -> tuple[str, ...]:
