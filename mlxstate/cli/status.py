@@ -27,7 +27,7 @@ def command(
 ) -> None:
     """Show every model in every store, links, duplicates and reclaimable space."""
     run = Run.make(file, no_color, quiet, verbose)
-    doc = run.status_document()
+    doc = run.session().status().document
     if json_out:
         emit_json(doc)  # warnings are in the document
         return

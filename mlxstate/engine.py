@@ -1,0 +1,398 @@
+"""The engine: one :class:`Session` that every front-end calls (docs/architecture.md).
+
+The CLI, the watch agent, the dashboard and the Python API all plan, apply and observe
+through a Session, so the rules that keep a machine safe — ownership, confinement, the
+apply lock, the journal — live in one place. A Session computes and returns typed values;
+it prints nothing. Front-ends render those values and ask their user through callbacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlxstate.errors import PlanError, SpecNotFound
+
+if TYPE_CHECKING:
+    from mlxstate.apply.executor import Outcome
+    from mlxstate.apply.journal import Interrupted
+    from mlxstate.apply.progress import Display
+    from mlxstate.observe.duplicates import HashCache
+    from mlxstate.ownership import Forgotten, Imported
+    from mlxstate.plan.actions import Action, Plan
+    from mlxstate.registry import Registry, RegistryFacts
+    from mlxstate.saved_plan import SavedPlan
+    from mlxstate.settings import Environment, Settings
+    from mlxstate.spec.load import LoadedSpec
+    from mlxstate.state import Observed
+
+__all__ = ["ApplyResult", "PlanOptions", "PlannedRun", "Session", "StatusReport"]
+
+Log = Callable[[str], None]
+# Called once the plan is known (its actions may be empty): show it, ask if needed; False
+# stops the apply before anything changes.
+Review = Callable[["PlannedRun", "tuple[Action, ...]"], bool]
+Progress = Callable[[], AbstractContextManager["Display"]]
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    targets: tuple[str, ...] = ()  # --target: only these models
+    refresh: bool = False  # --refresh: ask the hub for branch heads and sizes
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """Everything a plan was made from, kept for rendering, ``--out`` and apply."""
+
+    loaded: LoadedSpec
+    settings: Settings
+    observed: Observed
+    facts: RegistryFacts
+    plan: Plan
+    fingerprint: str
+    options: PlanOptions
+
+    def document(self) -> dict[str, Any]:
+        """The plan JSON (docs/plan-json.md)."""
+        from mlxstate.plan.render import plan_json
+
+        doc = plan_json(
+            self.plan,
+            spec_path=str(self.loaded.path),
+            spec_sha256=self.loaded.sha256,
+            fingerprint=self.fingerprint,
+        )
+        doc["workspace"] = self.settings.workspace
+        doc["options"] = {"refresh": self.options.refresh, "targets": list(self.options.targets)}
+        return doc
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    planned: PlannedRun
+    actions: tuple[Action, ...]  # what was carried out (all of the plan, or a saved plan's)
+    outcomes: tuple[Outcome, ...]
+    proceeded: bool = True  # False: the review said no (nothing changed)
+
+    @property
+    def failed(self) -> tuple[Outcome, ...]:
+        return tuple(o for o in self.outcomes if o.status in ("failed", "skipped"))
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """The ``mlx status`` document (docs/status-json.md) and how it was made."""
+
+    document: dict[str, Any]
+
+
+class Session:
+    """One mlx.yaml (or none) on this machine, with the environment it was found in."""
+
+    def __init__(self, env: Environment, file: Path | None = None) -> None:
+        self.env, self.file = env, file
+
+    @classmethod
+    def from_environment(cls, file: Path | None = None) -> Session:
+        from mlxstate.settings import read_environment
+
+        return cls(read_environment(), file)
+
+    # -- the file and its settings ---------------------------------------------------------
+
+    def find_spec(self) -> tuple[Path, str]:
+        """(path, how to show it) of the mlx.yaml to use, or :class:`SpecNotFound`
+        (docs/mlx-yaml.md, "How the file is found")."""
+        if self.file is not None:
+            if self.file.exists() or self.file.is_symlink():
+                return self.file, str(self.file)
+            raise SpecNotFound([self.file])
+        from mlxstate.settings import spec_candidates
+
+        candidates = spec_candidates(self.env)
+        if self.env.MLX_FILE:
+            # An explicit $MLX_FILE that names no file is a mistake, not a hint to look
+            # elsewhere: silently using another mlx.yaml would act on the wrong machine state.
+            chosen = candidates[0]
+            if chosen.exists():
+                return chosen, str(chosen)
+            raise SpecNotFound([f"{chosen} (from $MLX_FILE)"])
+        for place in candidates:
+            if place.is_file():
+                return place, str(place)
+        raise SpecNotFound(candidates)
+
+    def load(self) -> LoadedSpec:
+        from mlxstate.spec.load import load_spec
+
+        path, shown = self.find_spec()
+        return load_spec(path, self.env, display=shown)
+
+    def load_optional(self) -> LoadedSpec | None:
+        """The spec if one is found (it must be valid); ``None`` when there is none at all."""
+        try:
+            return self.load()
+        except SpecNotFound:
+            if self.file is not None or self.env.MLX_FILE:
+                raise  # asked for by name: its absence is an error
+            return None
+
+    def settings(self, loaded: LoadedSpec | None) -> Settings:
+        from mlxstate.settings import resolve
+
+        if loaded is None:
+            return resolve(None, self.env)
+        return resolve(loaded.spec.settings, self.env, loaded.path)
+
+    # -- plan ------------------------------------------------------------------------------
+
+    def plan(self, targets: Sequence[str] = (), refresh: bool = False) -> PlannedRun:
+        """Load, observe, read the registry, plan. Changes nothing; PlanError on problems."""
+        loaded = self.load()
+        return self._plan(loaded, self.settings(loaded), None, PlanOptions(tuple(targets), refresh))
+
+    def _plan(
+        self,
+        loaded: LoadedSpec,
+        settings: Settings,
+        registry: Registry | None,
+        options: PlanOptions,
+    ) -> PlannedRun:
+        from mlxstate.observe.run import observe
+        from mlxstate.plan.planner import fingerprint, make_plan
+        from mlxstate.registry import read_facts
+
+        facts = (
+            registry.facts(settings.workspace)
+            if registry is not None
+            else read_facts(settings.state_dir, settings.workspace)
+        )
+        # No daemon probe (plan stays offline), and the duplicate search (which may hash
+        # plain app files, cached in the registry) only when settings.dedup asks for it.
+        dedup_on = loaded.spec.settings.dedup != "off"
+        observed = observe(
+            settings,
+            loaded.spec,
+            probe=False,
+            duplicates=dedup_on,
+            hash_cache=registry_hash_cache(settings.state_dir, registry) if dedup_on else None,
+            managed_links=tuple((link.app, link.path) for link in facts.links),
+        )
+        remote = _hub_facts(loaded, settings) if options.refresh else None
+        plan = make_plan(loaded.spec, observed, facts, targets=options.targets, remote=remote)
+        if plan.problems:
+            raise plan_error(plan, loaded)
+        if (shared := _shared_workspace(settings.workspace, loaded.path, facts)) is not None:
+            plan = replace(plan, warnings=(*plan.warnings, shared))
+        fp = fingerprint(loaded.spec, observed, facts)
+        return PlannedRun(loaded, settings, observed, facts, plan, fp, options)
+
+    # -- apply -----------------------------------------------------------------------------
+
+    def apply(
+        self,
+        *,
+        review: Review,
+        progress: Progress,
+        targets: Sequence[str] = (),
+        saved: SavedPlan | None = None,
+        lock_timeout: float = 0.0,
+        log: Log = lambda _: None,
+    ) -> ApplyResult:
+        """Plan under the apply lock and carry the plan out (or the saved plan's actions a
+        fresh plan also contains). The spec is parsed once and the registry opened once."""
+        from mlxstate.apply.lock import apply_lock
+        from mlxstate.registry import Registry
+
+        if saved is not None and self.file is None:
+            self.file = saved.spec_path
+        loaded = self.load()
+        settings = self.settings(loaded)
+        warnings: list[str] = []
+        with apply_lock(settings.state_dir, lock_timeout, warnings):
+            for warning in warnings:
+                log(f"warning: {warning}")
+            with Registry.open(settings.state_dir) as registry:
+                self._recover(settings, registry, log)
+                options = (
+                    PlanOptions(saved.targets, saved.refresh)
+                    if saved is not None
+                    else PlanOptions(tuple(targets))
+                )
+                planned = self._plan(loaded, settings, registry, options)
+                actions = self._authorized(planned, saved)
+                if not review(planned, actions):
+                    return ApplyResult(planned, actions, (), proceeded=False)
+                if not actions:
+                    return ApplyResult(planned, actions, ())
+                outcomes = self._execute(planned, registry, actions, progress)
+        return ApplyResult(planned, actions, outcomes)
+
+    def _authorized(self, planned: PlannedRun, saved: SavedPlan | None) -> tuple[Action, ...]:
+        if saved is None:
+            return planned.plan.actions
+        from mlxstate.saved_plan import authorized, check_fresh
+
+        check_fresh(saved, planned.loaded.path, planned.loaded.display, planned.fingerprint)
+        return authorized(saved, planned.plan.actions)
+
+    def _recover(self, settings: Settings, registry: Registry, log: Log) -> Interrupted | None:
+        """Finish the bookkeeping of an apply that was killed, once."""
+        from mlxstate.apply.executor import adopt_interrupted
+        from mlxstate.apply.journal import close_interrupted, read_interrupted
+
+        interrupted = read_interrupted(settings.state_dir)
+        if interrupted is not None:
+            log(interrupted_text(interrupted))
+            adopt_interrupted(interrupted, settings, registry, log)
+            # Adopted once: a later apply must not adopt it again (journal.py).
+            close_interrupted(settings.state_dir, interrupted)
+        return interrupted
+
+    def _execute(
+        self,
+        planned: PlannedRun,
+        registry: Registry,
+        actions: tuple[Action, ...],
+        progress: Progress,
+    ) -> tuple[Outcome, ...]:
+        from mlxstate.apply.executor import Executor
+        from mlxstate.apply.journal import Journal
+
+        settings = planned.settings
+        if settings.workspace:
+            with registry.transaction():  # which file this workspace applies from
+                registry.seen_workspace(settings.workspace, planned.loaded.path.resolve())
+        journal = Journal(settings.state_dir, settings.workspace)
+        with progress() as display:
+            executor = Executor(settings, registry, journal, display, spec=planned.loaded.spec)
+            outcomes = executor.run(actions)
+        journal.close(finished=True)
+        return tuple(outcomes)
+
+    # -- ownership -------------------------------------------------------------------------
+
+    def import_model(self, source: str, name: str | None = None, wait: float = 0.0) -> Imported:
+        """``mlx import``: make an installed model managed by this mlx.yaml's workspace."""
+        from mlxstate.ownership import import_model
+
+        loaded = self.load()
+        return import_model(loaded, self.settings(loaded), source, name, wait)
+
+    def forget(self, source: str, wait: float = 0.0) -> Forgotten:
+        """``mlx forget``: drop this workspace's claim on a model; files stay."""
+        from mlxstate.ownership import forget_model
+
+        return forget_model(self.settings(self.load()), source, wait)
+
+    # -- status ----------------------------------------------------------------------------
+
+    def status(self) -> StatusReport:
+        """Observe everything and build the ``mlx status`` document. Only reads: an invalid
+        mlx.yaml hides the declarations, not the inventory."""
+        from mlxstate.errors import SpecError
+        from mlxstate.observe.run import observe
+        from mlxstate.registry import read_facts
+        from mlxstate.status import build_status
+
+        invalid: tuple[Path, str, int] | None = None
+        try:
+            loaded = self.load_optional()
+        except SpecError as exc:
+            path, shown = self.find_spec()
+            loaded, invalid = None, (path.absolute(), shown, max(1, len(exc.diagnostics)))
+        settings = self.settings(loaded)
+        facts = read_facts(settings.state_dir, settings.workspace)
+        spec = loaded.spec if loaded else None
+        observed = observe(
+            settings,
+            spec,
+            hash_cache=registry_hash_cache(settings.state_dir),
+            lmstudio_models=self.env.lmstudio_home() / "models",
+        )
+        spec_path = loaded.path if loaded else None
+        return StatusReport(build_status(observed, spec, facts, spec_path, invalid_spec=invalid))
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def registry_hash_cache(state_dir: Path, registry: Registry | None = None) -> HashCache:
+    """The hash cache in the registry: ``registry`` if open, else opened only if a file
+    actually needs hashing."""
+    from mlxstate.registry import Registry
+
+    holder: list[Registry] = [registry] if registry is not None else []
+
+    def open_registry() -> Registry:
+        if not holder:
+            holder.append(Registry.open(state_dir))
+        return holder[0]
+
+    def lookup(dev: int, ino: int, size: int, mtime_ns: int) -> str | None:
+        return open_registry().cached_hash(dev, ino, size, mtime_ns)
+
+    def store(dev: int, ino: int, size: int, mtime_ns: int, sha256: str) -> None:
+        open_registry().remember_hash(dev, ino, size, mtime_ns, sha256)
+
+    return lookup, store
+
+
+def plan_error(plan: Plan, loaded: LoadedSpec) -> PlanError:
+    """Every problem on one line each, with the mlx.yaml position of the model it is about."""
+    lines = []
+    for problem in plan.problems:
+        if problem.model or problem.where:
+            path: tuple[str, ...] = problem.where or (
+                "models",
+                problem.model or "",
+                *((problem.key,) if problem.key else ()),
+            )
+            line, col = loaded.position(*path)
+            lines.append(f"{loaded.display}:{line}:{col}: {problem.message}")
+        else:
+            lines.append(problem.message)
+    noun = "problem" if len(lines) == 1 else "problems"
+    return PlanError(
+        f"cannot make a plan ({len(lines)} {noun}):\n  " + "\n  ".join(lines),
+        hint="nothing was changed; fix the problems above and run `mlx plan` again",
+    )
+
+
+def interrupted_text(interrupted: Interrupted) -> str:
+    import time
+
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(interrupted.started))
+    doing = ", ".join(
+        f"{e.get('action')} ({e.get('kind')} {e.get('subject')})" for e in interrupted.in_flight
+    )
+    return (
+        f"warning: the previous apply (started {when}) was interrupted"
+        + (f" during {doing}" if doing else "")
+        + "; planning again from what is on disk now"
+    )
+
+
+def _hub_facts(loaded: LoadedSpec, settings: Settings) -> Any:
+    from mlxstate.remote import hub_facts
+
+    return hub_facts(loaded.spec, settings)
+
+
+def _shared_workspace(workspace: str | None, path: Path, facts: RegistryFacts) -> str | None:
+    """settings.workspace names a workspace another mlx.yaml applied last: both files now
+    own (and may prune) the same models. Deliberate for one dotfiles repo cloned twice; a
+    surprise otherwise."""
+    import os
+
+    last = dict(facts.workspace_files).get(workspace or "")
+    if last is None or os.path.realpath(last) == os.path.realpath(path):
+        return None
+    return (
+        f"workspace {workspace} was last applied from {last}: both files own the same "
+        "models (set a different settings.workspace unless they are one dotfiles repo)"
+    )
