@@ -268,7 +268,7 @@ def hf_revision(
         ),
         snapshot_path=folder / "snapshots" / commit,
         last_modified=0.0,
-        listed=listing(repo_id),
+        remote=listing(repo_id),
     )
 
 

@@ -126,7 +126,7 @@ def _plan_error(plan: Any, loaded: Any) -> PlanError:
 
 
 def _refresh(spec: Any, settings: Any) -> Any:
-    from mlxstate.remote import hub_facts
+    from mlxstate.observe.hub import hub_facts
 
     return hub_facts(spec, settings)
 

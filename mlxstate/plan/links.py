@@ -28,6 +28,7 @@ from pathlib import Path
 
 from mlxstate.match import hf_key, ollama_key
 from mlxstate.plan.actions import Action, Kind, Op, ReasonCode
+from mlxstate.plan.files import wanted_files
 from mlxstate.plan.params import LinkParams
 from mlxstate.registry import LinkRecord, RegistryFacts
 from mlxstate.sources import FileSource, HfSource, OllamaSource
@@ -113,8 +114,6 @@ def _hf_links(app: AppSpec, name: str, m: ModelSpec, repo: HfRepo) -> list[_Pair
         return None
     if app.layout == "dir":
         return [_Pair(app.path / name, rev.snapshot_path)]
-    from mlxstate.plan.planner import wanted_files
-
     org, repo_name = repo.repo_id.split("/", 1)
     listing = [RemoteFile(f.path, f.size, f.blob) for f in rev.files if f.present]
     selected = {f.path for f in wanted_files(listing, m.include, m.exclude)}

@@ -17,57 +17,38 @@ never reads). Rules (docs/apply.md, "What mlx deletes — and never deletes"):
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from mlxstate.match import hf_key, ollama_key
 from mlxstate.plan.actions import OP_ORDER, Action, Plan, PlanProblem, ReasonCode
 from mlxstate.plan.cleanup import plan_cleanups
 from mlxstate.plan.dedup import plan_dedup
+from mlxstate.plan.files import wanted_files
 from mlxstate.plan.links import plan_links
 from mlxstate.plan.params import DeleteParams, DownloadParams, PullParams
 from mlxstate.registry import ManagedModel, RegistryFacts
 from mlxstate.sources import FileSource, HfSource, OllamaSource, Source, parse_source
 from mlxstate.spec.models import ModelSpec, Spec
-from mlxstate.state import HfFile, HfRepo, HfRevision, Observed, OllamaModel, RemoteFile
+from mlxstate.state import (
+    HfFile,
+    HfRepo,
+    HfRevision,
+    Observed,
+    OllamaModel,
+    RemoteFile,
+    RemoteRepo,
+)
+from mlxstate.text import human_bytes
 from mlxstate.workspace import LEGACY
 
 __all__ = ["RemoteRepo", "fingerprint", "make_plan", "wanted_files"]
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
-
-
-@dataclass(frozen=True)
-class RemoteRepo:
-    """What the hub says about a repo at a revision (only with ``plan --refresh``)."""
-
-    repo_id: str
-    revision: str
-    commit: str
-    files: tuple[RemoteFile, ...] | None = None
-
-
-def wanted_files(
-    listing: Iterable[RemoteFile], include: Sequence[str] | None, exclude: Sequence[str] | None
-) -> list[RemoteFile]:
-    """The files ``snapshot_download(allow_patterns=include, ignore_patterns=exclude)`` fetches.
-
-    Same rules as huggingface_hub's ``filter_repo_objects``: case-sensitive fnmatch where
-    ``*`` crosses ``/``, and a pattern ending in ``/`` matches everything below it.
-    """
-    allow = [p + "*" if p.endswith("/") else p for p in include] if include is not None else None
-    deny = [p + "*" if p.endswith("/") else p for p in exclude or ()]
-    return [
-        f
-        for f in listing
-        if (allow is None or any(fnmatch.fnmatchcase(f.path, p) for p in allow))
-        and not any(fnmatch.fnmatchcase(f.path, p) for p in deny)
-    ]
 
 
 class _Planner:
@@ -167,8 +148,8 @@ class _Planner:
             local = self._hf_gguf_for(src)
             if local is not None:
                 reason = (
-                    f"declared, not present; its GGUF ({_human(local.size)}) is in the HF cache "
-                    "and will be linked, not downloaded"
+                    f"declared, not present; its GGUF ({human_bytes(local.size)}) is in the HF "
+                    "cache and will be linked, not downloaded"
                 )
                 extra = PullParams(
                     seed_blob=local.blob_file, seed_sha256=local.blob, seed_size=local.size
@@ -512,9 +493,9 @@ class _Planner:
                 self.problems.append(
                     PlanProblem(
                         f"not enough disk space on the filesystem of {path}: downloads need "
-                        f"{_human(download)}, {_human(free)} free now, "
-                        f"{_human(max(after, 0))} after the plan; "
-                        f"settings.disk.min_free is {_human(minimum)}",
+                        f"{human_bytes(download)}, {human_bytes(free)} free now, "
+                        f"{human_bytes(max(after, 0))} after the plan; "
+                        f"settings.disk.min_free is {human_bytes(minimum)}",
                         where=("settings", "disk", "min_free") if self._min_free_set() else (),
                     )
                 )
@@ -705,12 +686,6 @@ def _revision_reason(
     if local:
         return f"{want} points to {local[:12]}, which is not cached", "revision-not-cached"
     return f"revision {want!r} is not cached", "revision-not-cached"
-
-
-def _human(n: int) -> str:
-    from mlxstate.text import human_bytes
-
-    return human_bytes(n)
 
 
 def fingerprint(spec: Spec, observed: Observed, facts: RegistryFacts) -> str:

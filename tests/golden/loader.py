@@ -367,7 +367,7 @@ def _hf_repo(raw: Any, where: str, now: float = 0.0) -> HfRepo:
                 files=tuple(sorted(files)),
                 snapshot_path=folder / "snapshots" / commit,
                 last_modified=0.0,
-                listed=listed,
+                remote=listed,
             )
         )
     blobs = folder / "blobs"
