@@ -378,7 +378,7 @@ def interrupted_text(interrupted: Interrupted) -> str:
 
 
 def _hub_facts(loaded: LoadedSpec, settings: Settings) -> Any:
-    from mlxstate.remote import hub_facts
+    from mlxstate.observe.hub import hub_facts
 
     return hub_facts(loaded.spec, settings)
 

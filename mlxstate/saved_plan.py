@@ -80,7 +80,11 @@ def authorized(saved: SavedPlan, fresh: Sequence[Action]) -> tuple[Action, ...]:
 
 
 def _comparable(action: Action) -> str:
-    return json.dumps(action.to_json(), sort_keys=True, default=str)
+    """Every field that says what the action does; ``reason_code``, a label derived from
+    the same facts (and absent from plans saved before it existed), is not one of them."""
+    doc = action.to_json()
+    doc.pop("reason_code", None)
+    return json.dumps(doc, sort_keys=True, default=str)
 
 
 def _read(path: Path) -> dict[str, Any]:

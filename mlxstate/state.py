@@ -7,9 +7,10 @@ Times are POSIX timestamps (float seconds); sizes are bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Literal, NamedTuple
+
+from mlxstate.sources import OllamaSource
 
 __all__ = [
     "AppLink",
@@ -26,6 +27,7 @@ __all__ = [
     "OllamaModel",
     "OllamaStore",
     "RemoteFile",
+    "RemoteRepo",
     "RunningModel",
 ]
 
@@ -82,8 +84,6 @@ class OllamaModel:
 
     @property
     def name(self) -> str:
-        from mlxstate.sources import OllamaSource
-
         return OllamaSource(self.host, self.namespace, self.model, self.tag).name
 
     @property
@@ -182,26 +182,25 @@ class RemoteFile(NamedTuple):
 
 
 @dataclass(frozen=True)
+class RemoteRepo:
+    """What the hub says about a repo at a revision (only with ``plan --refresh``)."""
+
+    repo_id: str
+    revision: str
+    commit: str
+    files: tuple[RemoteFile, ...] | None = None
+
+
+@dataclass(frozen=True)
 class HfRevision:
     commit: str
     refs: tuple[str, ...]
     files: tuple[HfFile, ...]
     snapshot_path: Path
     last_modified: float
-    # Files the hub said the commit has: given directly (``listed``), or read on first use
-    # from ``tree_file`` (trees/<commit>.json) — most callers never need it, and parsing
-    # every listing up front costs a sixth of a whole cache scan.
-    listed: tuple[RemoteFile, ...] | None = None
-    tree_file: Path | None = None
-
-    @cached_property
-    def remote(self) -> tuple[RemoteFile, ...] | None:
-        """The hub's file list for this commit; None when not recorded."""
-        if self.listed is not None or self.tree_file is None:
-            return self.listed
-        from mlxstate.observe.hf_cache import read_tree
-
-        return read_tree(self.tree_file)
+    # The hub's file list for this commit (trees/<commit>.json, read by the observer);
+    # None when not recorded.
+    remote: tuple[RemoteFile, ...] | None = None
 
     @property
     def size(self) -> int:

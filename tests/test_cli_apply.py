@@ -29,7 +29,7 @@ import huggingface_hub.constants
 import huggingface_hub.file_download
 import pytest
 
-import mlxstate.apply.executor
+import mlxstate.apply.context
 import mlxstate.apply.lock
 from mlxstate.apply.journal import Journal
 from mlxstate.apply.lock import apply_lock
@@ -761,6 +761,7 @@ def test_a_saved_plan_with_an_action_added_or_edited_by_hand_is_refused(
                     "download_bytes": 0,
                     "free_bytes": 10,
                     "reason": "x",
+                    "params": {"mtime": 0, "size": 10},
                 }
             )
         elif forgery == "edited-subject":
@@ -1114,7 +1115,7 @@ def _little_space(monkeypatch: pytest.MonkeyPatch, free: int) -> list[Path]:
         asked.append(path)
         return DiskSpace(path, 1, free)
 
-    monkeypatch.setattr(mlxstate.apply.executor, "disk_space", disk_space)
+    monkeypatch.setattr(mlxstate.apply.context, "disk_space", disk_space)
     return asked
 
 

@@ -53,7 +53,7 @@ TOP_KEYS = {
 # needs to carry out a saved plan exactly) and the summary's `download_unknown`.
 ACTION_KEYS = {
     *("id", "op", "kind", "subject", "download_bytes", "free_bytes", "reason"),
-    *("model", "params"),
+    *("model", "params", "reason_code"),
 }
 SUMMARY_KEYS = {"add", "change", "destroy", "download_bytes", "free_bytes", "download_unknown"}
 
@@ -674,7 +674,7 @@ def test_json_has_exactly_the_spec_shape(
         assert set(action) == ACTION_KEYS
         assert action["op"] in SYMBOLS
         assert action["kind"] in KINDS_NOW
-        for key in ("id", "subject", "reason"):
+        for key in ("id", "subject", "reason", "reason_code"):
             assert isinstance(action[key], str) and action[key]
         for key in ("download_bytes", "free_bytes"):
             assert action[key] is None or type(action[key]) is int
@@ -686,6 +686,12 @@ def test_json_has_exactly_the_spec_shape(
         "model/fresh": ("create", "ollama.pull"),
         "model/old": ("delete", "ollama.delete"),
         "prune/ollama://mistral:7b": ("delete", "ollama.delete"),
+    }
+    assert {i: a["reason_code"] for i, a in by_id.items()} == {
+        "model/qwen": "repair",
+        "model/fresh": "declared-not-present",
+        "model/old": "ensure-absent",
+        "prune/ollama://mistral:7b": "prune",
     }
     assert by_id["model/qwen"]["download_bytes"] == mixed["weights"].size
     assert by_id["model/fresh"]["download_bytes"] is None  # Ollama sizes are unknown offline

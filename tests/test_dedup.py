@@ -44,6 +44,7 @@ import mlxstate.apply.dedup_effects
 from mlxstate.observe.run import observe
 from mlxstate.plan.actions import Action, Plan
 from mlxstate.plan.dedup import plan_dedup
+from mlxstate.plan.params import DedupParams
 from mlxstate.plan.planner import make_plan
 from mlxstate.registry import RegistryFacts, read_facts
 from mlxstate.settings import read_environment, resolve
@@ -212,9 +213,9 @@ def test_three_copies_plan_two_links_keeping_the_ollama_blob() -> None:
     assert sorted(a.subject for a in actions) == sorted([str(copies.hf), str(copies.app)])
     for action in actions:
         assert (action.op, action.symbol) == ("update", "~")
-        assert action.param("canonical") == str(copies.ollama)
-        assert action.param("sha256") == DIGEST
-        assert action.param("mechanism") == "hardlink"  # one filesystem here
+        assert action.params_as(DedupParams).canonical == str(copies.ollama)
+        assert action.params_as(DedupParams).sha256 == DIGEST
+        assert action.params_as(DedupParams).mechanism == "hardlink"  # one filesystem here
         assert (action.free_bytes, action.download_bytes) == (len(GGUF), 0)
     assert plan.summary()["free_bytes"] == 2 * len(GGUF)
     assert [a for a in plan.actions if a.kind != "dedup.link"] == []
@@ -320,7 +321,9 @@ def test_hardlink_mode_links_same_device_copies_and_warns_about_the_others() -> 
         {O_BLOB: (1, 10, False), H_BLOB: (2, 20, False), A_FILE: (1, 30, False)}, "hash"
     )
     actions, warnings = plan_dedup(spec_with("hardlink"), observed)
-    assert [(a.subject, a.param("mechanism")) for a in actions] == [(str(A_FILE), "hardlink")]
+    assert [(a.subject, a.params_as(DedupParams).mechanism) for a in actions] == [
+        (str(A_FILE), "hardlink")
+    ]
     assert len(warnings) == 1 and str(H_BLOB) in warnings[0]
 
 
@@ -329,7 +332,10 @@ def test_auto_across_filesystems_is_a_clone() -> None:
         {O_BLOB: (1, 10, False), H_BLOB: (2, 20, False), A_FILE: (1, 30, False)}, "hash"
     )
     actions, warnings = plan_dedup(spec_with("auto"), observed)
-    got = {(a.subject, a.param("mechanism"), a.param("canonical")) for a in actions}
+    got = {
+        (a.subject, a.params_as(DedupParams).mechanism, a.params_as(DedupParams).canonical)
+        for a in actions
+    }
     assert got == {(str(H_BLOB), "clone", str(O_BLOB)), (str(A_FILE), "hardlink", str(O_BLOB))}
     assert warnings == []
 
@@ -338,7 +344,9 @@ def test_auto_across_filesystems_is_a_clone() -> None:
 def test_forced_symlink_and_clone_work_across_filesystems(mode: str) -> None:
     observed = observed_with({O_BLOB: (1, 10, False), H_BLOB: (2, 20, False)})
     actions, warnings = plan_dedup(spec_with(mode), observed)
-    assert [(a.subject, a.param("mechanism")) for a in actions] == [(str(H_BLOB), mode)]
+    assert [(a.subject, a.params_as(DedupParams).mechanism) for a in actions] == [
+        (str(H_BLOB), mode)
+    ]
     assert warnings == []
 
 
@@ -359,10 +367,10 @@ def test_hand_built_symlinked_copy_is_never_an_action(mode: str) -> None:
 def test_which_copy_is_kept(facts: dict[Path, tuple[int, int, bool]], keep: Path) -> None:
     actions, _ = plan_dedup(spec_with("auto"), observed_with(facts, "hash"))
     assert len(actions) == 1
-    assert actions[0].param("canonical") == str(keep)
+    assert actions[0].params_as(DedupParams).canonical == str(keep)
     assert actions[0].subject != str(keep)
     # The plan carries the facts apply re-checks.
-    assert list(actions[0].param("keep"))[:2] == list(facts[keep][:2])
+    assert list(actions[0].params_as(DedupParams).keep)[:2] == list(facts[keep][:2])
 
 
 # --- apply ---------------------------------------------------------------------------------------

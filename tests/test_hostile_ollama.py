@@ -241,7 +241,8 @@ def test_a_cleanup_action_outside_the_blob_names_is_refused(
 ) -> None:
     """A cleanup deletes only names Ollama gives partials and orphans, in blobs/ itself."""
     from mlxstate.apply.cleanup_effects import delete_ollama_file
-    from mlxstate.plan.actions import Action, params
+    from mlxstate.plan.actions import Action
+    from mlxstate.plan.params import FileCleanupParams
 
     user = ollama_dir() / "blobs" / "notes.txt"
     user.parent.mkdir(parents=True)
@@ -255,7 +256,7 @@ def test_a_cleanup_action_outside_the_blob_names_is_refused(
         4,
         "x",
         None,
-        params(size=4, mtime=user.stat().st_mtime),
+        FileCleanupParams(mtime=user.stat().st_mtime, size=4),
     )
     with pytest.raises(ActionError, match=r"^refusing to delete .*notes\.txt: not an Ollama"):
         delete_ollama_file(action, ollama_dir())
@@ -686,11 +687,12 @@ def test_odd_numbers_in_progress_lines_are_ignored_not_fatal(ollama_server: Fake
 )
 def test_a_zero_copy_seed_with_a_bad_digest_places_nothing(tmp_path: Path, digest: str) -> None:
     from mlxstate.apply.hf_effects import seed_ollama_blob
-    from mlxstate.plan.actions import Action, params
+    from mlxstate.plan.actions import Action
+    from mlxstate.plan.params import PullParams
 
     gguf = tmp_path / "hf-blob"
     gguf.write_bytes(b"GGUF bytes")
-    seed = params(seed_blob=str(gguf), seed_sha256=digest, seed_size=len(b"GGUF bytes"))
+    seed = PullParams(seed_blob=str(gguf), seed_sha256=digest, seed_size=len(b"GGUF bytes"))
     action = Action("model/q", "create", "ollama.pull", f"ollama://{QWEN}", None, 0, "", "q", seed)
     models = tmp_path / "models"
     models.mkdir()

@@ -20,6 +20,7 @@ from mlxstate.observe.apps import scan_app
 from mlxstate.observe.hf_cache import scan_hf_cache
 from mlxstate.observe.ollama_store import scan_ollama_store
 from mlxstate.plan.actions import Action, Plan
+from mlxstate.plan.params import LinkParams
 from mlxstate.plan.render import render_text
 from mlxstate.text import short_path, short_paths_in
 from tests.builders import hf_cache as hb
@@ -50,7 +51,7 @@ def test_plan_shows_paths_as_status_does() -> None:
         0,
         f"link to {home}/.ollama/models/blobs/sha256-ab",
         "m",
-        (("app", "app"),),
+        LinkParams(app="app"),
     )
     text = render_text(Plan((link,), conflicts=(f"{home}/apps/app/x.gguf is a file",)))
     assert "  + m  ~/apps/app/m.gguf    link to ~/.ollama/models/blobs/sha256-ab" in text

@@ -47,7 +47,7 @@ def _show(plan: Plan) -> str:
     for a in plan.actions:
         lines.append(
             f"  {a.id} {a.op} {a.kind} {a.subject} dl={a.download_bytes} free={a.free_bytes} "
-            f"reason={a.reason!r} params={dict(a.params)}"
+            f"reason={a.reason!r} code={a.reason_code} params={a.params.to_json()}"
         )
     lines += [f"  warning: {w}" for w in plan.warnings]
     lines += [f"  conflict: {c}" for c in plan.conflicts]
@@ -57,6 +57,10 @@ def _show(plan: Plan) -> str:
 
 def _action_mismatch(want: ExpectedAction, got: Action) -> list[str]:
     out = []
+    if got.reason_code is None:
+        out.append("no reason_code")
+    if want.reason_code is not None and want.reason_code != got.reason_code:
+        out.append(f"reason_code: expected {want.reason_code!r}, got {got.reason_code!r}")
     for name in ("id", "op", "kind", "subject", "download_bytes", "free_bytes"):
         if getattr(want, name) != getattr(got, name):
             out.append(f"{name}: expected {getattr(want, name)!r}, got {getattr(got, name)!r}")
@@ -65,9 +69,9 @@ def _action_mismatch(want: ExpectedAction, got: Action) -> list[str]:
         for phrase in want.reason_contains
         if phrase not in got.reason
     ]
-    for key, value in want.params.items():
-        actual = got.param(key)
-        expected = tuple(value) if isinstance(value, list) else value
+    params = got.params.to_json()  # as plan JSON has them: lists, None left out
+    for key, expected in want.params.items():
+        actual = params.get(key)
         if actual != expected:
             out.append(f"param {key}: expected {expected!r}, got {actual!r}")
     return out

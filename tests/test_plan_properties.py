@@ -268,7 +268,7 @@ def hf_revision(
         ),
         snapshot_path=folder / "snapshots" / commit,
         last_modified=0.0,
-        listed=listing(repo_id),
+        remote=listing(repo_id),
     )
 
 
@@ -592,7 +592,7 @@ def test_prune_never_deletes_an_unmanaged_model(world: World) -> None:
             else:
                 assert _key(src) in managed, f"{action.subject} is not managed\n{_describe(plan)}"
         elif action.op == "replace":
-            old = parse_source(str(action.param("replaces")))
+            old = parse_source(str(action.replaces))
             assert _key(old) in managed, f"replaced {old} is not managed\n{_describe(plan)}"
 
 

@@ -13,6 +13,7 @@ from mlxstate.apply.hf_delete import blob_in_use, check_cache_file
 from mlxstate.errors import ActionError
 from mlxstate.plan.actions import Action
 from mlxstate.plan.cleanup import STALE_AFTER
+from mlxstate.plan.params import FileCleanupParams
 from mlxstate.text import printable
 
 __all__ = [
@@ -33,10 +34,8 @@ def delete_stale_file(action: Action, in_use: bool) -> bool:
         return False
     except OSError as exc:
         raise ActionError(f"cannot read {path}: {exc.strerror or exc}; left alone") from None
-    if (
-        st.st_size != action.param("size")
-        or abs(st.st_mtime - float(action.param("mtime") or 0)) > 1e-3
-    ):
+    planned = action.params_as(FileCleanupParams)
+    if st.st_size != planned.size or abs(st.st_mtime - planned.mtime) > 1e-3:
         raise ActionError(f"{path} changed since the plan (a download resumed?); left alone")
     if time.time() - st.st_mtime < STALE_AFTER:
         raise ActionError(f"{path} was written in the last hour; left alone")

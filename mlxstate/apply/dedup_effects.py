@@ -29,9 +29,11 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from mlxstate.apply.result import Result
 from mlxstate.errors import ActionError
 from mlxstate.observe.duplicates import sha256_file
 from mlxstate.plan.actions import Action
+from mlxstate.plan.params import DedupParams, RevisionCleanupParams
 from mlxstate.registry import DedupRecord
 
 __all__ = ["CloneUnsupported", "dedup", "forget_hashes", "restore_symlinked"]
@@ -64,7 +66,7 @@ def _facts(path: Path) -> tuple[int, int, int, int]:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def _check_unchanged(path: Path, planned: list[int]) -> None:
+def _check_unchanged(path: Path, planned: Sequence[int]) -> None:
     try:
         now = _facts(path)
     except FileNotFoundError:
@@ -79,11 +81,11 @@ def _confined(path: Path, roots: Sequence[Path]) -> bool:
     return any(Path(parent).is_relative_to(os.path.realpath(root)) for root in roots)
 
 
-def dedup(action: Action, roots: Sequence[Path] | None = None) -> str:
+def dedup(action: Action, roots: Sequence[Path] | None = None) -> Result:
     """Carry out one ``dedup.link``; returns what was done (raises ActionError otherwise).
     ``roots``: the stores and app folders both files must still be in."""
-    dup, keep = Path(action.subject), Path(str(action.param("canonical")))
-    digest, how = str(action.param("sha256")), str(action.param("mechanism"))
+    p = action.params_as(DedupParams)
+    dup, keep, digest, how = Path(action.subject), Path(p.canonical), p.sha256, p.mechanism
     if os.path.islink(dup):
         raise ActionError(f"{dup} is a link now; left alone")
     for path in (dup, keep) if roots is not None else ():
@@ -97,11 +99,11 @@ def dedup(action: Action, roots: Sequence[Path] | None = None) -> str:
         raise ActionError(f"{keep} leads outside the model stores and app folders; left alone")
     try:
         if _facts(dup)[:2] == _facts(keep)[:2]:
-            return "already the same file"
+            return Result("noop", "already the same file")
     except FileNotFoundError:
         pass  # reported just below, with which one is gone
-    _check_unchanged(dup, list(action.param("dup")))
-    _check_unchanged(keep, list(action.param("keep")))
+    _check_unchanged(dup, p.dup)
+    _check_unchanged(keep, p.keep)
     with ThreadPoolExecutor(max_workers=2) as pool:  # hashing releases the GIL
         got_dup, got_keep = pool.map(_hash_once, (dup, keep))
     if got_keep != digest:
@@ -115,20 +117,20 @@ def dedup(action: Action, roots: Sequence[Path] | None = None) -> str:
             )
         raise ActionError(f"{dup} differs from {keep} (sha256 {got_dup[:12]}…); nothing linked")
     # Nothing may have changed while we were hashing either.
-    _check_unchanged(dup, list(action.param("dup")))
-    _check_unchanged(keep, list(action.param("keep")))
+    _check_unchanged(dup, p.dup)
+    _check_unchanged(keep, p.keep)
     tmp = dup.with_name(f".{dup.name}.mlx-dedup-{uuid.uuid4().hex[:8]}")
     try:
         _make(how, keep, tmp)
     except CloneUnsupported as exc:
-        return f"left as is: {exc}"
+        return Result("noop", f"left as is: {exc}", dedup_unsupported=True)
     try:
         os.replace(tmp, dup)  # never delete first: the duplicate stays until this rename
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise ActionError(f"cannot replace {dup}: {exc.strerror or exc}") from None
-    return f"now a {how} of {keep}"
+    return Result("done", f"now a {how} of {keep}")
 
 
 def _make(how: str, keep: Path, tmp: Path) -> None:
@@ -230,14 +232,14 @@ def doomed_paths(action: Action, ollama_dir: Path, hf_dir: Path) -> list[Path]:
     from mlxstate.sources import HfSource, OllamaSource, parse_source
 
     kind, subject = action.kind, action.subject
-    if action.op == "replace" and action.param("replaces"):
-        subject = str(action.param("replaces"))
+    if action.op == "replace" and action.replaces:
+        subject = action.replaces
         kind = "ollama.delete" if subject.startswith("ollama://") else "hf.delete"
     if kind == "cleanup.orphan":
         return [Path(subject)]
-    if kind == "cleanup.revision":
-        repo = _repo_folder(hf_dir, str(action.param("repo_type")), str(action.param("repo")))
-        return _snapshot_blobs(repo / "snapshots" / str(action.param("commit")))
+    if isinstance(p := action.params, RevisionCleanupParams):
+        repo = _repo_folder(hf_dir, p.repo_type, p.repo)
+        return _snapshot_blobs(repo / "snapshots" / p.commit)
     try:
         src = parse_source(subject)
     except ValueError:

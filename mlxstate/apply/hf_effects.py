@@ -19,6 +19,8 @@ from mlxstate.apply.progress import HfProgress
 from mlxstate.errors import ActionError
 from mlxstate.hf_errors import describe_hf_error
 from mlxstate.observe.hf_cache import read_ref, read_tree, repo_folder_name, scan_hf_repo
+from mlxstate.plan.actions import Action
+from mlxstate.plan.params import PullParams
 
 __all__ = ["HfEffects", "seed_ollama_blob"]
 
@@ -138,7 +140,7 @@ def _library_quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def seed_ollama_blob(action: Any, models_dir: Path) -> str:
+def seed_ollama_blob(action: Action, models_dir: Path) -> str:
     """Zero-copy pull from Hugging Face: plant ``blobs/sha256-<hex>`` as a hardlink (or a
     clone) of the GGUF the HF cache already holds, right before ``ollama pull``, so Ollama
     finds that layer present and fetches only the small ones.
@@ -151,11 +153,12 @@ def seed_ollama_blob(action: Any, models_dir: Path) -> str:
     from mlxstate.apply.ollama_effects import confine
     from mlxstate.observe.ollama_store import blob_file
 
-    src = Path(str(action.param("seed_blob")))
+    seed = action.params_as(PullParams)
+    src = Path(str(seed.seed_blob))
     try:
         # The blob's name comes from the plan: built only from a validated digest, and its
         # folder must resolve inside the store.
-        target = blob_file(models_dir, str(action.param("seed_sha256")))
+        target = blob_file(models_dir, str(seed.seed_sha256))
         target.parent.mkdir(parents=True, exist_ok=True)
         confine(target, models_dir / "blobs")
     except (ValueError, ActionError, OSError):
@@ -163,7 +166,7 @@ def seed_ollama_blob(action: Any, models_dir: Path) -> str:
     if target.exists():
         return "the GGUF is already in Ollama's store"
     try:
-        if os.path.getsize(src) != action.param("seed_size"):
+        if os.path.getsize(src) != seed.seed_size:
             return "the HF copy changed since the plan: downloading instead"
     except OSError:
         return "the HF copy is gone: downloading instead"

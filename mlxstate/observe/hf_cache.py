@@ -310,7 +310,7 @@ def _scan_revision(
         files=tuple(files),
         snapshot_path=Path(entry.path),
         last_modified=max(present) if present else entry.stat().st_mtime,
-        tree_file=repo / "trees" / f"{commit}.json",
+        remote=read_tree(repo / "trees" / f"{commit}.json"),
     )
 
 

@@ -13,7 +13,8 @@ stores' own rules:
 
 from __future__ import annotations
 
-from mlxstate.plan.actions import Action, params
+from mlxstate.plan.actions import Action, Kind, ReasonCode
+from mlxstate.plan.params import FileCleanupParams, RevisionCleanupParams
 from mlxstate.sources import HfSource
 from mlxstate.spec.models import Spec
 from mlxstate.state import FileFact, Observed
@@ -23,7 +24,13 @@ __all__ = ["STALE_AFTER", "plan_cleanups"]
 STALE_AFTER = 3600.0  # seconds: Ollama prunes after 1 hour too (server/images.go, v0.21+)
 
 
-def _file_action(kind: str, fact: FileFact, store: str, why: str) -> Action:
+_CODES: dict[Kind, ReasonCode] = {
+    "cleanup.partial": "cleanup-partial",
+    "cleanup.orphan": "cleanup-orphan",
+}
+
+
+def _file_action(kind: Kind, fact: FileFact, store: str, why: str) -> Action:
     return Action(
         f"cleanup/{store}/{fact.path.name}",
         "delete",
@@ -33,7 +40,8 @@ def _file_action(kind: str, fact: FileFact, store: str, why: str) -> Action:
         fact.size,
         why,
         None,
-        params(size=fact.size, mtime=fact.mtime),
+        FileCleanupParams(mtime=fact.mtime, size=fact.size),
+        _CODES[kind],
     )
 
 
@@ -107,7 +115,10 @@ def _detached(spec: Spec, observed: Observed) -> list[Action]:
                     freed,
                     "snapshot no ref points to and mlx.yaml does not pin",
                     None,
-                    params(repo=repo.repo_id, repo_type=repo.repo_type, commit=rev.commit),
+                    RevisionCleanupParams(
+                        commit=rev.commit, repo=repo.repo_id, repo_type=repo.repo_type
+                    ),
+                    "cleanup-detached",
                 )
             )
     return out

@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mlxstate.plan.actions import Action, params
+from mlxstate.plan.actions import Action
+from mlxstate.plan.params import DedupParams
 from mlxstate.spec.models import Spec
 from mlxstate.state import DuplicateGroup, Observed
 
@@ -60,7 +61,7 @@ def plan_dedup(
         actions += [
             a
             for a in _group_actions(spec, group, observed, warnings)
-            if (a.subject, str(a.param("canonical"))) not in done
+            if (a.subject, a.params_as(DedupParams).canonical) not in done
         ]
     return actions, warnings
 
@@ -102,14 +103,15 @@ def _group_actions(
                 size,
                 f"same bytes as {keep} ({how}{_CLONE_NOTE if how == 'clone' else ''})",
                 None,
-                params(
+                DedupParams(
                     canonical=str(keep),
-                    sha256=group.digest,
+                    dup=(dev, ino, size, mtime_ns),
+                    keep=(k[0], k[1], k[2], k[3]),
                     mechanism=how,
+                    sha256=group.digest,
                     verified_by=group.how,
-                    dup=[dev, ino, size, mtime_ns],
-                    keep=[k[0], k[1], k[2], k[3]],
                 ),
+                "dedup",
             )
         )
     return out

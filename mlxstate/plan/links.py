@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlxstate.match import hf_key, ollama_key
-from mlxstate.plan.actions import Action, Op, params
+from mlxstate.plan.actions import Action, Kind, Op, ReasonCode
+from mlxstate.plan.files import wanted_files
+from mlxstate.plan.params import LinkParams
 from mlxstate.registry import LinkRecord, RegistryFacts
 from mlxstate.sources import FileSource, HfSource, OllamaSource
 from mlxstate.spec.models import AppSpec, ModelSpec, Spec
@@ -112,8 +114,6 @@ def _hf_links(app: AppSpec, name: str, m: ModelSpec, repo: HfRepo) -> list[_Pair
         return None
     if app.layout == "dir":
         return [_Pair(app.path / name, rev.snapshot_path)]
-    from mlxstate.plan.planner import wanted_files
-
     org, repo_name = repo.repo_id.split("/", 1)
     listing = [RemoteFile(f.path, f.size, f.blob) for f in rev.files if f.present]
     selected = {f.path for f in wanted_files(listing, m.include, m.exclude)}
@@ -256,10 +256,10 @@ def plan_links(
             continue
         if w.target is None:
             reason = f"links to {w.model} once it is installed"
-            actions.append(_link(ident, "create", w, reason, depends))
+            actions.append(_link(ident, "create", w, reason, "link-after-install", depends))
             continue
         if here is None:
-            actions.append(_link(ident, "create", w, f"→ {w.target}", depends))
+            actions.append(_link(ident, "create", w, f"→ {w.target}", "link-missing", depends))
         elif here.kind in ("link", "dangling") and here.target == w.target:
             continue  # already right
         elif (
@@ -267,9 +267,8 @@ def plan_links(
             and here.kind in ("link", "dangling")
             and here.target == ours[w.path].target
         ):
-            actions.append(
-                _link(ident, "update", w, f"{here.target} → {w.target}", depends, "link.update")
-            )
+            why = f"{here.target} → {w.target}"
+            actions.append(_link(ident, "update", w, why, "link-retarget", depends, "link.update"))
         else:
             conflicts.append(
                 f"{w.path}: a {_what(here)} mlx did not make is in the way "
@@ -286,18 +285,21 @@ def plan_links(
             warnings.append(f"{path}: mlx's link is dangling (cleanup.dangling_links is off)")
             continue
         why = "its target is gone" if here.kind == "dangling" else "no longer in mlx.yaml"
+        code: ReasonCode = "link-dangling" if here.kind == "dangling" else "link-unwanted"
         if (new := moved.get((link.app, link.model, link.target))) is not None:
-            why = f"moved to {new}"
+            why, code = f"moved to {new}", "link-moved"
         elif (same := covered.get((link.app, link.model))) is not None:
-            why = f"{same} is the same model: one entry per model"
+            why, code = f"{same} is the same model: one entry per model", "link-covered"
         root = spec.apps[link.app].path if link.app in spec.apps else None
         # Below the app folder when it is still declared; its name when the app left mlx.yaml.
         rel = (
             path.relative_to(root) if root is not None and path.is_relative_to(root) else path.name
         )
         ident = f"link/{link.app}/{rel}"
-        extra = params(target=str(link.target), app=link.app)
-        actions.append(Action(ident, "delete", "link.delete", str(path), 0, 0, why, None, extra))
+        extra = LinkParams(target=str(link.target), app=link.app)
+        actions.append(
+            Action(ident, "delete", "link.delete", str(path), 0, 0, why, None, extra, code)
+        )
     return LinkPlan(tuple(actions), tuple(conflicts), tuple(warnings))
 
 
@@ -332,9 +334,10 @@ def _link(
     op: Op,
     w: WantedLink,
     reason: str,
+    code: ReasonCode,
     depends: list[str] | None,
-    kind: str = "link.create",
+    kind: Kind = "link.create",
 ) -> Action:
     target = str(w.target) if w.target is not None else None
-    extra = params(target=target, app=w.app, depends_on=depends)
-    return Action(ident, op, kind, str(w.path), 0, 0, reason, w.model, extra)
+    extra = LinkParams(app=w.app, depends_on=tuple(depends) if depends else None, target=target)
+    return Action(ident, op, kind, str(w.path), 0, 0, reason, w.model, extra, code)

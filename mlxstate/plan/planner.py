@@ -17,57 +17,38 @@ never reads). Rules (docs/apply.md, "What mlx deletes — and never deletes"):
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from mlxstate.match import hf_key, ollama_key
-from mlxstate.plan.actions import OP_ORDER, Action, Plan, PlanProblem, params
+from mlxstate.plan.actions import OP_ORDER, Action, Plan, PlanProblem, ReasonCode
 from mlxstate.plan.cleanup import plan_cleanups
 from mlxstate.plan.dedup import plan_dedup
+from mlxstate.plan.files import wanted_files
 from mlxstate.plan.links import plan_links
+from mlxstate.plan.params import DeleteParams, DownloadParams, PullParams
 from mlxstate.registry import ManagedModel, RegistryFacts
 from mlxstate.sources import FileSource, HfSource, OllamaSource, Source, parse_source
 from mlxstate.spec.models import ModelSpec, Spec
-from mlxstate.state import HfFile, HfRepo, HfRevision, Observed, OllamaModel, RemoteFile
+from mlxstate.state import (
+    HfFile,
+    HfRepo,
+    HfRevision,
+    Observed,
+    OllamaModel,
+    RemoteFile,
+    RemoteRepo,
+)
+from mlxstate.text import human_bytes
 from mlxstate.workspace import LEGACY
 
 __all__ = ["RemoteRepo", "fingerprint", "make_plan", "wanted_files"]
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
-
-
-@dataclass(frozen=True)
-class RemoteRepo:
-    """What the hub says about a repo at a revision (only with ``plan --refresh``)."""
-
-    repo_id: str
-    revision: str
-    commit: str
-    files: tuple[RemoteFile, ...] | None = None
-
-
-def wanted_files(
-    listing: Iterable[RemoteFile], include: Sequence[str] | None, exclude: Sequence[str] | None
-) -> list[RemoteFile]:
-    """The files ``snapshot_download(allow_patterns=include, ignore_patterns=exclude)`` fetches.
-
-    Same rules as huggingface_hub's ``filter_repo_objects``: case-sensitive fnmatch where
-    ``*`` crosses ``/``, and a pattern ending in ``/`` matches everything below it.
-    """
-    allow = [p + "*" if p.endswith("/") else p for p in include] if include is not None else None
-    deny = [p + "*" if p.endswith("/") else p for p in exclude or ()]
-    return [
-        f
-        for f in listing
-        if (allow is None or any(fnmatch.fnmatchcase(f.path, p) for p in allow))
-        and not any(fnmatch.fnmatchcase(f.path, p) for p in deny)
-    ]
 
 
 class _Planner:
@@ -104,7 +85,7 @@ class _Planner:
                 )
             return
         if m.ensure == "absent":
-            self._delete(name, src, "ensure: absent")
+            self._delete(name, src, "ensure: absent", "ensure-absent")
             return
         replaced = self._replaced(name, src)
         if isinstance(src, OllamaSource):
@@ -126,7 +107,7 @@ class _Planner:
             # mlx installed under this name, just goes.
             reason = f"source changed: {replaced.source} → {src} (prune: true)"
             self._protect_problem(name, m, reason, "delete")
-            self._delete(None, old, reason, f"prune/{replaced.source}", was=name)
+            self._delete(None, old, reason, "source-changed", f"prune/{replaced.source}", was=name)
         if action is not None:
             self.actions.append(action)
         if action is None or action.op == "update":
@@ -149,7 +130,17 @@ class _Planner:
             else "installed by mlx before workspaces existed; this file declares it: now its own"
         )
         self.actions.append(
-            Action(f"claim/{name}", "update", "registry.claim", str(src), 0, 0, why, name)
+            Action(
+                f"claim/{name}",
+                "update",
+                "registry.claim",
+                str(src),
+                0,
+                0,
+                why,
+                name,
+                reason_code="claim",
+            )
         )
 
     def _ollama(self, name: str, src: OllamaSource, model: OllamaModel | None) -> Action | None:
@@ -157,14 +148,23 @@ class _Planner:
             local = self._hf_gguf_for(src)
             if local is not None:
                 reason = (
-                    f"declared, not present; its GGUF ({_human(local.size)}) is in the HF cache "
-                    "and will be linked, not downloaded"
+                    f"declared, not present; its GGUF ({human_bytes(local.size)}) is in the HF "
+                    "cache and will be linked, not downloaded"
                 )
-                extra = params(
+                extra = PullParams(
                     seed_blob=local.blob_file, seed_sha256=local.blob, seed_size=local.size
                 )
                 return Action(
-                    f"model/{name}", "create", "ollama.pull", str(src), None, 0, reason, name, extra
+                    f"model/{name}",
+                    "create",
+                    "ollama.pull",
+                    str(src),
+                    None,
+                    0,
+                    reason,
+                    name,
+                    extra,
+                    "declared-not-present",
                 )
             return Action(
                 f"model/{name}",
@@ -175,12 +175,21 @@ class _Planner:
                 0,
                 "declared, not present",
                 name,
+                reason_code="declared-not-present",
             )
         if model.status == "broken":
             missing = sum(x.size for x in model.all_layers if not x.ok)
             reason = "repair: " + "; ".join(model.problems)
             return Action(
-                f"model/{name}", "update", "ollama.pull", str(src), missing, 0, reason, name
+                f"model/{name}",
+                "update",
+                "ollama.pull",
+                str(src),
+                missing,
+                0,
+                reason,
+                name,
+                reason_code="repair",
             )
         return None
 
@@ -212,7 +221,11 @@ class _Planner:
         local = want if pinned else (repo.ref(want) if repo else None)
         remote = self.remote.get((src.repo_id.lower(), want))
         target = remote.commit if remote is not None and not pinned else local
-        opts = params(revision=want, include=m.include, exclude=m.exclude)
+        opts = DownloadParams(
+            revision=want,
+            include=None if m.include is None else tuple(m.include),
+            exclude=None if m.exclude is None else tuple(m.exclude),
+        )
         rev = repo.revision(target) if repo is not None and target else None
         listing = remote.files if remote is not None and remote.commit == target else None
         if rev is None:
@@ -228,11 +241,10 @@ class _Planner:
                     "declared, not present",
                     name,
                     opts,
+                    "declared-not-present",
                 )
-            reason = _revision_reason(want, pinned, local, remote)
-            return _hf_update(
-                name, src, size, reason, (*opts, ("commit", target)) if target else opts
-            )
+            reason, code = _revision_reason(want, pinned, local, remote)
+            return _hf_update(name, src, size, reason, replace(opts, commit=target), code)
         expected = listing if listing is not None else rev.remote
         # A dangling file the patterns exclude is never fetched by apply: not a repair.
         dangling = {f.path for f in wanted_files(_as_listing(rev), m.include, m.exclude)}
@@ -248,7 +260,7 @@ class _Planner:
             else None
         )
         reason = f"repair: {len(missing)} file{'s' if len(missing) != 1 else ''} missing ({shown})"
-        return _hf_update(name, src, size, reason, (*opts, ("commit", rev.commit)))
+        return _hf_update(name, src, size, reason, replace(opts, commit=rev.commit), "repair")
 
     # -- deletes ---------------------------------------------------------------------------
 
@@ -268,7 +280,8 @@ class _Planner:
                 0,
                 reason,
                 None,
-                params(was=managed.name_in(self.facts.workspace or "") or managed.name),
+                DeleteParams(was=managed.name_in(self.facts.workspace or "") or managed.name),
+                "release",
             )
         )
         return True
@@ -294,19 +307,37 @@ class _Planner:
                 0,
                 f"{why}: forgotten (files it finds again later are yours)",
                 None,
-                params(was=managed.name_in(ws) or managed.name),
+                DeleteParams(was=managed.name_in(ws) or managed.name),
+                "forget",
             )
         )
 
     def _delete(
-        self, name: str | None, src: Source, why: str, ident: str | None = None, was: str = ""
+        self,
+        name: str | None,
+        src: Source,
+        why: str,
+        code: ReasonCode,
+        ident: str | None = None,
+        was: str = "",
     ) -> None:
         key = self._key(src)
         ident = ident or f"model/{name}"
-        extra = params(was=was or None)
+        extra = DeleteParams(was=was or None)
         if isinstance(src, OllamaSource) and (model := self.ollama.get(key)):
             self.actions.append(
-                Action(ident, "delete", "ollama.delete", str(src), 0, model.size, why, name, extra)
+                Action(
+                    ident,
+                    "delete",
+                    "ollama.delete",
+                    str(src),
+                    0,
+                    model.size,
+                    why,
+                    name,
+                    extra,
+                    code,
+                )
             )
         elif isinstance(src, HfSource) and (repo := self.hf.get(key)):
             self.actions.append(
@@ -320,6 +351,7 @@ class _Planner:
                     why,
                     name,
                     extra,
+                    code,
                 )
             )
 
@@ -341,7 +373,8 @@ class _Planner:
             return action
         reason = f"source changed: {old.source} → {action.subject}"
         self._protect_problem(name, m, reason, "replace")
-        extra = params(replaces=old.source)
+        p = action.params
+        assert isinstance(p, PullParams | DownloadParams)  # only model installs are replaced
         return Action(
             action.id,
             "replace",
@@ -351,7 +384,8 @@ class _Planner:
             freed,
             reason,
             name,
-            action.params + extra,
+            replace(p, replaces=old.source),
+            "source-changed",
         )
 
     def _protect_problem(self, name: str, m: ModelSpec, reason: str, verb: str) -> None:
@@ -404,6 +438,7 @@ class _Planner:
                 None,
                 src,
                 "installed by mlx, no longer in mlx.yaml (prune: true)",
+                "prune",
                 f"prune/{managed.source}",
                 # The name this file gave it, not whichever file recorded the row last.
                 was=managed.name_in(self.facts.workspace or "") or managed.name,
@@ -437,11 +472,11 @@ class _Planner:
         need: dict[int, list[int]] = {}
         roots = {"ollama": self.observed.ollama.root, "hf": self.observed.hf.root}
         for action in self.actions:
-            if action.kind.startswith("link."):
+            if action.family == "link":
                 continue
             store = self._store_of(action)
             # A replace frees space where the OLD source lives, which may be the other store.
-            old = str(action.param("replaces") or "")
+            old = action.replaces or ""
             freed_store = ("ollama" if old.startswith("ollama://") else "hf") if old else store
             for side, root, amount in (
                 (1, roots[store], action.download_bytes or 0),
@@ -458,18 +493,18 @@ class _Planner:
                 self.problems.append(
                     PlanProblem(
                         f"not enough disk space on the filesystem of {path}: downloads need "
-                        f"{_human(download)}, {_human(free)} free now, "
-                        f"{_human(max(after, 0))} after the plan; "
-                        f"settings.disk.min_free is {_human(minimum)}",
+                        f"{human_bytes(download)}, {human_bytes(free)} free now, "
+                        f"{human_bytes(max(after, 0))} after the plan; "
+                        f"settings.disk.min_free is {human_bytes(minimum)}",
                         where=("settings", "disk", "min_free") if self._min_free_set() else (),
                     )
                 )
 
     def _store_of(self, action: Action) -> str:
         """Which store's filesystem an action downloads to or frees space on."""
-        if action.kind.startswith("ollama."):
+        if action.family == "ollama":
             return "ollama"
-        if action.kind.startswith(("cleanup.", "dedup.")):
+        if action.family in ("cleanup", "dedup"):
             subject = Path(action.subject)
             return "ollama" if subject.is_relative_to(self.observed.ollama.root) else "hf"
         return "hf"
@@ -539,17 +574,19 @@ def _order(action: Action) -> tuple[int, int, str]:
     """Links to remove first (before their model goes), then models (deletes first: they
     free space), then the links that point at the models just installed."""
     phase = 1
-    if action.kind.startswith(("cleanup.", "dedup.")):
+    if action.family in ("cleanup", "dedup"):
         phase = -1  # garbage and duplicates go first: they free space for the downloads
-    elif action.kind.startswith("link."):
+    elif action.family == "link":
         phase = 0 if action.op == "delete" else 2
     return phase, OP_ORDER[action.op], action.id
 
 
 def _hf_update(
-    name: str, src: HfSource, size: int | None, reason: str, opts: tuple[tuple[str, Any], ...]
+    name: str, src: HfSource, size: int | None, reason: str, opts: DownloadParams, code: ReasonCode
 ) -> Action:
-    return Action(f"model/{name}", "update", "hf.download", str(src), size, 0, reason, name, opts)
+    return Action(
+        f"model/{name}", "update", "hf.download", str(src), size, 0, reason, name, opts, code
+    )
 
 
 def _exclusive_ollama_frees(actions: list[Action], observed: Observed) -> list[Action]:
@@ -559,7 +596,7 @@ def _exclusive_ollama_frees(actions: list[Action], observed: Observed) -> list[A
     def removed(action: Action) -> Source | None:
         if action.kind == "ollama.delete":
             return _parse(action.subject)
-        old = str(action.param("replaces") or "")
+        old = action.replaces or ""
         return _parse(old) if action.op == "replace" and old.startswith("ollama://") else None
 
     by_key = {ollama_key(m): m for m in observed.ollama.models}
@@ -639,20 +676,16 @@ def _download_size(files: Iterable[RemoteFile], m: ModelSpec, repo: HfRepo | Non
     return sum(size for blob, size in blobs.items() if blob not in have)
 
 
-def _revision_reason(want: str, pinned: bool, local: str | None, remote: RemoteRepo | None) -> str:
+def _revision_reason(
+    want: str, pinned: bool, local: str | None, remote: RemoteRepo | None
+) -> tuple[str, ReasonCode]:
     if pinned:
-        return f"pinned commit {want[:12]} is not cached"
+        return f"pinned commit {want[:12]} is not cached", "revision-not-cached"
     if remote is not None and local and remote.commit != local:
-        return f"{want}: {local[:12]} → {remote.commit[:12]} (new on the hub)"
+        return f"{want}: {local[:12]} → {remote.commit[:12]} (new on the hub)", "revision-moved"
     if local:
-        return f"{want} points to {local[:12]}, which is not cached"
-    return f"revision {want!r} is not cached"
-
-
-def _human(n: int) -> str:
-    from mlxstate.text import human_bytes
-
-    return human_bytes(n)
+        return f"{want} points to {local[:12]}, which is not cached", "revision-not-cached"
+    return f"revision {want!r} is not cached", "revision-not-cached"
 
 
 def fingerprint(spec: Spec, observed: Observed, facts: RegistryFacts) -> str:

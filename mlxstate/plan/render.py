@@ -7,6 +7,13 @@ from typing import Any
 
 from mlxstate import __version__
 from mlxstate.plan.actions import Action, Plan
+from mlxstate.plan.params import (
+    DedupParams,
+    DeleteParams,
+    FileCleanupParams,
+    LinkParams,
+    RevisionCleanupParams,
+)
 from mlxstate.text import human_bytes, printable, short_path, short_paths_in
 
 __all__ = ["FORMAT_VERSION", "plan_json", "render_text"]
@@ -39,23 +46,33 @@ def plan_json(plan: Plan, *, spec_path: str, spec_sha256: str, fingerprint: str)
     }
 
 
+_CLEANUP_NAMES = {
+    "cleanup.partial": "partial",
+    "cleanup.orphan": "orphan",
+    "cleanup.revision": "revision",
+}
+
+
 def _name(action: Action) -> str:
     if action.model:
         return action.model
-    if action.kind.startswith("link."):
-        return f"{action.param('app')}:{Path(action.subject).name}"
-    if action.kind.startswith("cleanup."):
-        return action.kind.removeprefix("cleanup.")
-    if action.kind == "dedup.link":
-        return str(action.param("mechanism"))
-    # A pruned model is no longer in mlx.yaml: show the name it was installed under.
-    return str(action.param("was") or action.subject)
+    match action.params:
+        case LinkParams(app=app):
+            return f"{app}:{Path(action.subject).name}"
+        case DedupParams(mechanism=mechanism):
+            return mechanism
+        case FileCleanupParams() | RevisionCleanupParams():
+            return _CLEANUP_NAMES[action.kind]
+        case DeleteParams(was=was) if was:
+            # A pruned model is no longer in mlx.yaml: show the name it was installed under.
+            return was
+    return action.subject
 
 
 def _size(action: Action) -> str:
-    if action.kind.startswith("link."):
+    if action.family == "link":
         return ""
-    if action.op == "delete" or action.kind == "dedup.link":
+    if action.op == "delete" or action.family == "dedup":
         return f"free {human_bytes(action.free_bytes)}" if action.free_bytes else ""
     if action.download_bytes is None:
         size = "download size unknown"

@@ -55,7 +55,8 @@ being silently ignored. The format (see any case file for examples)::
     expected:                                   # omitted only when expected_problems is set
       actions:                                  # exact list, in plan order
         - {id, op, kind, subject, download_bytes, free_bytes,
-           reason_contains: str | [str], params: {name: value}}   # params: a subset
+           reason_contains: str | [str], params: {name: value},   # params: a subset
+           reason_code: str}                                     # optional
       warnings: [str | [str]]                   # exact count; phrases per warning, in order
                                                 # (left out: none; null: not checked)
       conflicts: [str | [str]]                  # the same, for links' conflicts (left out: none)
@@ -150,6 +151,7 @@ class ExpectedAction:
     free_bytes: int | None
     reason_contains: tuple[str, ...]
     params: Mapping[str, Any] = field(default_factory=dict)
+    reason_code: str | None = None  # checked when given
 
 
 @dataclass(frozen=True)
@@ -365,7 +367,7 @@ def _hf_repo(raw: Any, where: str, now: float = 0.0) -> HfRepo:
                 files=tuple(sorted(files)),
                 snapshot_path=folder / "snapshots" / commit,
                 last_modified=0.0,
-                listed=listed,
+                remote=listed,
             )
         )
     blobs = folder / "blobs"
@@ -605,7 +607,7 @@ def build_spec(raw: Any) -> Spec:
 
 def _expected_action(raw: Any, where: str) -> ExpectedAction:
     keys = {"id", "op", "kind", "subject", "download_bytes", "free_bytes", "reason_contains"}
-    data = _mapping(raw, where, keys | {"params"}, keys)
+    data = _mapping(raw, where, keys | {"params", "reason_code"}, keys)
     return ExpectedAction(
         id=str(data["id"]),
         op=str(data["op"]),
@@ -615,6 +617,7 @@ def _expected_action(raw: Any, where: str) -> ExpectedAction:
         free_bytes=_optional_size(data["free_bytes"], f"{where}.free_bytes"),
         reason_contains=_phrases(data["reason_contains"], f"{where}.reason_contains"),
         params=dict(_mapping(data.get("params"), f"{where}.params", _PARAM_KEYS)),
+        reason_code=None if data.get("reason_code") is None else str(data["reason_code"]),
     )
 
 

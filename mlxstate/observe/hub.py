@@ -1,6 +1,6 @@
 """Remote facts for ``mlx plan --refresh``: what the Hugging Face hub says now.
 
-The only module of ``plan`` that talks to a network, and only when asked. It goes through
+The only observer that talks to a network, and only when asked. It goes through
 ``huggingface_hub``'s API with the configured endpoint (``HF_ENDPOINT``) and the token from
 ``settings.huggingface.token_env``; tests point it at the loopback fake hub.
 """
@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING, Any
 from mlxstate.errors import PlanError
 from mlxstate.hf_errors import describe_hf_error
 from mlxstate.sources import HfSource
-from mlxstate.state import RemoteFile
+from mlxstate.state import RemoteFile, RemoteRepo
 
 if TYPE_CHECKING:
-    from mlxstate.plan.planner import RemoteRepo
     from mlxstate.settings import Settings
     from mlxstate.spec.models import Spec
 
@@ -24,8 +23,6 @@ __all__ = ["hub_facts"]
 
 def hub_facts(spec: Spec, settings: Settings, api: Any = None) -> dict[tuple[str, str], RemoteRepo]:
     """(repo id lowercased, revision) → the commit the hub resolves it to, and its files."""
-    from mlxstate.plan.planner import RemoteRepo
-
     if api is None:
         from huggingface_hub import HfApi
 
