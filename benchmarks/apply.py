@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import arguments, large_env, mlx_env
+from common import arguments, floor, large_env, mlx_env, ratio
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -102,12 +102,14 @@ def main() -> None:
     import io
 
     t = noop_apply(large_env(args.keep), args.runs)
+    walk = floor(large_env(args.keep) / "home", args.runs)
     with contextlib.redirect_stderr(io.StringIO()):
         end_to_end, bookkeeping = pulls(100)
     print(f"# {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} cores")
     print(
         f"no-op mlx apply -y (large env, whole process): median {statistics.median(t):.3f} s "
-        f"(min {min(t):.3f}, max {max(t):.3f}; {args.runs} runs)"
+        f"(min {min(t):.3f}, max {max(t):.3f}; {args.runs} runs); "
+        f"{ratio(t, walk)} the walk floor ({statistics.median(walk):.3f} s)"
     )
     print(
         f"per action, 100 tiny pulls from the fake Ollama, end to end: {end_to_end * 1000:.1f} ms"

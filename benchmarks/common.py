@@ -29,10 +29,14 @@ def line(label: str, t: list[float]) -> str:
     return f"{label:<44} {statistics.median(t):8.3f} {min(t):8.3f} {max(t):8.3f}"
 
 
-def arguments(doc: str, runs: int) -> argparse.Namespace:
+def arguments(doc: str, runs: int, big_files: int | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--runs", type=int, default=runs)
     parser.add_argument("--keep", type=Path, help="build (or reuse) the environment here")
+    if big_files is not None:
+        parser.add_argument(
+            "--big-files", type=int, default=big_files, help="files of the one-repo case"
+        )
     return parser.parse_args()
 
 
@@ -42,6 +46,33 @@ def large_env(keep: Path | None) -> Path:
     if not (base / "home").exists():
         subprocess.run([sys.executable, str(HERE / "make_env.py"), str(base)], check=True)
     return base
+
+
+# The floor every whole-process number is compared with: a fresh interpreter that walks the
+# same tree with the syscalls any observer needs (scandir per folder, readlink per link,
+# stat per file) and nothing else. Ratios to it hold across machines better than seconds.
+_WALK = """
+import os, sys
+def walk(path):
+    for e in os.scandir(path):
+        if e.is_symlink():
+            os.readlink(e.path)
+        elif e.is_dir():
+            walk(e.path)
+        else:
+            e.stat()
+walk(sys.argv[1])
+"""
+
+
+def floor(home: Path, runs: int) -> list[float]:
+    """Wall times of ``python -c <walk> home``: interpreter start plus a bare walk."""
+    argv = [sys.executable, "-c", _WALK, str(home)]
+    return timed(lambda: subprocess.run(argv, check=True), runs)
+
+
+def ratio(t: list[float], base: list[float]) -> str:
+    return f"{statistics.median(t) / statistics.median(base):.2f}x"
 
 
 def mlx_env(home: Path, **extra: str) -> dict[str, str]:

@@ -126,6 +126,19 @@ def write_spec(path: Path, ollama: int, repos: int, missing: int = 10) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def make_big_repo(base: Path, files: int) -> Path:
+    """``base``/home with one HF repo of ``files`` files and ``base``/mlx.yaml declaring it
+    (planning must stay linear in the files of one repo). Returns ``base``."""
+    cache = base / "home" / ".cache" / "huggingface" / "hub"
+    if not cache.exists():
+        cache.mkdir(parents=True)
+        make_repo(cache, 0, files, [])
+        spec = ["version: 1", "settings:", "  disk: {min_free: 0}", "models:"]
+        spec += ["  big:", "    source: hf://bench-org/model-0000"]
+        (base / "mlx.yaml").write_text("\n".join(spec) + "\n")
+    return base
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=Path)

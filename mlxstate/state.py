@@ -211,8 +211,14 @@ class HfRevision:
         """Snapshot files whose blob is missing."""
         return tuple(sorted(f.path for f in self.files if not f.present))
 
+    @cached_property
+    def present_paths(self) -> frozenset[str]:
+        """Paths of the snapshot files whose blob is there (built once: has_file is asked
+        once per listed file, and a scan each time made planning quadratic in the files)."""
+        return frozenset(f.path for f in self.files if f.present)
+
     def has_file(self, path: str) -> bool:
-        return any(f.path == path and f.present for f in self.files)
+        return path in self.present_paths
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,69 @@ def test_terminal_status_never_breaks_a_name_inside(
     assert line.split()[-7:] == ["2", "B", "-", "-", "ok", "just", "now"]
 
 
+def _doc(name: str = "qwen2.5:7b", repo: str = "Qwen/Qwen2.5-7B", empty: bool = False) -> Any:
+    """A status document with every table, names and paths given."""
+    home = os.environ["HOME"]
+    model = {"name": name, "size": 4_700_000_000, "declared_as": "qwen", "managed": True}
+    model |= {"owners": ["ws-1"], "status": "broken", "last_used": None}
+    model["problems"] = [f"model blob sha256-0123456789ab is missing ({name})"]
+    rev = {"commit": "a" * 40, "refs": ["main", "v1"]}
+    hf_repo = {"type": "model", "id": repo, "size": 12, "declared_as": None, "managed": False}
+    hf_repo |= {"owners": [], "status": "ok", "last_used": None}
+    hf_repo["revisions"] = [rev, {"commit": "b" * 40, "refs": []}]
+    daemon = {"host": "http://127.0.0.1:9", "reachable": False, "error": "refused", "running": []}
+    ollama = {"path": f"{home}/.ollama/models", "exists": True, "daemon": daemon, "count": 1}
+    ollama |= {"total_bytes": 4_700_000_000, "models": [] if empty else [model]}
+    hf = {"path": f"/data/{repo}", "exists": True, "count": 1, "total_bytes": 12}
+    hf["repos"] = [] if empty else [hf_repo, hf_repo | {"type": "dataset", "revisions": []}]
+    link = {"kind": "link", "managed": True}
+    app = {"name": "lmstudio", "declared": False, "path": f"{home}/m/{name}", "exists": False}
+    app["entries"] = [link, link | {"managed": False}, {"kind": "dangling", "managed": False}]
+    paths = [f"{home}/.ollama/models/blobs/sha256-{'c' * 64}", f"/data/{repo}/blobs/{'c' * 64}"]
+    dup = {"sha256": "c" * 64, "size": 5, "paths": paths, "reclaimable": 5}
+    missing = [{"name": name, "source": f"file://{home}/x.gguf", "store": "file", "revision": None}]
+    missing.append({"name": "m", "source": f"hf://{repo}", "store": "hf", "revision": "main"})
+    reclaimable = {"duplicates": 5, "partials": 0, "orphans": 1, "detached_revisions": 2}
+    return {
+        "stores": {"ollama": ollama, "huggingface": hf},
+        "apps": [] if empty else [app],
+        "duplicates": [] if empty else [dup],
+        "missing": [] if empty else missing,
+        "reclaimable": reclaimable | {"total": 8},
+        "workspace": None if empty else "ws-1",
+        "warnings": [],
+    }
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "by_rich"),
+    [
+        ({}, False),
+        ({"empty": True}, False),
+        ({"name": "x" * 300, "repo": "org/" + "y" * 200}, False),
+        ({"name": "[bold]qwen[/]"}, True),  # markup in data: rich decides
+        ({"name": "qwen\\[red]"}, True),
+        ({"repo": "Org/Modèle-7B"}, True),  # an accented or wide name: rich measures it
+        ({"name": "a\tb"}, True),
+    ],
+)
+def test_piped_status_is_what_rich_prints(
+    kwargs: dict[str, Any], by_rich: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlxstate.cli import status
+
+    doc = _doc(**kwargs)
+    plain, rich = io.StringIO(), io.StringIO()
+    status._render_rich(doc, color=False, verbose=False, out=rich, tty=False, width=None)
+    calls: list[bool] = []
+    real = status._render_rich
+    monkeypatch.setattr(status, "_render_rich", lambda *a, **k: calls.append(True) or real(*a, **k))
+    render_status(doc, color=False, out=plain, tty=False)
+    assert calls == ([True] if by_rich else [])
+    assert plain.getvalue() == rich.getvalue()
+    assert plain.getvalue().startswith("Ollama  ~/.ollama/models  (daemon not reachable")
+
+
 # --- colours and pipes -----------------------------------------------------------------------
 
 

@@ -4,27 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
+import importlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from typing import Annotated
+from collections.abc import Callable, Iterator, Sequence
+from typing import Annotated, Any
+
+# pydantic looks for plugins by scanning every installed package's entry points when it
+# builds its first model: ~10 ms of each start, for observability hooks a CLI never has.
+# A value the user set is kept.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 import typer
 
 from mlxstate import __version__
-from mlxstate.cli import apply, edit, init, own, plan, schema, status, validate
 from mlxstate.cli._errors import EXIT_INTERRUPTED, report, usage_error
 
-__all__ = ["app", "main", "run"]
-
-app = typer.Typer(
-    name="mlx",
-    help="Declarative manager for local LLM model stores (Ollama, Hugging Face cache, LM Studio).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+__all__ = ["main", "make_app", "run"]
 
 
 def _show_version(value: bool) -> None:
@@ -33,7 +30,6 @@ def _show_version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def _root(
     version: Annotated[
         bool,
@@ -48,30 +44,62 @@ def _root(
     """
 
 
-# Order is the order of `mlx --help`.
-for _name, _func, _help in (
-    ("validate", validate.command, "Check mlx.yaml offline: schema and semantic rules."),
-    ("plan", plan.command, "Show what `mlx apply` would change; change nothing."),
-    ("apply", apply.command, "Carry out the plan: downloads, deletions; asks first."),
-    (
+# name -> (module in mlxstate.cli, function, help). Order is the order of `mlx --help`.
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "validate": ("validate", "command", "Check mlx.yaml offline: schema and semantic rules."),
+    "plan": ("plan", "command", "Show what `mlx apply` would change; change nothing."),
+    "apply": ("apply", "command", "Carry out the plan: downloads, deletions; asks first."),
+    "status": (
         "status",
-        status.command,
+        "command",
         "Show every model in every store, links, duplicates, reclaimable space.",
     ),
-    ("init", init.command, "Write mlx.yaml declaring the models installed now."),
-    ("add", edit.add_command, "Add a model to mlx.yaml, keeping comments and formatting."),
-    ("rm", edit.rm_command, "Remove a model from mlx.yaml, keeping comments and formatting."),
-    ("import", own.import_command, "Make a model already installed managed by this mlx.yaml."),
-    ("forget", own.forget_command, "Stop managing a model from this mlx.yaml; keep its files."),
-    ("schema", schema.command, "Print the JSON Schema of mlx.yaml."),
-):
-    app.command(_name, help=_help)(_func)
+    "init": ("init", "command", "Write mlx.yaml declaring the models installed now."),
+    "add": ("edit", "add_command", "Add a model to mlx.yaml, keeping comments and formatting."),
+    "rm": ("edit", "rm_command", "Remove a model from mlx.yaml, keeping comments and formatting."),
+    "import": (
+        "own",
+        "import_command",
+        "Make a model already installed managed by this mlx.yaml.",
+    ),
+    "forget": (
+        "own",
+        "forget_command",
+        "Stop managing a model from this mlx.yaml; keep its files.",
+    ),
+    "schema": ("schema", "command", "Print the JSON Schema of mlx.yaml."),
+}
+
+
+def make_app(only: str | None = None) -> typer.Typer:
+    """The ``mlx`` app; with ``only``, just that subcommand (its module alone is imported:
+    `mlx validate` does not load what apply or status need). Options, help and errors of a
+    subcommand do not depend on which others are registered."""
+    app = typer.Typer(
+        name="mlx",
+        help=(
+            "Declarative manager for local LLM model stores (Ollama, Hugging Face cache, "
+            "LM Studio)."
+        ),
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_root)
+    for name, (module, attr, help_text) in _COMMANDS.items():
+        if only is None or name == only:
+            func: Callable[..., Any] = getattr(
+                importlib.import_module(f"mlxstate.cli.{module}"), attr
+            )
+            app.command(name, help=help_text)(func)
+    return app
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mlx`` with ``argv``; return the exit code (never raises)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    with _plain_if_asked(args), _hashing_notice(args):
+    with _plain_if_asked(args), _hashing_notice(args), _without_cyclic_gc(args):
         return _main(args)
 
 
@@ -80,7 +108,10 @@ def _main(args: list[str]) -> int:
 
     debug = _debug_requested(args)
     try:
-        command = typer.main.get_command(app)
+        # The first word names the subcommand (the root has no option taking a value);
+        # anything else (--help, a typo, nothing) gets them all, for help and suggestions.
+        only = args[0] if args and args[0] in _COMMANDS else None
+        command = typer.main.get_command(make_app(only))
         result = command.main(args=args, prog_name="mlx", standalone_mode=False)
     except NoArgsIsHelpError:
         return 0  # `mlx` alone printed the help; that is what was asked for
@@ -112,6 +143,23 @@ def _pipe_closed() -> int:
 
 
 _STDOUT_CLOSED: list[bool] = []
+
+
+@contextlib.contextmanager
+def _without_cyclic_gc(args: Sequence[str]) -> Iterator[None]:
+    """No cyclic garbage collection while a short command runs: the observers and the
+    planner allocate one small object per file and make no reference cycles, and the
+    collector would re-walk the growing heap again and again (5-10% of `mlx plan`/`status`).
+    Reference counting still frees everything. `mlx apply` keeps the collector: it may run
+    for hours of downloads through libraries whose garbage is not ours to vouch for."""
+    if args[:1] == ["apply"] or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @contextlib.contextmanager

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Sequence
 from io import StringIO
 from typing import Annotated, Any, TextIO
 
@@ -64,10 +66,27 @@ def render_status(
 ) -> None:
     """The status tables on ``out`` (stdout). On a terminal they fit its width; piped,
     nothing is wrapped, cut or padded, and no line ends in spaces."""
-    from rich.console import Console
-
     out = out or sys.stdout
     tty = out.isatty() if tty is None else tty
+    if not tty and not color:
+        # Piped and plain (what scripts and `| grep` see): laid out here, as rich would,
+        # without rich's import and per-cell rendering (a third of the command's time).
+        plain = _PlainConsole()
+        try:
+            _render_all(plain, doc, verbose, tty)
+        except _NeedsRich:
+            pass  # text whose layout rich decides differently: let rich do it all
+        else:
+            out.write("".join(line.rstrip() + "\n" for line in plain.lines))
+            return
+    _render_rich(doc, color=color, verbose=verbose, out=out, tty=tty, width=width)
+
+
+def _render_rich(
+    doc: dict[str, Any], *, color: bool, verbose: bool, out: TextIO, tty: bool, width: int | None
+) -> None:
+    from rich.console import Console
+
     target = out if tty else StringIO()
     console = Console(
         file=target,
@@ -78,6 +97,13 @@ def render_status(
         color_system="auto" if color else None,
         force_terminal=color or None,
     )
+    _render_all(console, doc, verbose, tty)
+    if not tty:
+        assert isinstance(target, StringIO)
+        out.write("".join(line.rstrip() + "\n" for line in target.getvalue().splitlines()))
+
+
+def _render_all(console: Any, doc: dict[str, Any], verbose: bool, tty: bool) -> None:
     workspace = doc.get("workspace")
     _render_ollama(console, doc["stores"]["ollama"], tty, workspace)
     _render_hf(console, doc["stores"]["huggingface"], tty, workspace)
@@ -85,9 +111,75 @@ def render_status(
     _render_apps(console, doc["apps"], verbose, tty)
     _render_duplicates(console, doc["duplicates"], tty)
     _render_reclaimable(console, doc)
-    if not tty:
-        assert isinstance(target, StringIO)
-        out.write("".join(line.rstrip() + "\n" for line in target.getvalue().splitlines()))
+
+
+class _NeedsRich(Exception):
+    """Text the plain layout does not reproduce byte for byte (markup, wide or control
+    characters, lines near the pipe width)."""
+
+
+# The only markup the renderers write: a colour around a status or a model name.
+_OWN_TAG = re.compile(r"\[(?:red|green|yellow|white)\]|\[/\]")
+_PRINTABLE = re.compile(r"[ -~\n]*")  # ASCII: one character, one column
+
+
+def _literal(text: str) -> str:
+    if "\t" in text or not _PRINTABLE.fullmatch(text) or len(text) > _PIPE_WIDTH // 2:
+        raise _NeedsRich
+    return text
+
+
+def _plain_text(text: str) -> str:
+    """``text`` as rich prints it without colour, when that is just the text minus our own
+    tags; _NeedsRich otherwise."""
+    tags = _OWN_TAG.findall(text)
+    if tags:
+        # Our tags come in pairs, opened then closed; anything else is markup from data.
+        pairs = tags[0::2], tags[1::2]
+        if len(pairs[0]) != len(pairs[1]) or "[/]" in pairs[0] or set(pairs[1]) != {"[/]"}:
+            raise _NeedsRich
+        text = _OWN_TAG.sub("", text)
+    if "[" in text:
+        raise _NeedsRich
+    return _literal(text)
+
+
+class _PlainConsole:
+    """The part of rich's Console the renderers use, printing what rich prints to a pipe
+    with no colour (every line is right-stripped afterwards, as for rich)."""
+
+    width = _PIPE_WIDTH
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def print(self, text: str = "", *, markup: bool = True, overflow: str = "") -> None:
+        self.lines.extend((_plain_text(text) if markup else _literal(text)).split("\n"))
+
+    def table(self, columns: Sequence[str], rows: list[tuple[str, ...]]) -> None:
+        """rich's SIMPLE_HEAD table, no edges: columns 3 apart, numbers right-aligned,
+        a rule under the header, a cell's lines below each other."""
+        cells = [[_plain_text(cell).split("\n") for cell in row] for row in rows]
+        widths = [
+            max([len(column), *(len(line) for row in cells for line in row[i])])
+            for i, column in enumerate(columns)
+        ]
+        if sum(widths) + _GAP * len(widths) > _PIPE_WIDTH // 2:
+            raise _NeedsRich
+        right = [column in _NUMBERS for column in columns]
+        gap = " " * _GAP
+
+        def line(texts: Sequence[str]) -> str:
+            return gap.join(
+                t.rjust(w) if r else t.ljust(w)
+                for t, w, r in zip(texts, widths, right, strict=True)
+            )
+
+        self.lines.append(line(columns))
+        self.lines.append("\u2500" * (sum(widths) + _GAP * (len(widths) - 1)))
+        for row in cells:
+            for k in range(max(len(cell) for cell in row)):
+                self.lines.append(line([cell[k] if k < len(cell) else "" for cell in row]))
 
 
 _NUMBERS = ("SIZE", "BYTES", "RECLAIMABLE", "COPIES")
@@ -109,6 +201,9 @@ class _Table:
         self.rows.append(cells)
 
     def print(self, console: Any) -> None:
+        if isinstance(console, _PlainConsole):
+            console.table(self.columns, self.rows)
+            return
         from rich import box
         from rich.table import Table
 

@@ -95,13 +95,14 @@ def _without_linked_orphans(repos: list[HfRepo]) -> tuple[HfRepo, ...]:
             real[folder] = os.path.realpath(folder)
         return real[folder]
 
-    linked = {
-        (resolved(os.path.dirname(f.blob_file)), os.path.basename(f.blob_file))
-        for repo in repos
-        for rev in repo.revisions
-        for f in rev.files
-        if os.path.dirname(f.blob_file) != os.path.normpath(repo.path / "blobs")
-    }
+    linked: set[tuple[str, str]] = set()
+    for repo in repos:
+        own = os.path.normpath(repo.path / "blobs")  # once per repo: the loop is per file
+        for rev in repo.revisions:
+            for f in rev.files:
+                folder = os.path.dirname(f.blob_file)
+                if folder != own:
+                    linked.add((resolved(folder), os.path.basename(f.blob_file)))
     if not linked:
         return tuple(repos)
     out = []

@@ -248,14 +248,15 @@ class _Planner:
         expected = listing if listing is not None else rev.remote
         # A dangling file the patterns exclude is never fetched by apply: not a repair.
         dangling = {f.path for f in wanted_files(_as_listing(rev), m.include, m.exclude)}
-        missing = sorted((set(rev.dangling) & dangling) | _missing_files(rev, expected, m))
+        absent = (set(rev.dangling) & dangling) | _missing_files(rev, expected, m)
+        missing = sorted(absent)
         if not missing:
             return None
         shown = ", ".join(missing[:3]) + (
             f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         )
         size = (
-            _download_size([f for f in expected or () if f.path in missing], m, repo)
+            _download_size([f for f in expected or () if f.path in absent], m, repo)
             if expected
             else None
         )
