@@ -45,7 +45,7 @@ class Run:
 
     @classmethod
     def make(cls, file: Path | None, no_color: bool, quiet: bool, verbose: bool) -> Run:
-        from mlxstate.settings import read_environment  # pydantic-settings: not for --version
+        from mlxstate.settings import read_environment  # pydantic: not for --version
 
         return cls(file, no_color, quiet, verbose, read_environment())
 
