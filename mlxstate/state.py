@@ -7,6 +7,7 @@ Times are POSIX timestamps (float seconds); sizes are bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Literal, NamedTuple
 
