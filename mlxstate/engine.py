@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mlxstate.plan.actions import Action, Plan
     from mlxstate.registry import Registry, RegistryFacts
     from mlxstate.saved_plan import SavedPlan
+    from mlxstate.seams import Seams
     from mlxstate.settings import Environment, Settings
     from mlxstate.spec.load import LoadedSpec
     from mlxstate.state import Observed
@@ -93,8 +94,14 @@ class StatusReport:
 class Session:
     """One mlx.yaml (or none) on this machine, with the environment it was found in."""
 
-    def __init__(self, env: Environment, file: Path | None = None) -> None:
+    def __init__(
+        self, env: Environment, file: Path | None = None, seams: Seams | None = None
+    ) -> None:
+        from mlxstate.seams import CURRENT
+
         self.env, self.file = env, file
+        # Side effects (clock, free space, cloner) come in here, never through patches.
+        self.seams = seams or CURRENT.get()
 
     @classmethod
     def from_environment(cls, file: Path | None = None) -> Session:
@@ -181,6 +188,7 @@ class Session:
             duplicates=dedup_on,
             hash_cache=registry_hash_cache(settings.state_dir, registry) if dedup_on else None,
             managed_links=tuple((link.app, link.path) for link in facts.links),
+            seams=self.seams,
         )
         remote = _hub_facts(loaded, settings) if options.refresh else None
         plan = make_plan(loaded.spec, observed, facts, targets=options.targets, remote=remote)
@@ -269,7 +277,9 @@ class Session:
                 registry.seen_workspace(settings.workspace, planned.loaded.path.resolve())
         journal = Journal(settings.state_dir, settings.workspace)
         with progress() as display:
-            executor = Executor(settings, registry, journal, display, spec=planned.loaded.spec)
+            executor = Executor(
+                settings, registry, journal, display, spec=planned.loaded.spec, seams=self.seams
+            )
             outcomes = executor.run(actions)
         journal.close(finished=True)
         return tuple(outcomes)
@@ -313,6 +323,7 @@ class Session:
             spec,
             hash_cache=registry_hash_cache(settings.state_dir),
             lmstudio_models=self.env.lmstudio_home() / "models",
+            seams=self.seams,
         )
         spec_path = loaded.path if loaded else None
         return StatusReport(build_status(observed, spec, facts, spec_path, invalid_spec=invalid))

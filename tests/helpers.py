@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from mlxstate.cli.main import main
+from mlxstate.seams import Seams
 
 REPO_EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -28,10 +29,11 @@ class Result:
     err: str
 
 
-def mlx(capsys: pytest.CaptureFixture[str], *args: str) -> Result:
-    """Run ``mlx ARGS`` in this process; return exit code and captured output."""
+def mlx(capsys: pytest.CaptureFixture[str], *args: str, seams: Seams | None = None) -> Result:
+    """Run ``mlx ARGS`` in this process; return exit code and captured output. ``seams``:
+    the clock, free-space probe or cloner this one command uses instead of the real ones."""
     capsys.readouterr()
-    code = main(list(args))
+    code = main(list(args), seams=seams)
     captured = capsys.readouterr()
     return Result(code, captured.out, captured.err)
 

@@ -35,6 +35,7 @@ from mlxstate.apply.journal import Journal
 from mlxstate.apply.lock import apply_lock
 from mlxstate.plan.actions import Action
 from mlxstate.registry import read_facts
+from mlxstate.seams import Seams
 from mlxstate.state import DiskSpace
 from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
@@ -135,8 +136,10 @@ def no_traceback(result: Result) -> None:
     assert "Traceback" not in result.out + _SERVER_NOISE.sub("", result.err), result.err
 
 
-def apply(capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) -> Result:
-    result = mlx(capsys, "apply", *args)
+def apply(
+    capsys: pytest.CaptureFixture[str], *args: str, code: int = 0, seams: Seams | None = None
+) -> Result:
+    result = mlx(capsys, "apply", *args, seams=seams)
     no_traceback(result)
     assert result.code == code, (result.out, result.err)
     return result
@@ -1108,15 +1111,16 @@ def test_an_interrupted_delete_of_an_unmanaged_model_is_not_adopted(
 # --- disk space ---------------------------------------------------------------------------------
 
 
-def _little_space(monkeypatch: pytest.MonkeyPatch, free: int) -> list[Path]:
+def _little_space(free: int, plenty_first: int = 0) -> tuple[list[Path], Seams]:
+    """A free-space probe that says ``free`` bytes everywhere (after ``plenty_first`` calls
+    that say 1 TB: the plan's own look), and where it was asked."""
     asked: list[Path] = []
 
     def disk_space(path: Path) -> DiskSpace:
         asked.append(path)
-        return DiskSpace(path, 1, free)
+        return DiskSpace(path, 1, free if len(asked) > plenty_first else 10**12)
 
-    monkeypatch.setattr(mlxstate.apply.context, "disk_space", disk_space)
-    return asked
+    return asked, Seams(disk_space=disk_space)
 
 
 MIN_FREE_SPEC = f"""\
@@ -1138,9 +1142,9 @@ def test_min_free_is_checked_again_right_before_a_download(
     info = ob.add_model(ollama_dir(), QWEN, ob.default_layers(QWEN, 2048))
     ob.remove_blob(ollama_dir(), info.layers[0].digest)  # the 2048-byte GGUF
     write_spec(MIN_FREE_SPEC)
-    asked = _little_space(monkeypatch, 500_000_000)
+    asked, seams = _little_space(500_000_000, plenty_first=2)  # observe: both stores
 
-    result = apply(capsys, "-y", code=1)
+    result = apply(capsys, "-y", code=1, seams=seams)
 
     assert summary_line(result.out) == "Apply finished with errors: 0 done, 1 failed, 0 skipped"
     line = next(ln for ln in result.out.splitlines() if ln.strip().startswith("model/qwen:"))
@@ -1153,8 +1157,8 @@ def test_min_free_refuses_a_download_of_unknown_size_when_already_below_it(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, ollama: FakeOllama
 ) -> None:
     write_spec(MIN_FREE_SPEC)
-    _little_space(monkeypatch, 500_000_000)
-    result = mlx(capsys, "apply", "-y")
+    _, seams = _little_space(500_000_000)
+    result = mlx(capsys, "apply", "-y", seams=seams)
     assert pulls(ollama) == 0
     assert result.code == 1
     assert "not enough disk space" in result.out

@@ -21,6 +21,7 @@ from ruamel.yaml import YAML
 from syrupy.assertion import SnapshotAssertion
 
 from mlxstate.registry import Registry
+from mlxstate.seams import Seams
 from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
 from tests.builders.common import make_tree_old
@@ -485,15 +486,13 @@ def test_hf_repo_ids_match_exactly_on_a_case_sensitive_cache(
 
 
 def test_hf_repo_ids_match_in_any_case_where_the_filesystem_folds_case(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """On macOS's default filesystem both spellings are one folder: one repo."""
-    import mlxstate.observe.run
-
-    monkeypatch.setattr(mlxstate.observe.run, "folds_case", lambda path: True)
     add_hf("Org/Tiny")
     write_spec("version: 1\nmodels:\n  tiny:\n    source: hf://org/tiny\n")
-    assert NO_CHANGES in plan(capsys, "--detailed-exitcode")
+    result = mlx(capsys, "plan", "--detailed-exitcode", seams=Seams(folds_case=lambda _: True))
+    assert result.code == 0 and NO_CHANGES in result.out, result.out + result.err
 
 
 # --- plan problems: exit 1, FILE:LINE:COL, no traceback -----------------------------------------

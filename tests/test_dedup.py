@@ -40,13 +40,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import mlxstate.apply.dedup_effects
 from mlxstate.observe.run import observe
 from mlxstate.plan.actions import Action, Plan
 from mlxstate.plan.dedup import plan_dedup
 from mlxstate.plan.params import DedupParams
 from mlxstate.plan.planner import make_plan
 from mlxstate.registry import RegistryFacts, read_facts
+from mlxstate.seams import Seams
 from mlxstate.settings import read_environment, resolve
 from mlxstate.spec.load import load_spec, parse_spec
 from mlxstate.spec.models import Spec
@@ -166,8 +166,10 @@ def dedups(plan: Plan) -> list[Action]:
     return [a for a in plan.actions if a.kind == "dedup.link"]
 
 
-def apply(capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) -> Result:
-    result = mlx(capsys, "apply", *args)
+def apply(
+    capsys: pytest.CaptureFixture[str], *args: str, code: int = 0, seams: Seams | None = None
+) -> Result:
+    result = mlx(capsys, "apply", *args, seams=seams)
     assert "Traceback" not in result.out + result.err, result.err
     assert result.code == code, (result.out, result.err)
     return result
@@ -645,9 +647,7 @@ def test_clone_mode_converges(
 ) -> None:
     make_copies()
     write_spec("clone")
-    if fs == "cloning-fs":
-        monkeypatch.setattr(mlxstate.apply.dedup_effects, "_clone", _fake_clone)
-    apply(capsys, "-y")
+    apply(capsys, "-y", seams=Seams(clone=_fake_clone) if fs == "cloning-fs" else None)
     assert plan_code(capsys).code == 0
 
 

@@ -25,8 +25,9 @@ __all__ = [
 ]
 
 
-def delete_stale_file(action: Action, in_use: bool) -> bool:
-    """Unlink the file if it is unchanged since the plan, still old, and not in use."""
+def delete_stale_file(action: Action, in_use: bool, now: float | None = None) -> bool:
+    """Unlink the file if it is unchanged since the plan, still old (at ``now``, default the
+    clock), and not in use."""
     path = Path(action.subject)
     try:
         st = os.lstat(path)
@@ -37,7 +38,7 @@ def delete_stale_file(action: Action, in_use: bool) -> bool:
     planned = action.params_as(FileCleanupParams)
     if st.st_size != planned.size or abs(st.st_mtime - planned.mtime) > 1e-3:
         raise ActionError(f"{path} changed since the plan (a download resumed?); left alone")
-    if time.time() - st.st_mtime < STALE_AFTER:
+    if (time.time() if now is None else now) - st.st_mtime < STALE_AFTER:
         raise ActionError(f"{path} was written in the last hour; left alone")
     if in_use:
         raise ActionError(
@@ -61,7 +62,7 @@ _OLLAMA_NAME = {
 }
 
 
-def delete_ollama_file(action: Action, models_dir: Path) -> bool:
+def delete_ollama_file(action: Action, models_dir: Path, now: float | None = None) -> bool:
     """A stale partial download or orphan blob of the Ollama store: deleted only when its
     name is one Ollama gives such files (a validated digest) and its folder resolves to the
     store's ``blobs/``; a link is deleted as a link. Every failure is one ActionError line."""
@@ -75,7 +76,7 @@ def delete_ollama_file(action: Action, models_dir: Path) -> bool:
     confine(path, blobs)
     in_use = action.kind == "cleanup.orphan" and ollama_blob_in_use(models_dir, path)
     try:
-        return delete_stale_file(action, in_use)
+        return delete_stale_file(action, in_use, now)
     except PermissionError:
         raise ActionError(f"cannot delete {where}: permission denied") from None
     except OSError as exc:

@@ -4,10 +4,11 @@ mlx.yaml, and the checks several kinds share (present? enough space? the replace
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from mlxstate.apply.dedup_effects import HashMemo
 from mlxstate.apply.hf_effects import HfEffects
 from mlxstate.apply.ollama_effects import OllamaEffects
 from mlxstate.apply.progress import Display
@@ -15,10 +16,10 @@ from mlxstate.apply.result import Result
 from mlxstate.errors import ActionError, MlxError
 from mlxstate.observe.hf_cache import repo_folder_name
 from mlxstate.observe.ollama_store import read_one_model
-from mlxstate.observe.run import disk_space
 from mlxstate.plan.actions import Action
 from mlxstate.plan.params import LinkParams
 from mlxstate.registry import Registry, RegistryFacts
+from mlxstate.seams import DEFAULT, Seams
 from mlxstate.settings import Settings
 from mlxstate.sources import HfSource, OllamaSource, Source, parse_source
 from mlxstate.spec.models import Spec
@@ -43,6 +44,8 @@ class ApplyContext:
     ollama: OllamaEffects
     hf: HfEffects
     spec: Spec | None
+    seams: Seams = DEFAULT  # clock, free space, cloner: passed in, never patched
+    hashes: HashMemo = field(default_factory=HashMemo)  # lives for this apply only
 
     def facts(self) -> RegistryFacts:
         return self.registry.facts(self.settings.workspace)
@@ -74,7 +77,7 @@ class ApplyContext:
 
     def check_space(self, action: Action, root: Path) -> None:
         """disk.min_free again, right before the download (the plan may be old)."""
-        disk = disk_space(root)
+        disk = self.seams.disk_space(root)
         if disk is None:
             return
         # Size unknown (every fresh Ollama pull): refuse at least when already below the floor.

@@ -25,7 +25,7 @@ import shutil
 import stat
 import sys
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from mlxstate.plan.actions import Action
 from mlxstate.plan.params import DedupParams, RevisionCleanupParams
 from mlxstate.registry import DedupRecord
 
-__all__ = ["CloneUnsupported", "dedup", "forget_hashes", "restore_symlinked"]
+__all__ = ["CloneUnsupported", "HashMemo", "clone_file", "dedup", "restore_symlinked"]
 
 FICLONE = 0x40049409  # Linux ioctl: reflink the whole file (btrfs, xfs; not ext4)
 
@@ -45,20 +45,18 @@ class CloneUnsupported(Exception):
     pass
 
 
-# The kept copy is often verified for several duplicates in one apply: hash each file state
-# (device, inode, size, mtime_ns) once per process.
-_HASHED: dict[tuple[int, int, int, int], str] = {}
+class HashMemo:
+    """The kept copy is often verified for several duplicates in one apply: hash each file
+    state (device, inode, size, mtime_ns) once. One memo per apply, owned by its context."""
 
+    def __init__(self) -> None:
+        self._known: dict[tuple[int, int, int, int], str] = {}
 
-def forget_hashes() -> None:
-    _HASHED.clear()
-
-
-def _hash_once(path: Path) -> str:
-    key = _facts(path)
-    if key not in _HASHED:
-        _HASHED[key] = sha256_file(path)
-    return _HASHED[key]
+    def sha256(self, path: Path) -> str:
+        key = _facts(path)
+        if key not in self._known:
+            self._known[key] = sha256_file(path)
+        return self._known[key]
 
 
 def _facts(path: Path) -> tuple[int, int, int, int]:
@@ -81,7 +79,12 @@ def _confined(path: Path, roots: Sequence[Path]) -> bool:
     return any(Path(parent).is_relative_to(os.path.realpath(root)) for root in roots)
 
 
-def dedup(action: Action, roots: Sequence[Path] | None = None) -> Result:
+def dedup(
+    action: Action,
+    roots: Sequence[Path] | None = None,
+    memo: HashMemo | None = None,
+    clone: Callable[[Path, Path], None] | None = None,
+) -> Result:
     """Carry out one ``dedup.link``; returns what was done (raises ActionError otherwise).
     ``roots``: the stores and app folders both files must still be in."""
     p = action.params_as(DedupParams)
@@ -105,7 +108,7 @@ def dedup(action: Action, roots: Sequence[Path] | None = None) -> Result:
     _check_unchanged(dup, p.dup)
     _check_unchanged(keep, p.keep)
     with ThreadPoolExecutor(max_workers=2) as pool:  # hashing releases the GIL
-        got_dup, got_keep = pool.map(_hash_once, (dup, keep))
+        got_dup, got_keep = pool.map((memo or HashMemo()).sha256, (dup, keep))
     if got_keep != digest:
         raise ActionError(
             f"{keep} is corrupt: its bytes do not hash to {digest[:12]}…; nothing linked"
@@ -121,7 +124,7 @@ def dedup(action: Action, roots: Sequence[Path] | None = None) -> Result:
     _check_unchanged(keep, p.keep)
     tmp = dup.with_name(f".{dup.name}.mlx-dedup-{uuid.uuid4().hex[:8]}")
     try:
-        _make(how, keep, tmp)
+        _make(how, keep, tmp, clone or clone_file)
     except CloneUnsupported as exc:
         return Result("noop", f"left as is: {exc}", dedup_unsupported=True)
     try:
@@ -133,7 +136,7 @@ def dedup(action: Action, roots: Sequence[Path] | None = None) -> Result:
     return Result("done", f"now a {how} of {keep}")
 
 
-def _make(how: str, keep: Path, tmp: Path) -> None:
+def _make(how: str, keep: Path, tmp: Path, clone: Callable[[Path, Path], None]) -> None:
     if how == "hardlink":
         try:
             os.link(keep, tmp)
@@ -142,12 +145,14 @@ def _make(how: str, keep: Path, tmp: Path) -> None:
     elif how == "symlink":
         os.symlink(keep, tmp)
     elif how == "clone":
-        _clone(keep, tmp)
+        clone(keep, tmp)
     else:
         raise ActionError(f"unknown dedup mechanism {how!r}")
 
 
-def _clone(src: Path, dst: Path) -> None:
+def clone_file(src: Path, dst: Path) -> None:
+    """A copy-on-write clone of ``src`` at ``dst`` (clonefile on macOS, FICLONE on Linux);
+    CloneUnsupported where the filesystem cannot."""
     if sys.platform == "darwin":
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         if libc.clonefile(os.fsencode(src), os.fsencode(dst), 0) != 0:

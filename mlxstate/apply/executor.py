@@ -17,7 +17,7 @@ from typing import Literal
 
 from mlxstate.apply import failpoints
 from mlxstate.apply.context import ApplyContext, Handler, source_of
-from mlxstate.apply.dedup_effects import doomed_paths, forget_hashes, restore_symlinked
+from mlxstate.apply.dedup_effects import doomed_paths, restore_symlinked
 from mlxstate.apply.handlers import HANDLERS, record_dedup
 from mlxstate.apply.hf_effects import HfEffects
 from mlxstate.apply.journal import Interrupted, Journal
@@ -31,6 +31,7 @@ from mlxstate.observe.run import scan_hf
 from mlxstate.plan.actions import Action
 from mlxstate.plan.params import DedupParams, LinkParams
 from mlxstate.registry import Registry
+from mlxstate.seams import DEFAULT, Seams
 from mlxstate.settings import Settings
 from mlxstate.sources import HfSource, OllamaSource
 from mlxstate.spec.models import Spec
@@ -58,8 +59,9 @@ class Executor:
         ollama: OllamaEffects | None = None,
         hf: HfEffects | None = None,
         spec: Spec | None = None,
+        seams: Seams = DEFAULT,
     ) -> None:
-        self.spec = spec
+        self.spec, self.seams = spec, seams
         self.settings, self.registry, self.journal, self.display = (
             settings,
             registry,
@@ -70,9 +72,8 @@ class Executor:
         self.hf = hf or HfEffects(settings.hf_cache_dir, settings.hf_token, settings.hf_endpoint)
 
     def run(self, actions: Sequence[Action]) -> list[Outcome]:
-        forget_hashes()  # a hash memo lives for one apply only
         ctx = ApplyContext(
-            self.settings, self.registry, self.display, self.ollama, self.hf, self.spec
+            self.settings, self.registry, self.display, self.ollama, self.hf, self.spec, self.seams
         )
         outcomes: list[Outcome] = []
         failed: set[str] = set()

@@ -57,7 +57,8 @@ def _pull(action: Action, ctx: ApplyContext) -> Result:
         return Result("noop", "already present" + ctx.delete_replaced(action))
     ctx.check_space(action, ctx.settings.ollama_models_dir)
     if p.seed_blob:
-        ctx.display.log(f"  {seed_ollama_blob(action, ctx.settings.ollama_models_dir)}")
+        seeded = seed_ollama_blob(action, ctx.settings.ollama_models_dir, ctx.seams.clone)
+        ctx.display.log(f"  {seeded}")
     ctx.ollama.pull(src, ctx.display.task(f"pull {src.name}"))
     return Result("done", "pulled" + ctx.delete_replaced(action))
 
@@ -128,7 +129,7 @@ def _record_release(action: Action, result: Result, registry: Registry, ws: str)
 
 
 def _dedup(action: Action, ctx: ApplyContext) -> Result:
-    return dedup(action, ctx.roots())
+    return dedup(action, ctx.roots(), ctx.hashes, ctx.seams.clone)
 
 
 def record_dedup(registry: Registry, action: Action, mechanism: str) -> None:
@@ -149,11 +150,11 @@ def _record_dedup(action: Action, result: Result, registry: Registry, ws: str) -
 def _cleanup_file(action: Action, ctx: ApplyContext) -> Result:
     path = Path(action.subject)
     if path.parent == ctx.settings.ollama_models_dir / "blobs":
-        removed = delete_ollama_file(action, ctx.settings.ollama_models_dir)
+        removed = delete_ollama_file(action, ctx.settings.ollama_models_dir, ctx.seams.clock())
     else:  # then it must be a file in a repo's blobs/ folder of the HF cache
         check_cache_file(ctx.settings.hf_cache_dir, path)
         in_use = action.kind == "cleanup.orphan" and hf_blob_in_use(ctx.settings.hf_cache_dir, path)
-        removed = delete_stale_file(action, in_use)
+        removed = delete_stale_file(action, in_use, ctx.seams.clock())
     return Result("done", "removed") if removed else Result("noop", "already gone")
 
 

@@ -140,7 +140,9 @@ def _library_quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def seed_ollama_blob(action: Action, models_dir: Path) -> str:
+def seed_ollama_blob(
+    action: Action, models_dir: Path, clone: Callable[[Path, Path], None] | None = None
+) -> str:
     """Zero-copy pull from Hugging Face: plant ``blobs/sha256-<hex>`` as a hardlink (or a
     clone) of the GGUF the HF cache already holds, right before ``ollama pull``, so Ollama
     finds that layer present and fetches only the small ones.
@@ -177,9 +179,9 @@ def seed_ollama_blob(action: Action, models_dir: Path) -> str:
         os.link(src, tmp)
     except OSError:
         try:
-            from mlxstate.apply.dedup_effects import CloneUnsupported, _clone
+            from mlxstate.apply.dedup_effects import CloneUnsupported, clone_file
 
-            _clone(src, tmp)
+            (clone or clone_file)(src, tmp)
         except (CloneUnsupported, ActionError, OSError):
             return "cannot link or clone the HF copy here: downloading instead"
     try:

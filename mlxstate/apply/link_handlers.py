@@ -77,7 +77,7 @@ def _resolve(action: Action, ctx: ApplyContext) -> list[tuple[Path, Path]]:
     """The links of a model installed earlier in this apply: observe it now."""
     if ctx.spec is None:
         raise ActionError(f"{action.id}: cannot resolve the links without mlx.yaml")
-    observed = observe(ctx.settings, ctx.spec, probe=False, duplicates=False)
+    observed = observe(ctx.settings, ctx.spec, probe=False, duplicates=False, seams=ctx.seams)
     wanted, _ = wanted_links(ctx.spec, observed, set(), ctx.facts())
     app = action.params_as(LinkParams).app
     mine = [w for w in wanted if w.app == app and w.model == action.model]

@@ -9,7 +9,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 # pydantic looks for plugins by scanning every installed package's entry points when it
 # builds its first model: ~10 ms of each start, for observability hooks a CLI never has.
@@ -20,6 +20,9 @@ import typer
 
 from mlxstate import __version__
 from mlxstate.cli._errors import EXIT_INTERRUPTED, report, usage_error
+
+if TYPE_CHECKING:
+    from mlxstate.seams import Seams
 
 __all__ = ["main", "make_app", "run"]
 
@@ -96,11 +99,19 @@ def make_app(only: str | None = None) -> typer.Typer:
     return app
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``mlx`` with ``argv``; return the exit code (never raises)."""
+def main(argv: Sequence[str] | None = None, seams: Seams | None = None) -> int:
+    """Run ``mlx`` with ``argv``; return the exit code (never raises). ``seams``: the side
+    effects this one command uses (tests, embedding front-ends); default the real ones."""
+    from mlxstate.seams import CURRENT
+
     args = list(sys.argv[1:] if argv is None else argv)
-    with _plain_if_asked(args), _hashing_notice(args), _without_cyclic_gc(args):
-        return _main(args)
+    token = CURRENT.set(seams) if seams is not None else None
+    try:
+        with _plain_if_asked(args), _hashing_notice(args), _without_cyclic_gc(args):
+            return _main(args)
+    finally:
+        if token is not None:
+            CURRENT.reset(token)
 
 
 def _main(args: list[str]) -> int:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlxstate.fsutil import folds_case
+from mlxstate.fsutil import folds_case as default_folds_case
 from mlxstate.observe.apps import scan_app
 from mlxstate.observe.duplicates import HashCache, find_duplicates
 from mlxstate.observe.hf_cache import scan_hf_cache
 from mlxstate.observe.ollama_store import scan_ollama_store
+from mlxstate.seams import DEFAULT, Seams
 from mlxstate.settings import Settings
 from mlxstate.state import AppState, DiskSpace, HfCache, Observed, OllamaDaemon
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["observe", "scan_hf"]
 
 
-def scan_hf(root: Path) -> HfCache:
+def scan_hf(root: Path, folds_case: Callable[[Path], bool] = default_folds_case) -> HfCache:
     """The HF cache, knowing whether its filesystem folds case (repo ids then match in any
     case: docs/apply.md, "Confinement")."""
     cache = scan_hf_cache(root)
@@ -42,10 +43,11 @@ def observe(
     lmstudio_models: Path | None = None,
     duplicates: bool = True,
     managed_links: tuple[tuple[str, Path], ...] = (),
+    seams: Seams = DEFAULT,
 ) -> Observed:
     """Scan the Ollama store, the HF cache, the app folders; probe the daemon if asked."""
     ollama = scan_ollama_store(settings.ollama_models_dir)
-    hf = scan_hf(settings.hf_cache_dir)
+    hf = scan_hf(settings.hf_cache_dir, seams.folds_case)
     apps = _apps(spec, lmstudio_models) + _left_apps(spec, managed_links)
     groups = find_duplicates(ollama, hf, apps, hash_cache) if duplicates else ()
     daemon = _probe(settings.ollama_host, client) if probe else None
@@ -58,10 +60,13 @@ def observe(
         groups,
         tuple(warnings),
         existing_files=_existing_files(spec),
-        now=time.time(),
+        now=seams.clock(),
         disk=tuple(
             d
-            for d in (disk_space(settings.ollama_models_dir), disk_space(settings.hf_cache_dir))
+            for d in (
+                seams.disk_space(settings.ollama_models_dir),
+                seams.disk_space(settings.hf_cache_dir),
+            )
             if d is not None
         ),
     )

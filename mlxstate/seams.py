@@ -1,0 +1,52 @@
+"""The side effects a test or another front-end may replace, passed in, never patched:
+the clock, the free-space probe, the copy-on-write cloner and the case-folding probe
+(docs/architecture.md, "Side effects").
+
+A :class:`~mlxstate.engine.Session` takes a ``Seams``; ``mlx`` run in process takes one
+through ``mlxstate.cli.main.main(argv, seams=...)``, which sets :data:`CURRENT` for the
+duration of that one command.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlxstate.state import DiskSpace
+
+__all__ = ["CURRENT", "DEFAULT", "Seams"]
+
+
+def _disk_space(path: Path) -> DiskSpace | None:
+    from mlxstate.observe.run import disk_space
+
+    return disk_space(path)
+
+
+def _clone(src: Path, dst: Path) -> None:
+    from mlxstate.apply.dedup_effects import clone_file
+
+    clone_file(src, dst)
+
+
+def _folds_case(path: Path) -> bool:
+    from mlxstate.fsutil import folds_case
+
+    return folds_case(path)
+
+
+@dataclass(frozen=True)
+class Seams:
+    clock: Callable[[], float] = time.time  # POSIX seconds: "older than 1 hour" is relative
+    disk_space: Callable[[Path], DiskSpace | None] = _disk_space  # free space where it lands
+    clone: Callable[[Path, Path], None] = _clone  # copy-on-write copy (CloneUnsupported)
+    folds_case: Callable[[Path], bool] = _folds_case  # does this folder's filesystem?
+
+
+DEFAULT = Seams()
+CURRENT: ContextVar[Seams] = ContextVar("mlxstate_seams", default=DEFAULT)
