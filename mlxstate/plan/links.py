@@ -49,20 +49,14 @@ def plan_links(
     pending = {
         a.model for a in model_actions if a.model and a.op in ("create", "replace", "update")
     }
-    wanted, warnings = wanted_links(spec, observed, pending, facts)
-    covered = {(w.app, w.model): w.covered_by for w in wanted if w.covered_by is not None}
-    wanted = [w for w in wanted if w.covered_by is None]
-    moved = {(w.app, w.model, w.target): w.path for w in wanted if w.target is not None}
+    found, warnings = wanted_links(spec, observed, pending, facts)
+    wanted = [w for w in found if w.covered_by is None]
     # What could not be read in a declared app folder (a symlink loop, no permission): shown
     # with the plan, since the links planned there may fail.
     warnings = [
         w for app in observed.apps if app.name in spec.apps for w in app.warnings
     ] + warnings
-    entries: dict[Path, AppLink] = {e.path: e for app in observed.apps for e in app.entries}
-    # Only this workspace's links (and those from before workspaces): another file's links
-    # are never retargeted or removed by this one.
-    ours = {link.path: link for link in facts.links_of_mine() if owns_link(link, spec, facts)}
-    scene = _Scene(spec, entries, ours, pending, moved, covered)
+    scene = _scene(spec, observed, facts, pending, found)
     actions: list[Action] = []
     conflicts: list[str] = []
     for w in wanted:
@@ -73,6 +67,22 @@ def plan_links(
             conflicts.append(step)
     actions += _removals(wanted, scene, warnings)
     return LinkPlan(tuple(actions), tuple(conflicts), tuple(warnings))
+
+
+def _scene(
+    spec: Spec, observed: Observed, facts: RegistryFacts, pending: set[str], found: list[WantedLink]
+) -> _Scene:
+    covered = {(w.app, w.model): w.covered_by for w in found if w.covered_by is not None}
+    moved = {
+        (w.app, w.model, w.target): w.path
+        for w in found
+        if w.covered_by is None and w.target is not None
+    }
+    entries: dict[Path, AppLink] = {e.path: e for app in observed.apps for e in app.entries}
+    # Only this workspace's links (and those from before workspaces): another file's links
+    # are never retargeted or removed by this one.
+    ours = {link.path: link for link in facts.links_of_mine() if owns_link(link, spec, facts)}
+    return _Scene(spec, entries, ours, pending, moved, covered)
 
 
 def _wanted(w: WantedLink, scene: _Scene) -> Action | str | None:

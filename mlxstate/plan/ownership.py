@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from mlxstate.plan.actions import Action, PlanProblem, ReasonCode
+from mlxstate.plan.actions import Action, Kind, PlanProblem, ReasonCode
 from mlxstate.plan.context import Context, Draft, parse_or_none
 from mlxstate.plan.params import DeleteParams, DownloadParams, PullParams
 from mlxstate.registry import ManagedModel
@@ -138,38 +138,17 @@ def delete(
     was: str = "",
 ) -> None:
     key = cx.key(src)
+    store: tuple[Kind, int] | None = None
+    if isinstance(src, OllamaSource) and (model := cx.ollama.get(key)):
+        store = "ollama.delete", model.size
+    elif isinstance(src, HfSource) and (repo := cx.hf.get(key)):
+        store = "hf.delete", repo.size_on_disk
+    if store is None:
+        return  # not in its store: nothing to delete
+    kind, size = store
     ident = ident or f"model/{name}"
     extra = DeleteParams(was=was or None)
-    if isinstance(src, OllamaSource) and (model := cx.ollama.get(key)):
-        out.actions.append(
-            Action(
-                ident,
-                "delete",
-                "ollama.delete",
-                str(src),
-                0,
-                model.size,
-                why,
-                name,
-                extra,
-                code,
-            )
-        )
-    elif isinstance(src, HfSource) and (repo := cx.hf.get(key)):
-        out.actions.append(
-            Action(
-                ident,
-                "delete",
-                "hf.delete",
-                str(src),
-                0,
-                repo.size_on_disk,
-                why,
-                name,
-                extra,
-                code,
-            )
-        )
+    out.actions.append(Action(ident, "delete", kind, str(src), 0, size, why, name, extra, code))
 
 
 def replaced_by(cx: Context, name: str, src: Source) -> ManagedModel | None:
