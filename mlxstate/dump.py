@@ -161,7 +161,7 @@ def _linked_models(
 ) -> list[str]:
     """Declared models with at least one link in ``app`` and every wanted link already
     there, pointing where mlx would point it: listing them changes nothing on disk."""
-    from mlxstate.plan.links import wanted_links
+    from mlxstate.plan.link_targets import wanted_links
     from mlxstate.spec.models import Spec
 
     if not declared:

@@ -170,7 +170,8 @@ class Session:
         options: PlanOptions,
     ) -> PlannedRun:
         from mlxstate.observe.run import observe
-        from mlxstate.plan.planner import fingerprint, make_plan
+        from mlxstate.plan.fingerprint import fingerprint
+        from mlxstate.plan.planner import make_plan
         from mlxstate.registry import read_facts
 
         facts = (

@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 
 from mlxstate.match import hf_key, ollama_key
 from mlxstate.plan.actions import OP_ORDER, Plan
-from mlxstate.plan.planner import RemoteRepo, fingerprint, make_plan
+from mlxstate.plan.fingerprint import fingerprint
+from mlxstate.plan.planner import make_plan
 from mlxstate.registry import ManagedModel, RegistryFacts
 from mlxstate.sources import (
     OLLAMA_DEFAULT_HOST,
@@ -50,6 +51,7 @@ from mlxstate.state import (
     OllamaModel,
     OllamaStore,
     RemoteFile,
+    RemoteRepo,
 )
 
 PROPS = settings(

@@ -12,7 +12,8 @@ from mlxstate.apply.result import Result
 from mlxstate.errors import ActionError
 from mlxstate.observe.run import observe
 from mlxstate.plan.actions import Action, Kind
-from mlxstate.plan.links import owns_link, wanted_links
+from mlxstate.plan.link_targets import wanted_links
+from mlxstate.plan.links import owns_link
 from mlxstate.plan.params import LinkParams
 from mlxstate.registry import LinkRecord, Registry
 

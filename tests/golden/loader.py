@@ -80,7 +80,6 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from mlxstate.plan.planner import RemoteRepo
 from mlxstate.registry import LinkRecord, ManagedModel, RegistryFacts
 from mlxstate.sources import OllamaSource, parse_source
 from mlxstate.spec.models import Spec
@@ -101,6 +100,7 @@ from mlxstate.state import (
     OllamaModel,
     OllamaStore,
     RemoteFile,
+    RemoteRepo,
 )
 
 __all__ = [

@@ -1,0 +1,254 @@
+"""The per-model diff: each declared model against what its store holds.
+
+- declared and absent → create (``ollama.pull`` / ``hf.download``); ``file://`` sources are
+  only checked: a missing path is a plan problem, never an action;
+- present but broken (missing or short blob, dangling snapshot link, files the hub listing
+  and include/exclude say should be there) → update (repair);
+- an HF revision that is not cached (a pinned commit, a branch not fetched, or — with remote
+  facts from ``--refresh`` — a branch whose hub head moved) → update, old → new in the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from mlxstate.match import ollama_key
+from mlxstate.plan.actions import Action, PlanProblem, ReasonCode
+from mlxstate.plan.context import Context, Draft
+from mlxstate.plan.files import wanted_files
+from mlxstate.plan.ownership import claim, delete, source_change
+from mlxstate.plan.params import DownloadParams, PullParams
+from mlxstate.sources import FileSource, HfSource, OllamaSource
+from mlxstate.spec.models import ModelSpec
+from mlxstate.state import HfFile, HfRepo, HfRevision, OllamaModel, RemoteFile, RemoteRepo
+from mlxstate.text import human_bytes
+
+__all__ = ["plan_model"]
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def plan_model(cx: Context, out: Draft, name: str, m: ModelSpec) -> None:
+    src = m.parsed_source
+    if isinstance(src, FileSource):
+        if src.path not in cx.observed.existing_files:
+            out.problems.append(
+                PlanProblem(
+                    f"models.{name}: {src} does not exist (file:// sources are never downloaded)",
+                    name,
+                    "source",
+                )
+            )
+        return
+    if m.ensure == "absent":
+        delete(cx, out, name, src, "ensure: absent", "ensure-absent")
+        return
+    if isinstance(src, OllamaSource):
+        action = _ollama(cx, name, src, cx.ollama.get(ollama_key(src)))
+    else:
+        assert isinstance(src, HfSource)
+        action = _hf(cx, name, m, src, cx.hf.get(cx.key(src)))
+    action = source_change(cx, out, name, m, src, action)
+    if action is not None:
+        out.actions.append(action)
+    if action is None or action.op == "update":
+        claim(cx, out, name, src)
+
+
+def _ollama(cx: Context, name: str, src: OllamaSource, model: OllamaModel | None) -> Action | None:
+    if model is None:
+        return _ollama_pull(name, src, _hf_gguf_for(cx, src))
+    if model.status == "broken":
+        missing = sum(x.size for x in model.all_layers if not x.ok)
+        reason = "repair: " + "; ".join(model.problems)
+        return Action(
+            f"model/{name}",
+            "update",
+            "ollama.pull",
+            str(src),
+            missing,
+            0,
+            reason,
+            name,
+            reason_code="repair",
+        )
+    return None
+
+
+def _ollama_pull(name: str, src: OllamaSource, local: HfFile | None) -> Action:
+    if local is None:
+        return Action(
+            f"model/{name}",
+            "create",
+            "ollama.pull",
+            str(src),
+            None,
+            0,
+            "declared, not present",
+            name,
+            reason_code="declared-not-present",
+        )
+    reason = (
+        f"declared, not present; its GGUF ({human_bytes(local.size)}) is in the HF "
+        "cache and will be linked, not downloaded"
+    )
+    extra = PullParams(seed_blob=local.blob_file, seed_sha256=local.blob, seed_size=local.size)
+    return Action(
+        f"model/{name}",
+        "create",
+        "ollama.pull",
+        str(src),
+        None,
+        0,
+        reason,
+        name,
+        extra,
+        "declared-not-present",
+    )
+
+
+def _hf_gguf_for(cx: Context, src: OllamaSource) -> HfFile | None:
+    """For ``ollama://hf.co/ORG/REPO:QUANT``: the cached LFS GGUF of that repo whose name
+    carries the quant (its blob name is the sha256 Ollama will ask for)."""
+    if not src.is_huggingface:
+        return None
+    # Ollama lowercases hf.co names: the repo it pulls is the cached one of any case.
+    wanted = f"{src.namespace}/{src.model}".lower()
+    repo = next((r for r in cx.hf.values() if r.repo_id.lower() == wanted), None)
+    if repo is None:
+        return None
+    quant = src.tag.lower()
+    files = [
+        f
+        for rev in repo.revisions
+        for f in rev.files
+        if f.present and f.is_lfs and f.path.lower().endswith(".gguf") and quant in f.path.lower()
+    ]
+    return min(files, key=lambda f: f.path) if len(files) >= 1 and quant != "latest" else None
+
+
+@dataclass(frozen=True)
+class _Want:
+    """The revision a declared HF model wants: cached locally and (``--refresh``) on the hub."""
+
+    name: str
+    pinned: bool
+    local: str | None
+    remote: RemoteRepo | None
+
+    @property
+    def target(self) -> str | None:
+        return self.remote.commit if self.remote is not None and not self.pinned else self.local
+
+    @property
+    def listing(self) -> tuple[RemoteFile, ...] | None:
+        remote = self.remote
+        return remote.files if remote is not None and remote.commit == self.target else None
+
+
+def _hf(cx: Context, name: str, m: ModelSpec, src: HfSource, repo: HfRepo | None) -> Action | None:
+    want = m.revision or "main"
+    pinned = bool(_COMMIT.fullmatch(want))
+    local = want if pinned else (repo.ref(want) if repo else None)
+    wanted = _Want(want, pinned, local, cx.remote.get((src.repo_id.lower(), want)))
+    opts = DownloadParams(
+        revision=want,
+        include=None if m.include is None else tuple(m.include),
+        exclude=None if m.exclude is None else tuple(m.exclude),
+    )
+    target = wanted.target
+    rev = repo.revision(target) if repo is not None and target else None
+    if rev is None:
+        return _hf_not_cached(name, m, src, repo, wanted, opts)
+    return _hf_repair(name, m, src, repo, rev, wanted.listing, opts)
+
+
+def _hf_not_cached(
+    name: str, m: ModelSpec, src: HfSource, repo: HfRepo | None, wanted: _Want, opts: DownloadParams
+) -> Action:
+    listing = wanted.listing
+    size = _download_size(listing, m, repo) if listing is not None else None
+    if repo is None:
+        return Action(
+            f"model/{name}",
+            "create",
+            "hf.download",
+            str(src),
+            size,
+            0,
+            "declared, not present",
+            name,
+            opts,
+            "declared-not-present",
+        )
+    reason, code = _revision_reason(wanted)
+    return _hf_update(name, src, size, reason, replace(opts, commit=wanted.target), code)
+
+
+def _hf_repair(
+    name: str,
+    m: ModelSpec,
+    src: HfSource,
+    repo: HfRepo | None,
+    rev: HfRevision,
+    listing: Iterable[RemoteFile] | None,
+    opts: DownloadParams,
+) -> Action | None:
+    expected = listing if listing is not None else rev.remote
+    # A dangling file the patterns exclude is never fetched by apply: not a repair.
+    dangling = {f.path for f in wanted_files(_as_listing(rev), m.include, m.exclude)}
+    absent = (set(rev.dangling) & dangling) | _missing_files(rev, expected, m)
+    missing = sorted(absent)
+    if not missing:
+        return None
+    shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    size = (
+        _download_size([f for f in expected or () if f.path in absent], m, repo)
+        if expected
+        else None
+    )
+    reason = f"repair: {len(missing)} file{'s' if len(missing) != 1 else ''} missing ({shown})"
+    return _hf_update(name, src, size, reason, replace(opts, commit=rev.commit), "repair")
+
+
+def _hf_update(
+    name: str, src: HfSource, size: int | None, reason: str, opts: DownloadParams, code: ReasonCode
+) -> Action:
+    return Action(
+        f"model/{name}", "update", "hf.download", str(src), size, 0, reason, name, opts, code
+    )
+
+
+def _as_listing(rev: HfRevision) -> list[RemoteFile]:
+    return [RemoteFile(f.path, f.size, f.blob) for f in rev.files]
+
+
+def _missing_files(
+    rev: HfRevision, expected: Iterable[RemoteFile] | None, m: ModelSpec
+) -> set[str]:
+    if expected is None:
+        return set()
+    return {
+        f.path for f in wanted_files(expected, m.include, m.exclude) if not rev.has_file(f.path)
+    }
+
+
+def _download_size(files: Iterable[RemoteFile], m: ModelSpec, repo: HfRepo | None) -> int:
+    """Bytes to fetch: wanted files whose blob the repo does not hold yet (blobs are shared
+    across revisions, so a new revision only costs its new blobs)."""
+    have = {f.blob for r in repo.revisions for f in r.files if f.present} if repo else set()
+    blobs = {f.blob: f.size for f in wanted_files(files, m.include, m.exclude)}
+    return sum(size for blob, size in blobs.items() if blob not in have)
+
+
+def _revision_reason(wanted: _Want) -> tuple[str, ReasonCode]:
+    want, local, remote = wanted.name, wanted.local, wanted.remote
+    if wanted.pinned:
+        return f"pinned commit {want[:12]} is not cached", "revision-not-cached"
+    if remote is not None and local and remote.commit != local:
+        return f"{want}: {local[:12]} → {remote.commit[:12]} (new on the hub)", "revision-moved"
+    if local:
+        return f"{want} points to {local[:12]}, which is not cached", "revision-not-cached"
+    return f"revision {want!r} is not cached", "revision-not-cached"
