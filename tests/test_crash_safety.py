@@ -43,23 +43,20 @@ import pytest
 
 from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
-from tests.builders.common import git_blob_sha1, sha256_hex
+from tests.builders.common import sha256_hex
 from tests.fakes.hf_hub import FakeHfHub
 from tests.fakes.ollama_server import FakeOllama
-from tests.helpers import mlx
-from tests.test_cli_apply import (
+from tests.helpers import dead_url, hf_dir, manage, mlx, ollama_dir, state_dir
+from tests.helpers.apply import (
     QWEN,
     QWEN_SRC,
     TINY,
     TINY_FILES,
     TINY_SRC,
-    dead_url,
-    hf_dir,
+    check_hf_cache,
+    check_ollama_store,
     hub_offline,
-    manage,
     managed,
-    ollama_dir,
-    state_dir,
     tree_state,
 )
 
@@ -262,44 +259,6 @@ def unfinished_run() -> list[dict[str, Any]] | None:
         return None
     ended = {e.get("action") for e in last if e.get("event") in ("done", "failed", "skipped")}
     return [e for e in last if e.get("event") == "started" and e.get("action") not in ended]
-
-
-def check_ollama_store() -> None:
-    root = ollama_dir()
-    manifests, broken = ob.read_manifests(root)
-    assert broken == [], f"unparseable manifests: {broken}"
-    for info in manifests:
-        for blob in info.blobs:
-            path = info.blob_path(blob)
-            assert path.is_file(), f"{info.name.display}: missing blob {path.name}"
-            data = path.read_bytes()
-            assert len(data) == blob.size, f"{path.name}: {len(data)} bytes, want {blob.size}"
-            assert "sha256:" + sha256_hex(data) == blob.digest, f"{path.name}: wrong bytes"
-    blobs = root / "blobs"
-    for path in blobs.iterdir() if blobs.is_dir() else ():
-        assert re.fullmatch(r"sha256-[0-9a-f]{64}", path.name), f"stray file in blobs/: {path}"
-        assert sha256_hex(path.read_bytes()) == path.name.removeprefix("sha256-"), path
-    for path in (root / "manifests").rglob("*") if (root / "manifests").exists() else ():
-        assert path.is_dir() or len(path.relative_to(root / "manifests").parts) == 4, path
-
-
-def check_hf_cache() -> None:
-    for repo in hf_dir().glob("models--*"):
-        blobs = repo / "blobs"
-        for ref in (repo / "refs").rglob("*") if (repo / "refs").exists() else ():
-            if ref.is_file():
-                assert (repo / "snapshots" / ref.read_text()).is_dir(), f"dangling ref {ref}"
-        for entry in (repo / "snapshots").rglob("*") if (repo / "snapshots").exists() else ():
-            assert not entry.name.endswith((".tmp", ".incomplete")), entry
-            if entry.is_dir() and not entry.is_symlink():
-                continue
-            assert entry.is_symlink(), f"not a link: {entry}"
-            target = os.readlink(entry)
-            assert not os.path.isabs(target), entry
-            real = entry.resolve()
-            assert real.is_file() and real.parent == blobs.resolve(), f"dangling {entry}"
-            data = real.read_bytes()
-            assert real.name in (sha256_hex(data), git_blob_sha1(data)), f"bad blob {real}"
 
 
 def check_declared_content(world: World) -> None:

@@ -43,8 +43,17 @@ from tests.builders import ollama_store as ob
 from tests.builders.common import HOUR, make_old, sha256_hex
 from tests.fakes.hf_hub import FakeHfHub
 from tests.fakes.ollama_server import FakeOllama
-from tests.helpers import Result, mlx, race_before_actions, run_apply
-from tests.test_cli_apply import dead_url, hf_dir, hub_offline, ollama_dir, state_dir
+from tests.helpers import (
+    Result,
+    dead_url,
+    hf_dir,
+    mlx,
+    ollama_dir,
+    race_before_actions,
+    run_apply,
+    state_dir,
+)
+from tests.helpers.apply import hub_offline
 
 KILLED = -signal.SIGKILL
 
@@ -1032,24 +1041,3 @@ def test_there_are_golden_cases_for_links_and_cleanups() -> None:
 
     names = [p.stem for p in case_files()]
     assert sum(n.startswith(("links-", "cleanup-")) for n in names) >= 20
-
-
-def test_golden_loader_checks_app_entries_and_compare_reports_conflicts(tmp_path: Path) -> None:
-    from mlxstate.plan.actions import Plan
-    from tests.golden.loader import CASES_DIR, CaseError, load_case
-    from tests.test_plan_golden import compare
-
-    case = load_case(CASES_DIR / "links-conflicts.yaml")
-    assert len(case.conflicts or ()) == 4
-    errors = compare(case, Plan((), conflicts=()))
-    assert "expected 4 conflicts, got 0" in errors
-    text = (CASES_DIR / "links-dangling-kept.yaml").read_text()
-    for broken in (
-        text.replace("kind: dangling", "kind: bogus", 1),
-        text.replace(", target: /home/me/deleted.gguf", ""),
-        text.replace("app: myapp,", "app: myapp, colour: red,", 1),
-    ):
-        bad = tmp_path / "bad.yaml"
-        bad.write_text(broken)
-        with pytest.raises(CaseError):
-            load_case(bad)

@@ -43,15 +43,20 @@ from tests.helpers import (
     Sentinel,
     hf_dir,
     make_sentinel,
+    manage,
     mlx,
     ollama_dir,
     race_before_actions,
     restore_writable,
     state_dir,
 )
-from tests.test_cli_apply import manage, no_traceback, offline, tree_state
+from tests.helpers.apply import go_offline, no_traceback, tree_state
 
-__all__ = ["offline"]  # the autouse fixture: no daemon, no hub
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    go_offline(monkeypatch)  # no daemon, no hub
+
 
 # --- running mlx and the oracle ---------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from tests.builders import ollama_store as ob
 from tests.fakes.hf_hub import FakeHfHub
 from tests.fakes.ollama_server import FakeOllama
 from tests.helpers import Sentinel, dead_url, hf_dir, mlx, ollama_dir, run_apply
-from tests.test_cli_apply import QWEN, QWEN_SRC, TINY, TINY_FILES, TINY_SRC, hub_offline, tree_state
+from tests.helpers.apply import QWEN, QWEN_SRC, TINY, TINY_FILES, TINY_SRC, hub_offline, tree_state
 
 KILLED = -signal.SIGKILL
 FAILPOINTS = (
