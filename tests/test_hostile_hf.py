@@ -554,7 +554,8 @@ def render_speed(completed: int, total: int, updates: int) -> str:
     task = progress.add_task("x", total=total)
     for i in range(1, updates + 1):
         progress.update(task, completed=completed * i // updates)
-    return speed_column().render(progress.tasks[0]).plain
+    plain: str = speed_column().render(progress.tasks[0]).plain  # the column is typed Any
+    return plain
 
 
 def test_a_finished_bar_shows_a_speed_or_nothing_never_a_question_mark() -> None:

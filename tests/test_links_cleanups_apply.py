@@ -251,7 +251,8 @@ def plan_code(capsys: pytest.CaptureFixture[str]) -> int:
 def plan_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
     result = mlx(capsys, "plan", "--json", *args)
     no_traceback(result)
-    return json.loads(result.out)
+    doc: dict[str, Any] = json.loads(result.out)
+    return doc
 
 
 # --- links ----------------------------------------------------------------------------------------
@@ -997,7 +998,7 @@ def test_applying_links_never_changes_a_users_file_or_link(
         crash_ok = any(rel in FOLDERS for rel in blocked)
 
         def spec(with_models: bool) -> str:
-            doc = {
+            doc: dict[str, Any] = {
                 "version": 1,
                 "settings": {
                     "state_dir": str(work / "state"),

@@ -18,7 +18,7 @@ import pytest
 
 from mlxstate.cli.main import main
 
-REPO_EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @dataclass(frozen=True)
