@@ -34,7 +34,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +61,9 @@ from tests.helpers.apply import (
 )
 
 KILLED = -signal.SIGKILL
-DEADLINE = 30.0  # seconds to wait for a state we poll for; never reached when all is well
+# Hang guards, never reached when all is well (a slow machine only waits longer for the
+# state): how long to wait for a polled state, or for a child that should have ended.
+DEADLINE = 120.0
 
 # --- the world before the first apply -------------------------------------------------------------
 
@@ -426,6 +428,20 @@ def test_kill_9_in_the_middle_of_an_hf_download_then_apply_converges(
     converge_and_check(capsys, world, interrupted)
 
 
+@pytest.fixture
+def ctrl_c_reaches_children() -> Iterator[None]:
+    """A child inherits an ignored SIGINT, and Python then never turns Ctrl-C into
+    KeyboardInterrupt: a shell without job control starts background jobs (``pytest &``)
+    that way, and the Ctrl-C under test did nothing until the test gave up. The children of
+    this test get Python's default handling, whoever started the suite."""
+    before = signal.getsignal(signal.SIGINT)
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("ctrl_c_reaches_children")
 def test_ctrl_c_in_the_middle_of_a_pull_exits_130_and_the_next_apply_converges(
     capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
 ) -> None:
@@ -436,13 +452,15 @@ def test_ctrl_c_in_the_middle_of_a_pull_exits_130_and_the_next_apply_converges(
     model = ollama.registry[ob.ModelName.parse(QWEN).full]
     weights = next(d for d, data in model.blobs.items() if len(data) == 1024 * 1024)
     partial = Path(f"{ob.blob_path(ollama_dir(), weights)}-partial")
-    ollama.pull_pause_after = 3
+    ollama.pull_pause_after = 3  # the stream stops here, a chunk of the weights on disk
 
     proc = start_apply(world.spec)
     try:
-        wait_for("a partial download of the weights", partial.exists, proc)
+        # A state, not a time: apply is reading the stream the fake holds open.
+        wait_for("the pull to stop mid-stream", ollama.pull_paused.is_set, proc)
+        assert partial.exists()
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=DEADLINE)
     finally:
         proc.kill()
         ollama.pull_resume.set()
@@ -479,7 +497,7 @@ def test_two_concurrent_applies_one_applies_the_other_names_the_holder(
         assert winner.poll() is None  # still holding the lock, paused in the pull
     finally:
         ollama.pull_resume.set()
-    win_out, win_err = winner.communicate(timeout=60)
+    win_out, win_err = winner.communicate(timeout=DEADLINE)
 
     assert loser.returncode == 1, (out, err)
     assert "another mlx apply is running" in err, err
@@ -516,8 +534,8 @@ def test_a_second_apply_with_a_lock_timeout_waits_and_finds_nothing_to_do(
         second = start_apply(world.spec, "--lock-timeout", "60s")
     finally:
         ollama.pull_resume.set()  # whether or not the second is waiting yet: same outcome
-    out1, err1 = first.communicate(timeout=60)
-    out2, err2 = second.communicate(timeout=60)
+    out1, err1 = first.communicate(timeout=DEADLINE)
+    out2, err2 = second.communicate(timeout=DEADLINE)
 
     assert first.returncode == 0, (out1, err1)
     assert second.returncode == 0, (out2, err2)
