@@ -636,6 +636,7 @@ _rm = st.tuples(st.just("rm"), st.integers(0, 50), st.none(), st.none())
 _ops = st.lists(st.one_of(_add, _add, _rm), min_size=2, max_size=5)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=25,
     deadline=None,

@@ -46,7 +46,7 @@ from tests.builders import ollama_store as ob
 from tests.builders.common import sha256_hex
 from tests.fakes.hf_hub import FakeHfHub
 from tests.fakes.ollama_server import FakeOllama
-from tests.helpers import dead_url, hf_dir, manage, mlx, ollama_dir, state_dir
+from tests.helpers import Result, dead_url, hf_dir, manage, mlx, ollama_dir, state_dir
 from tests.helpers.apply import (
     QWEN,
     QWEN_SRC,
@@ -57,8 +57,11 @@ from tests.helpers.apply import (
     check_ollama_store,
     hub_offline,
     managed,
+    no_traceback,
     tree_state,
 )
+
+pytestmark = pytest.mark.slow  # kill -9 / Ctrl-C of real subprocesses
 
 KILLED = -signal.SIGKILL
 # Hang guards, never reached when all is well (a slow machine only waits longer for the
@@ -291,11 +294,12 @@ def _says_interrupted(err: str, in_flight: list[dict[str, Any]]) -> bool:
 
 def converge_and_check(
     capsys: pytest.CaptureFixture[str], world: World, interrupted: list[dict[str, Any]] | None
-) -> subprocess.CompletedProcess[str]:
-    """The second apply, and every check."""
-    second = run_apply(world.spec)
-    assert second.returncode == 0, (second.stdout, second.stderr)
-    assert "Traceback" not in second.stdout + second.stderr
+) -> Result:
+    """The second apply (in this process: only the killed one must be a separate process),
+    and every check."""
+    second = mlx(capsys, "apply", "-y", "-f", str(world.spec))
+    no_traceback(second)
+    assert second.code == 0, (second.out, second.err)
     after = mlx(capsys, "plan", "--detailed-exitcode")
     assert after.code == 0, (after.out, after.err)
     check_ollama_store()
@@ -305,7 +309,7 @@ def converge_and_check(
     # An install finished just before the kill is adopted; a finished delete is forgotten.
     assert managed() == world.expected_managed
     if interrupted is not None:
-        assert _says_interrupted(second.stderr, interrupted), second.stderr
+        assert _says_interrupted(second.err, interrupted), second.err
     return second
 
 
@@ -364,7 +368,7 @@ def test_kill_at_a_fail_point_then_apply_converges(
     check_hf_cache()
     second = converge_and_check(capsys, world, interrupted)
     if point == "lock.taken":
-        assert "took over the lock" in second.stderr  # of the killed apply, named
+        assert "took over the lock" in second.err  # of the killed apply, named
 
 
 # --- kill -9 from outside, in the middle of a transfer --------------------------------------------
@@ -472,7 +476,7 @@ def test_ctrl_c_in_the_middle_of_a_pull_exits_130_and_the_next_apply_converges(
 
     ollama.pull_pause_after = None
     second = converge_and_check(capsys, world, interrupted)
-    assert "took over the lock" not in second.stderr  # Ctrl-C released it properly
+    assert "took over the lock" not in second.err  # Ctrl-C released it properly
 
 
 # --- two applies at once --------------------------------------------------------------------------

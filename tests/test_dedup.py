@@ -684,6 +684,7 @@ KILL_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("mode", "failpoint"), KILL_CASES, ids=[f"{m}-{f}" for m, f in KILL_CASES])
 def test_kill_during_dedup_then_apply_converges(
     capsys: pytest.CaptureFixture[str], mode: str, failpoint: str
@@ -705,6 +706,7 @@ def test_kill_during_dedup_then_apply_converges(
     assert temp_files(*roots()) == []
 
 
+@pytest.mark.slow
 def test_kill_after_the_effect_still_records_the_dedup(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -715,6 +717,7 @@ def test_kill_after_the_effect_still_records_the_dedup(
     assert {row[0] for row in dedup_rows()} == {str(copies.hf), str(copies.app)}
 
 
+@pytest.mark.slow
 def test_kill_between_link_and_rename_loses_nothing(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -732,6 +735,7 @@ def test_kill_between_link_and_rename_loses_nothing(
         assert path.read_bytes() == GGUF
 
 
+@pytest.mark.slow
 def test_kill_between_link_and_rename_leaves_no_temp_file(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -800,6 +804,7 @@ def build(world: World, base: Path) -> tuple[Path, tuple[Path, ...]]:
     return spec, (models, hub, app)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=30,
     deadline=None,

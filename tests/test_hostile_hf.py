@@ -461,6 +461,7 @@ def test_an_unreachable_hub_names_the_endpoint(monkeypatch: pytest.MonkeyPatch) 
     )
 
 
+@pytest.mark.slow
 def test_a_hub_that_truncates_every_body_fails_in_one_line(fake_hub: FakeHfHub) -> None:
     fake_hub.add_repo(TINY, FILES)
     fake_hub.truncate_bodies = True

@@ -856,6 +856,7 @@ def assert_no_half_made_links(world: CrashWorld) -> None:
             assert entry == ("dir",), f"unexpected {entry[0]} in an app folder: {path}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("world_name", "failpoint"), CRASHES, ids=[f"{w}-{p}" for w, p in CRASHES])
 def test_kill_during_link_and_cleanup_actions_then_apply_converges(
     capsys: pytest.CaptureFixture[str],
@@ -950,6 +951,7 @@ def _right_target(stores: Path, rel: str) -> Path | None:
     return None
 
 
+@pytest.mark.slow
 @settings(
     max_examples=60,
     deadline=None,

@@ -995,6 +995,7 @@ PROPERTY = settings(
 )
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(world=worlds(harsh=False))
 def test_generated_hostile_stores_never_lose_user_data(
@@ -1003,6 +1004,7 @@ def test_generated_hostile_stores_never_lose_user_data(
     check_world(capsys, tmp_path, world)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(world=worlds(harsh=True))
 def test_generated_harsh_hostile_stores_never_lose_user_data(
