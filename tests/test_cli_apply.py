@@ -42,19 +42,22 @@ from tests.builders import ollama_store as ob
 from tests.builders.common import git_blob_sha1, sha256_hex
 from tests.fakes.hf_hub import FakeHfHub
 from tests.fakes.ollama_server import FakeOllama, RegistryModel
-from tests.helpers import Result, dead_url, hf_dir, manage, mlx, ollama_dir, state_dir
+from tests.helpers import Result, hf_dir, manage, mlx, ollama_dir, state_dir
+from tests.helpers.apply import (
+    QWEN,
+    QWEN_SRC,
+    TINY,
+    TINY_FILES,
+    TINY_SRC,
+    go_offline,
+    managed,
+    no_traceback,
+    tree_state,
+)
 
 NO_CHANGES = "No changes. Your models match mlx.yaml."
 PRUNE_ONLY_SPEC = "version: 1\nsettings:\n  prune: true\nmodels: {}\n"
 PROMPT = "Do you want to perform these actions? Only 'yes' will be accepted:"
-
-QWEN = "qwen2.5:0.5b"
-QWEN_SRC = f"ollama://{QWEN}"
-TINY = "org/tiny"
-TINY_SRC = f"hf://{TINY}"
-WEIGHTS = b"\x00safetensors" + bytes(range(256)) * 20  # LFS (binary), 5132 bytes
-CONFIG = b'{"model_type": "llama", "hidden_size": 64}\n'
-TINY_FILES = {"config.json": CONFIG, "model.safetensors": WEIGHTS}
 
 SPEC = f"""\
 version: 1
@@ -84,22 +87,7 @@ models:
 @pytest.fixture(autouse=True)
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """No daemon and no hub unless a test asks for a fake (which overrides these)."""
-    monkeypatch.setenv("OLLAMA_HOST", dead_url())
-    hub_offline(monkeypatch)
-
-
-def hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """huggingface_hub's import-time endpoint → a dead port. ``hf_hub_url`` swaps in the
-    ``endpoint=`` argument only where a URL starts with ``constants.ENDPOINT``, so the URL
-    template built from it at import time must move along with it."""
-    dead = dead_url()
-    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", dead)
-    monkeypatch.setattr(
-        huggingface_hub.constants,
-        "HUGGINGFACE_CO_URL_TEMPLATE",
-        dead + "/{repo_id}/resolve/{revision}/{filename}",
-    )
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    go_offline(monkeypatch)
 
 
 @pytest.fixture
@@ -125,17 +113,6 @@ def write_spec(text: str) -> Path:
     return path
 
 
-_SERVER_NOISE = re.compile(
-    r"-{40}\nException occurred during processing of request from .*?\n-{40}\n", re.S
-)
-
-
-def no_traceback(result: Result) -> None:
-    """mlx printed no traceback (a fake server thread's report of a reset connection, which
-    lands in the same captured stderr in-process, does not count)."""
-    assert "Traceback" not in result.out + _SERVER_NOISE.sub("", result.err), result.err
-
-
 def apply(
     capsys: pytest.CaptureFixture[str], *args: str, code: int = 0, seams: Seams | None = None
 ) -> Result:
@@ -149,10 +126,6 @@ def plan_exit(capsys: pytest.CaptureFixture[str]) -> Result:
     result = mlx(capsys, "plan", "--detailed-exitcode")
     no_traceback(result)
     return result
-
-
-def managed() -> set[str]:
-    return {m.source for m in read_facts(state_dir()).models}
 
 
 def journal_events() -> list[dict[str, Any]]:
@@ -196,22 +169,6 @@ def assert_snapshot(hub: FakeHfHub, repo_id: str, files: dict[str, bytes]) -> No
     assert sorted(p.name for p in snapshot.iterdir()) == sorted(files)
     leftovers = [p for p in base.rglob("*") if p.name.endswith((".incomplete", ".tmp"))]
     assert leftovers == []
-
-
-def tree_state(*roots: Path) -> dict[str, tuple[Any, ...]]:
-    """Every entry below ``roots`` with its content hash (links: their target)."""
-    out: dict[str, tuple[Any, ...]] = {}
-    for root in roots:
-        for dirpath, dirnames, filenames in os.walk(root):
-            for name in (*dirnames, *filenames):
-                path = Path(dirpath, name)
-                if path.is_symlink():
-                    out[str(path)] = ("link", os.readlink(path))
-                elif path.is_dir():
-                    out[str(path)] = ("dir",)
-                else:
-                    out[str(path)] = ("file", sha256_hex(path.read_bytes()))
-    return out
 
 
 def stores() -> dict[str, tuple[Any, ...]]:

@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-import mlxstate.fsutil
 from mlxstate.settings import read_environment
 from mlxstate.sources import HfSource, parse_source
 from mlxstate.spec.load import LoadedSpec, load_spec
@@ -637,6 +636,7 @@ _rm = st.tuples(st.just("rm"), st.integers(0, 50), st.none(), st.none())
 _ops = st.lists(st.one_of(_add, _add, _rm), min_size=2, max_size=5)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=25,
     deadline=None,
@@ -722,7 +722,7 @@ def test_failed_write_leaves_the_file_and_no_temp(
     before = path.read_bytes()
     listing = sorted(os.listdir(tmp_path))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(mlxstate.fsutil.os, "replace", _fail_replace)
+        patch.setattr("mlxstate.fsutil.os.replace", _fail_replace)
         result = mlx(capsys, *args)
     assert result.code != 0
     assert "Traceback" not in result.err
@@ -735,7 +735,7 @@ def test_failed_write_of_a_new_file_leaves_nothing(
 ) -> None:
     listing = sorted(os.listdir(tmp_path))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(mlxstate.fsutil.os, "replace", _fail_replace)
+        patch.setattr("mlxstate.fsutil.os.replace", _fail_replace)
         result = mlx(capsys, "add", "hf://org/Repo")
     assert result.code != 0
     assert not Path("mlx.yaml").exists()
@@ -747,7 +747,7 @@ def test_failed_write_is_a_user_facing_error(
 ) -> None:
     copy(MAC_STUDIO)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(mlxstate.fsutil.os, "replace", _fail_replace)
+        patch.setattr("mlxstate.fsutil.os.replace", _fail_replace)
         result = mlx(capsys, "add", "hf://org/Repo")
     assert result.code == 1
     assert "bug in mlxstate" not in result.err

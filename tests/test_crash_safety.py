@@ -34,7 +34,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,28 +43,30 @@ import pytest
 
 from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
-from tests.builders.common import git_blob_sha1, sha256_hex
+from tests.builders.common import sha256_hex
 from tests.fakes.hf_hub import FakeHfHub
 from tests.fakes.ollama_server import FakeOllama
-from tests.helpers import mlx
-from tests.test_cli_apply import (
+from tests.helpers import Result, dead_url, hf_dir, manage, mlx, ollama_dir, state_dir
+from tests.helpers.apply import (
     QWEN,
     QWEN_SRC,
     TINY,
     TINY_FILES,
     TINY_SRC,
-    dead_url,
-    hf_dir,
+    check_hf_cache,
+    check_ollama_store,
     hub_offline,
-    manage,
     managed,
-    ollama_dir,
-    state_dir,
+    no_traceback,
     tree_state,
 )
 
+pytestmark = pytest.mark.slow  # kill -9 / Ctrl-C of real subprocesses
+
 KILLED = -signal.SIGKILL
-DEADLINE = 30.0  # seconds to wait for a state we poll for; never reached when all is well
+# Hang guards, never reached when all is well (a slow machine only waits longer for the
+# state): how long to wait for a polled state, or for a child that should have ended.
+DEADLINE = 120.0
 
 # --- the world before the first apply -------------------------------------------------------------
 
@@ -264,44 +266,6 @@ def unfinished_run() -> list[dict[str, Any]] | None:
     return [e for e in last if e.get("event") == "started" and e.get("action") not in ended]
 
 
-def check_ollama_store() -> None:
-    root = ollama_dir()
-    manifests, broken = ob.read_manifests(root)
-    assert broken == [], f"unparseable manifests: {broken}"
-    for info in manifests:
-        for blob in info.blobs:
-            path = info.blob_path(blob)
-            assert path.is_file(), f"{info.name.display}: missing blob {path.name}"
-            data = path.read_bytes()
-            assert len(data) == blob.size, f"{path.name}: {len(data)} bytes, want {blob.size}"
-            assert "sha256:" + sha256_hex(data) == blob.digest, f"{path.name}: wrong bytes"
-    blobs = root / "blobs"
-    for path in blobs.iterdir() if blobs.is_dir() else ():
-        assert re.fullmatch(r"sha256-[0-9a-f]{64}", path.name), f"stray file in blobs/: {path}"
-        assert sha256_hex(path.read_bytes()) == path.name.removeprefix("sha256-"), path
-    for path in (root / "manifests").rglob("*") if (root / "manifests").exists() else ():
-        assert path.is_dir() or len(path.relative_to(root / "manifests").parts) == 4, path
-
-
-def check_hf_cache() -> None:
-    for repo in hf_dir().glob("models--*"):
-        blobs = repo / "blobs"
-        for ref in (repo / "refs").rglob("*") if (repo / "refs").exists() else ():
-            if ref.is_file():
-                assert (repo / "snapshots" / ref.read_text()).is_dir(), f"dangling ref {ref}"
-        for entry in (repo / "snapshots").rglob("*") if (repo / "snapshots").exists() else ():
-            assert not entry.name.endswith((".tmp", ".incomplete")), entry
-            if entry.is_dir() and not entry.is_symlink():
-                continue
-            assert entry.is_symlink(), f"not a link: {entry}"
-            target = os.readlink(entry)
-            assert not os.path.isabs(target), entry
-            real = entry.resolve()
-            assert real.is_file() and real.parent == blobs.resolve(), f"dangling {entry}"
-            data = real.read_bytes()
-            assert real.name in (sha256_hex(data), git_blob_sha1(data)), f"bad blob {real}"
-
-
 def check_declared_content(world: World) -> None:
     """What the scenario installs is there with exactly the served bytes."""
     if QWEN_SRC in world.expected_managed:
@@ -330,11 +294,12 @@ def _says_interrupted(err: str, in_flight: list[dict[str, Any]]) -> bool:
 
 def converge_and_check(
     capsys: pytest.CaptureFixture[str], world: World, interrupted: list[dict[str, Any]] | None
-) -> subprocess.CompletedProcess[str]:
-    """The second apply, and every check."""
-    second = run_apply(world.spec)
-    assert second.returncode == 0, (second.stdout, second.stderr)
-    assert "Traceback" not in second.stdout + second.stderr
+) -> Result:
+    """The second apply (in this process: only the killed one must be a separate process),
+    and every check."""
+    second = mlx(capsys, "apply", "-y", "-f", str(world.spec))
+    no_traceback(second)
+    assert second.code == 0, (second.out, second.err)
     after = mlx(capsys, "plan", "--detailed-exitcode")
     assert after.code == 0, (after.out, after.err)
     check_ollama_store()
@@ -344,7 +309,7 @@ def converge_and_check(
     # An install finished just before the kill is adopted; a finished delete is forgotten.
     assert managed() == world.expected_managed
     if interrupted is not None:
-        assert _says_interrupted(second.stderr, interrupted), second.stderr
+        assert _says_interrupted(second.err, interrupted), second.err
     return second
 
 
@@ -403,7 +368,7 @@ def test_kill_at_a_fail_point_then_apply_converges(
     check_hf_cache()
     second = converge_and_check(capsys, world, interrupted)
     if point == "lock.taken":
-        assert "took over the lock" in second.stderr  # of the killed apply, named
+        assert "took over the lock" in second.err  # of the killed apply, named
 
 
 # --- kill -9 from outside, in the middle of a transfer --------------------------------------------
@@ -467,6 +432,20 @@ def test_kill_9_in_the_middle_of_an_hf_download_then_apply_converges(
     converge_and_check(capsys, world, interrupted)
 
 
+@pytest.fixture
+def ctrl_c_reaches_children() -> Iterator[None]:
+    """A child inherits an ignored SIGINT, and Python then never turns Ctrl-C into
+    KeyboardInterrupt: a shell without job control starts background jobs (``pytest &``)
+    that way, and the Ctrl-C under test did nothing until the test gave up. The children of
+    this test get Python's default handling, whoever started the suite."""
+    before = signal.getsignal(signal.SIGINT)
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("ctrl_c_reaches_children")
 def test_ctrl_c_in_the_middle_of_a_pull_exits_130_and_the_next_apply_converges(
     capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
 ) -> None:
@@ -477,13 +456,15 @@ def test_ctrl_c_in_the_middle_of_a_pull_exits_130_and_the_next_apply_converges(
     model = ollama.registry[ob.ModelName.parse(QWEN).full]
     weights = next(d for d, data in model.blobs.items() if len(data) == 1024 * 1024)
     partial = Path(f"{ob.blob_path(ollama_dir(), weights)}-partial")
-    ollama.pull_pause_after = 3
+    ollama.pull_pause_after = 3  # the stream stops here, a chunk of the weights on disk
 
     proc = start_apply(world.spec)
     try:
-        wait_for("a partial download of the weights", partial.exists, proc)
+        # A state, not a time: apply is reading the stream the fake holds open.
+        wait_for("the pull to stop mid-stream", ollama.pull_paused.is_set, proc)
+        assert partial.exists()
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=DEADLINE)
     finally:
         proc.kill()
         ollama.pull_resume.set()
@@ -495,7 +476,7 @@ def test_ctrl_c_in_the_middle_of_a_pull_exits_130_and_the_next_apply_converges(
 
     ollama.pull_pause_after = None
     second = converge_and_check(capsys, world, interrupted)
-    assert "took over the lock" not in second.stderr  # Ctrl-C released it properly
+    assert "took over the lock" not in second.err  # Ctrl-C released it properly
 
 
 # --- two applies at once --------------------------------------------------------------------------
@@ -520,7 +501,7 @@ def test_two_concurrent_applies_one_applies_the_other_names_the_holder(
         assert winner.poll() is None  # still holding the lock, paused in the pull
     finally:
         ollama.pull_resume.set()
-    win_out, win_err = winner.communicate(timeout=60)
+    win_out, win_err = winner.communicate(timeout=DEADLINE)
 
     assert loser.returncode == 1, (out, err)
     assert "another mlx apply is running" in err, err
@@ -557,8 +538,8 @@ def test_a_second_apply_with_a_lock_timeout_waits_and_finds_nothing_to_do(
         second = start_apply(world.spec, "--lock-timeout", "60s")
     finally:
         ollama.pull_resume.set()  # whether or not the second is waiting yet: same outcome
-    out1, err1 = first.communicate(timeout=60)
-    out2, err2 = second.communicate(timeout=60)
+    out1, err1 = first.communicate(timeout=DEADLINE)
+    out2, err2 = second.communicate(timeout=DEADLINE)
 
     assert first.returncode == 0, (out1, err1)
     assert second.returncode == 0, (out2, err2)

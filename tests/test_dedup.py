@@ -40,28 +40,39 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlxstate.observe.run import observe
-from mlxstate.plan.actions import Action, Plan
 from mlxstate.plan.dedup import plan_dedup
 from mlxstate.plan.params import DedupParams
-from mlxstate.plan.planner import make_plan
-from mlxstate.registry import RegistryFacts, read_facts
+from mlxstate.registry import read_facts
 from mlxstate.seams import Seams
-from mlxstate.settings import read_environment, resolve
-from mlxstate.spec.load import load_spec, parse_spec
+from mlxstate.settings import read_environment
+from mlxstate.spec.load import parse_spec
 from mlxstate.spec.models import Spec
 from mlxstate.state import DuplicateGroup, HfCache, Observed, OllamaStore
 from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
 from tests.builders.common import git_blob_sha1, sha256_hex
-from tests.helpers import Result, mlx, race_before_actions, run_apply
-from tests.test_cli_apply import dead_url, hf_dir, hub_offline, ollama_dir, state_dir
-from tests.test_crash_safety import check_hf_cache, check_ollama_store
+from tests.helpers import (
+    Result,
+    dead_url,
+    hf_dir,
+    mlx,
+    ollama_dir,
+    race_before_actions,
+    run_apply,
+    state_dir,
+)
+from tests.helpers.apply import check_hf_cache, check_ollama_store, hub_offline
+from tests.helpers.dedup import (
+    GGUF,
+    Copies,
+    app_dir,
+    dedups,
+    make_copies,
+    make_plan_for,
+    write_spec,
+)
 
-GGUF = ob.fake_gguf("dedup-weights", 64_000)
 DIGEST = sha256_hex(GGUF)
-QWEN = "qwen:7b"
-REPO = "org/qwen-GGUF"
 KILLED = -signal.SIGKILL
 TEMP_GLOB = ".*.mlx-dedup-*"
 
@@ -73,54 +84,7 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     hub_offline(monkeypatch)
 
 
-# --- the world: one GGUF in three places ---------------------------------------------------------
-
-
-def app_dir() -> Path:
-    return Path(os.environ["HOME"]) / "apps" / "myapp"
-
-
-@dataclass(frozen=True)
-class Copies:
-    ollama: Path  # blobs/sha256-<hex>: the copy dedup keeps
-    hf: Path  # the HF LFS blob (blobs/<sha256>)
-    app: Path  # a plain copy in the declared app folder
-    snapshot: Path  # the HF snapshot link to ``hf``
-
-    @property
-    def all(self) -> tuple[Path, Path, Path]:
-        return (self.ollama, self.hf, self.app)
-
-
-def make_copies(data: bytes = GGUF, *, xet: bool = False) -> Copies:
-    info = ob.add_model(ollama_dir(), QWEN, [("model", data), ("params", b"{}")])
-    layer = info.layer("model")
-    assert layer is not None
-    rev = hb.add_revision(
-        hf_dir(),
-        REPO,
-        {"qwen.gguf": data, "config.json": b"{}"},
-        lfs={"qwen.gguf"},
-        xet={"qwen.gguf"} if xet else (),
-    )
-    app = app_dir() / "qwen-copy.gguf"
-    app.parent.mkdir(parents=True, exist_ok=True)
-    app.write_bytes(data)
-    hf = rev.files["qwen.gguf"]
-    return Copies(info.blob_path(layer), hf.blob_path, app, hf.snapshot_path)
-
-
-def spec_text(mode: str, app: Path | None = None) -> str:
-    return (
-        f"version: 1\nsettings:\n  dedup: {mode}\n"
-        f"apps:\n  myapp:\n    path: {app or app_dir()}\n    models: []\n"
-    )
-
-
-def write_spec(mode: str) -> Path:
-    path = Path("mlx.yaml")
-    path.write_text(spec_text(mode))
-    return path.resolve()
+# --- the world: one GGUF in three places (tests/helpers/dedup.py) --------------------------------
 
 
 def roots() -> tuple[Path, ...]:
@@ -151,19 +115,6 @@ def temp_files(*tops: Path) -> list[Path]:
 def inode(path: Path) -> tuple[int, int]:
     st = os.stat(path)
     return st.st_dev, st.st_ino
-
-
-def make_plan_for(mode: str) -> Plan:
-    """``mlx plan`` without the CLI: load, observe (duplicates always), plan."""
-    env = read_environment()
-    loaded = load_spec(write_spec(mode), env)
-    settings_ = resolve(loaded.spec.settings, env)
-    observed = observe(settings_, loaded.spec, probe=False, duplicates=True)
-    return make_plan(loaded.spec, observed, RegistryFacts())
-
-
-def dedups(plan: Plan) -> list[Action]:
-    return [a for a in plan.actions if a.kind == "dedup.link"]
 
 
 def apply(
@@ -741,6 +692,7 @@ KILL_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("mode", "failpoint"), KILL_CASES, ids=[f"{m}-{f}" for m, f in KILL_CASES])
 def test_kill_during_dedup_then_apply_converges(
     capsys: pytest.CaptureFixture[str], mode: str, failpoint: str
@@ -762,6 +714,7 @@ def test_kill_during_dedup_then_apply_converges(
     assert temp_files(*roots()) == []
 
 
+@pytest.mark.slow
 def test_kill_after_the_effect_still_records_the_dedup(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -772,6 +725,7 @@ def test_kill_after_the_effect_still_records_the_dedup(
     assert {row[0] for row in dedup_rows()} == {str(copies.hf), str(copies.app)}
 
 
+@pytest.mark.slow
 def test_kill_between_link_and_rename_loses_nothing(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -789,6 +743,7 @@ def test_kill_between_link_and_rename_loses_nothing(
         assert path.read_bytes() == GGUF
 
 
+@pytest.mark.slow
 def test_kill_between_link_and_rename_leaves_no_temp_file(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -857,6 +812,7 @@ def build(world: World, base: Path) -> tuple[Path, tuple[Path, ...]]:
     return spec, (models, hub, app)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=30,
     deadline=None,

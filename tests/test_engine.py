@@ -74,18 +74,18 @@ def test_apply_parses_the_spec_once_and_opens_the_registry_once(
     ollama: FakeOllama, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = {"load": 0, "open": 0}
-    load, open_ = mlxstate.spec.load.load_spec, mlxstate.registry.Registry.open.__func__
+    load, open_ = mlxstate.spec.load.load_spec, mlxstate.registry.Registry.open
 
     def counted_load(*args: Any, **kw: Any) -> Any:
         calls["load"] += 1
         return load(*args, **kw)
 
-    def counted_open(cls: Any, *args: Any, **kw: Any) -> Any:
+    def counted_open(*args: Any, **kw: Any) -> Any:
         calls["open"] += 1
-        return open_(cls, *args, **kw)
+        return open_(*args, **kw)
 
     monkeypatch.setattr(mlxstate.spec.load, "load_spec", counted_load)
-    monkeypatch.setattr(mlxstate.registry.Registry, "open", classmethod(counted_open))
+    monkeypatch.setattr(mlxstate.registry.Registry, "open", counted_open)
     result = session().apply(review=lambda *_: True, progress=quiet_display)
     assert [o.status for o in result.outcomes] == ["done"]
     assert calls == {"load": 1, "open": 1}

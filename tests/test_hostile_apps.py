@@ -26,9 +26,9 @@ from mlxstate.errors import ActionError
 from mlxstate.registry import DedupRecord, read_facts
 from tests.builders import ollama_store as ob
 from tests.builders.common import sha256_hex
-from tests.helpers import Result, mlx
-from tests.test_cli_apply import dead_url, hub_offline, manage, ollama_dir, state_dir
-from tests.test_dedup import GGUF, QWEN, Copies, app_dir, make_copies
+from tests.helpers import Result, dead_url, hf_dir, manage, mlx, ollama_dir, state_dir
+from tests.helpers.apply import hub_offline
+from tests.helpers.dedup import GGUF, QWEN, Copies, app_dir, dedups, make_copies, make_plan_for
 
 QWEN_SRC = f"ollama://{QWEN}"
 
@@ -358,7 +358,6 @@ def test_a_regular_file_or_foreign_link_is_never_replaced(tmp_path: Path) -> Non
 
 def test_a_duplicate_whose_folder_now_leads_out_of_the_store_is_refused(tmp_path: Path) -> None:
     from mlxstate.apply.dedup_effects import dedup
-    from tests.test_dedup import dedups, hf_dir, make_plan_for
 
     copies = make_copies()
     (action,) = [a for a in dedups(make_plan_for("hardlink")) if a.subject == str(copies.hf)]

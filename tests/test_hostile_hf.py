@@ -461,6 +461,7 @@ def test_an_unreachable_hub_names_the_endpoint(monkeypatch: pytest.MonkeyPatch) 
     )
 
 
+@pytest.mark.slow
 def test_a_hub_that_truncates_every_body_fails_in_one_line(fake_hub: FakeHfHub) -> None:
     fake_hub.add_repo(TINY, FILES)
     fake_hub.truncate_bodies = True
@@ -554,7 +555,8 @@ def render_speed(completed: int, total: int, updates: int) -> str:
     task = progress.add_task("x", total=total)
     for i in range(1, updates + 1):
         progress.update(task, completed=completed * i // updates)
-    return speed_column().render(progress.tasks[0]).plain
+    plain: str = speed_column().render(progress.tasks[0]).plain  # the column is typed Any
+    return plain
 
 
 def test_a_finished_bar_shows_a_speed_or_nothing_never_a_question_mark() -> None:

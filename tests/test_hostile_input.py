@@ -402,6 +402,7 @@ def test_init_and_add_write_the_schema_url(capsys: pytest.CaptureFixture[str]) -
 # --- 9. more hostile files ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_deep_nesting_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     [line] = validate(capsys, "version: 1\nmodels: " + "[" * 100_000 + "\n")
     assert line.startswith("mlx.yaml:1:1: error: the document is nested too deeply")

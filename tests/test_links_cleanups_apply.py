@@ -43,8 +43,17 @@ from tests.builders import ollama_store as ob
 from tests.builders.common import HOUR, make_old, sha256_hex
 from tests.fakes.hf_hub import FakeHfHub
 from tests.fakes.ollama_server import FakeOllama
-from tests.helpers import Result, mlx, race_before_actions, run_apply
-from tests.test_cli_apply import dead_url, hf_dir, hub_offline, ollama_dir, state_dir
+from tests.helpers import (
+    Result,
+    dead_url,
+    hf_dir,
+    mlx,
+    ollama_dir,
+    race_before_actions,
+    run_apply,
+    state_dir,
+)
+from tests.helpers.apply import hub_offline
 
 KILLED = -signal.SIGKILL
 
@@ -242,7 +251,8 @@ def plan_code(capsys: pytest.CaptureFixture[str]) -> int:
 def plan_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
     result = mlx(capsys, "plan", "--json", *args)
     no_traceback(result)
-    return json.loads(result.out)
+    doc: dict[str, Any] = json.loads(result.out)
+    return doc
 
 
 # --- links ----------------------------------------------------------------------------------------
@@ -846,6 +856,7 @@ def assert_no_half_made_links(world: CrashWorld) -> None:
             assert entry == ("dir",), f"unexpected {entry[0]} in an app folder: {path}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("world_name", "failpoint"), CRASHES, ids=[f"{w}-{p}" for w, p in CRASHES])
 def test_kill_during_link_and_cleanup_actions_then_apply_converges(
     capsys: pytest.CaptureFixture[str],
@@ -940,6 +951,7 @@ def _right_target(stores: Path, rel: str) -> Path | None:
     return None
 
 
+@pytest.mark.slow
 @settings(
     max_examples=60,
     deadline=None,
@@ -988,7 +1000,7 @@ def test_applying_links_never_changes_a_users_file_or_link(
         crash_ok = any(rel in FOLDERS for rel in blocked)
 
         def spec(with_models: bool) -> str:
-            doc = {
+            doc: dict[str, Any] = {
                 "version": 1,
                 "settings": {
                     "state_dir": str(work / "state"),
@@ -1032,24 +1044,3 @@ def test_there_are_golden_cases_for_links_and_cleanups() -> None:
 
     names = [p.stem for p in case_files()]
     assert sum(n.startswith(("links-", "cleanup-")) for n in names) >= 20
-
-
-def test_golden_loader_checks_app_entries_and_compare_reports_conflicts(tmp_path: Path) -> None:
-    from mlxstate.plan.actions import Plan
-    from tests.golden.loader import CASES_DIR, CaseError, load_case
-    from tests.test_plan_golden import compare
-
-    case = load_case(CASES_DIR / "links-conflicts.yaml")
-    assert len(case.conflicts or ()) == 4
-    errors = compare(case, Plan((), conflicts=()))
-    assert "expected 4 conflicts, got 0" in errors
-    text = (CASES_DIR / "links-dangling-kept.yaml").read_text()
-    for broken in (
-        text.replace("kind: dangling", "kind: bogus", 1),
-        text.replace(", target: /home/me/deleted.gguf", ""),
-        text.replace("app: myapp,", "app: myapp, colour: red,", 1),
-    ):
-        bad = tmp_path / "bad.yaml"
-        bad.write_text(broken)
-        with pytest.raises(CaseError):
-            load_case(bad)

@@ -241,7 +241,12 @@ def test_app_symlink_to_a_blob_is_not_hashed_or_grouped(
     os.symlink(_ollama_blob(info), link)
     app = scan_app("lmstudio", tmp_path / "lms", "lmstudio")
     hashed: list[Path] = []
-    monkeypatch.setattr(duplicates, "sha256_file", lambda p: hashed.append(p) or "")
+
+    def sha256_file(path: Path) -> str:
+        hashed.append(path)
+        return ""
+
+    monkeypatch.setattr(duplicates, "sha256_file", sha256_file)
     ollama, hf = scan_ollama_store(models), scan_hf_cache(tmp_path / "hub")
     assert find_duplicates(ollama, hf, [app]) == ()
     assert hashed == []

@@ -18,7 +18,9 @@ from mlxstate.settings import Environment
 from mlxstate.spec.rules import check
 from tests.golden.loader import (
     BASE_DIR,
+    CASES_DIR,
     Case,
+    CaseError,
     ExpectedAction,
     ExpectedProblem,
     case_files,
@@ -149,3 +151,20 @@ def test_compare_reports_differences() -> None:
     errors = compare(case, broken)
     assert any("actions" in e for e in errors)
     assert any("warnings" in e for e in errors)
+
+
+def test_golden_loader_checks_app_entries_and_compare_reports_conflicts(tmp_path: Path) -> None:
+    case = load_case(CASES_DIR / "links-conflicts.yaml")
+    assert len(case.conflicts or ()) == 4
+    errors = compare(case, Plan((), conflicts=()))
+    assert "expected 4 conflicts, got 0" in errors
+    text = (CASES_DIR / "links-dangling-kept.yaml").read_text()
+    for broken in (
+        text.replace("kind: dangling", "kind: bogus", 1),
+        text.replace(", target: /home/me/deleted.gguf", ""),
+        text.replace("app: myapp,", "app: myapp, colour: red,", 1),
+    ):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(broken)
+        with pytest.raises(CaseError):
+            load_case(bad)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import pytest
 from huggingface_hub.utils import filter_repo_objects  # type: ignore[attr-defined]
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
@@ -61,6 +62,8 @@ PROPS = settings(
     derandomize=True,  # the same examples on every run
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+pytestmark = pytest.mark.slow  # properties over many generated worlds
 
 BASE_DIR = Path("/golden")
 OLLAMA_ROOT = Path("/stores/ollama/models")

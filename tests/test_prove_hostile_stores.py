@@ -43,15 +43,20 @@ from tests.helpers import (
     Sentinel,
     hf_dir,
     make_sentinel,
+    manage,
     mlx,
     ollama_dir,
     race_before_actions,
     restore_writable,
     state_dir,
 )
-from tests.test_cli_apply import manage, no_traceback, offline, tree_state
+from tests.helpers.apply import go_offline, no_traceback, tree_state
 
-__all__ = ["offline"]  # the autouse fixture: no daemon, no hub
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    go_offline(monkeypatch)  # no daemon, no hub
+
 
 # --- running mlx and the oracle ---------------------------------------------------------------
 
@@ -990,6 +995,7 @@ PROPERTY = settings(
 )
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(world=worlds(harsh=False))
 def test_generated_hostile_stores_never_lose_user_data(
@@ -998,6 +1004,7 @@ def test_generated_hostile_stores_never_lose_user_data(
     check_world(capsys, tmp_path, world)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(world=worlds(harsh=True))
 def test_generated_harsh_hostile_stores_never_lose_user_data(

@@ -19,10 +19,13 @@ import pytest
 from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
 from tests.builders.common import make_old
-from tests.helpers import Sentinel, hf_dir, mlx, ollama_dir
-from tests.test_cli_apply import manage, no_traceback, offline
+from tests.helpers import Sentinel, hf_dir, manage, mlx, ollama_dir
+from tests.helpers.apply import go_offline, no_traceback
 
-__all__ = ["offline"]
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    go_offline(monkeypatch)  # no daemon, no hub
 
 
 def _rewrite(s: Sentinel) -> None:

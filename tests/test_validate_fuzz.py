@@ -27,6 +27,8 @@ from ruamel.yaml import YAML
 
 from mlxstate.cli.main import main
 
+pytestmark = pytest.mark.slow  # fuzzing with many examples
+
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))
 EXAMPLE_TEXTS = [p.read_text(encoding="utf-8") for p in EXAMPLES]
 _SCALE = max(1, int(os.environ.get("MLX_FUZZ_SCALE", "1")))

@@ -24,7 +24,8 @@ sidecar goes and the partial is renamed to the blob. A name not in the registry 
 Pull fault knobs (counted in NDJSON lines sent, 0-based): ``pull_error_after`` sends an
 ``{"error"}`` line instead of line N and ends the stream cleanly; ``pull_drop_after`` cuts
 the connection before line N (the partial files stay, as after a crash); ``pull_pause_after``
-blocks before line N until ``pull_resume`` is set; ``pull_line_delay`` sleeps between lines;
+blocks before line N until ``pull_resume`` is set (``pull_paused`` is set while it waits, lines
+0..N-1 sent); ``pull_line_delay`` sleeps between lines;
 ``corrupt`` (digests) serves wrong bytes so verification fails. ``fail()``, ``drop()`` and
 ``throttle()`` from the base class work on any path.
 
@@ -141,6 +142,7 @@ class FakeOllama(LoopbackServer):
         self.pull_drop_after: int | None = None
         self.pull_pause_after: int | None = None
         self.pull_resume = threading.Event()
+        self.pull_paused = threading.Event()
         self.corrupt: set[str] = set()
         self.pull_success_only = False
         self.pull_garbage_after: int | None = None
@@ -450,6 +452,7 @@ class FakeOllama(LoopbackServer):
         # Knobs are checked before the next step runs, so the disk shows lines 0..N-1 done.
         for index in itertools.count():
             if self.pull_pause_after == index:
+                self.pull_paused.set()
                 while not self.pull_resume.wait(0.05):
                     if self.stopping.is_set():
                         ex.drop()

@@ -19,7 +19,7 @@ import pytest
 from mlxstate.cli.main import main
 from mlxstate.seams import Seams
 
-REPO_EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @dataclass(frozen=True)
