@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 from mlxstate.errors import SpecError
+from mlxstate.mlxyaml.load import parse_spec
 from mlxstate.settings import read_environment
-from mlxstate.spec.load import parse_spec
 
 
 def generate(target_bytes: int, shape: str) -> str:

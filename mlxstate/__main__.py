@@ -1,6 +1,6 @@
 """``python -m mlxstate`` runs the ``mlx`` command."""
 
-from mlxstate.cli.main import run
+from mlxstate.cli.main import entry_point
 
 if __name__ == "__main__":
-    run()
+    entry_point()

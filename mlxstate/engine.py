@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from mlxstate.apply.executor import Outcome
     from mlxstate.apply.journal import Interrupted
     from mlxstate.apply.progress import Display
+    from mlxstate.facts import Observed
+    from mlxstate.mlxyaml.load import LoadedSpec
     from mlxstate.observe.duplicates import HashCache
     from mlxstate.ownership import Forgotten, Imported
     from mlxstate.plan.actions import Action, Plan
@@ -27,8 +29,6 @@ if TYPE_CHECKING:
     from mlxstate.saved_plan import SavedPlan
     from mlxstate.seams import Seams
     from mlxstate.settings import Environment, Settings
-    from mlxstate.spec.load import LoadedSpec
-    from mlxstate.state import Observed
 
 __all__ = ["ApplyResult", "PlanOptions", "PlannedRun", "Session", "StatusReport"]
 
@@ -134,7 +134,7 @@ class Session:
         raise SpecNotFound(candidates)
 
     def load(self) -> LoadedSpec:
-        from mlxstate.spec.load import load_spec
+        from mlxstate.mlxyaml.load import load_spec
 
         path, shown = self.find_spec()
         return load_spec(path, self.env, display=shown)
@@ -169,7 +169,7 @@ class Session:
         registry: Registry | None,
         options: PlanOptions,
     ) -> PlannedRun:
-        from mlxstate.observe.run import observe
+        from mlxstate.observe.scan import observe
         from mlxstate.plan.fingerprint import fingerprint
         from mlxstate.plan.planner import make_plan
         from mlxstate.registry import read_facts
@@ -281,7 +281,7 @@ class Session:
             executor = Executor(
                 settings, registry, journal, display, spec=planned.loaded.spec, seams=self.seams
             )
-            outcomes = executor.run(actions)
+            outcomes = executor.execute(actions)
         journal.close(finished=True)
         return tuple(outcomes)
 
@@ -306,7 +306,7 @@ class Session:
         """Observe everything and build the ``mlx status`` document. Only reads: an invalid
         mlx.yaml hides the declarations, not the inventory."""
         from mlxstate.errors import SpecError
-        from mlxstate.observe.run import observe
+        from mlxstate.observe.scan import observe
         from mlxstate.registry import read_facts
         from mlxstate.status import build_status
 

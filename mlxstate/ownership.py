@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 from mlxstate.errors import MlxError
 
 if TYPE_CHECKING:
+    from mlxstate.mlxyaml.load import LoadedSpec
     from mlxstate.settings import Settings
     from mlxstate.sources import HfSource, OllamaSource
-    from mlxstate.spec.load import LoadedSpec
 
 __all__ = ["Forgotten", "Imported", "forget_model", "import_model"]
 
@@ -96,9 +96,9 @@ def _model_source(text: str) -> OllamaSource | HfSource:
 
 def _on_disk(src: OllamaSource | HfSource, settings: Settings) -> str:
     """The source as the store spells it; an error when it is not there."""
-    from mlxstate.match import hf_key
+    from mlxstate.keys import hf_key
     from mlxstate.observe.ollama_store import read_one_model
-    from mlxstate.observe.run import scan_hf
+    from mlxstate.observe.scan import scan_hf
     from mlxstate.sources import OllamaSource
 
     if isinstance(src, OllamaSource):
@@ -120,7 +120,7 @@ def _on_disk(src: OllamaSource | HfSource, settings: Settings) -> str:
 
 
 def _declared_name(loaded: LoadedSpec, stored: str) -> str | None:
-    from mlxstate.match import source_key
+    from mlxstate.keys import source_key
 
     key = source_key(stored)
     return next(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlxstate.errors import MlxError
-from mlxstate.match import source_key
+from mlxstate.keys import source_key
 from mlxstate.workspace import LEGACY
 
 __all__ = ["DedupRecord", "LinkRecord", "ManagedModel", "Registry", "RegistryFacts"]
@@ -134,7 +134,7 @@ class RegistryFacts:
     workspace_files: tuple[tuple[str, str], ...] = ()
 
     def managed_keys(self) -> frozenset[str]:
-        """Match keys (``mlxstate.match.source_key``) of every managed model, any owner."""
+        """Match keys (``mlxstate.keys.source_key``) of every managed model, any owner."""
         return frozenset(source_key(m.source) for m in self.models)
 
     def find(self, source: str, fold_hf: bool = False) -> ManagedModel | None:

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mlxstate.state import DiskSpace
+    from mlxstate.facts import DiskSpace
 
 __all__ = ["CURRENT", "DEFAULT", "Seams"]
 
 
 def _disk_space(path: Path) -> DiskSpace | None:
-    from mlxstate.observe.run import disk_space
+    from mlxstate.observe.scan import disk_space
 
     return disk_space(path)
 

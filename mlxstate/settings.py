@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from mlxstate.paths import expand_path_text
 
 if TYPE_CHECKING:
-    from mlxstate.spec.models import SettingsSpec
+    from mlxstate.mlxyaml.models import SettingsSpec
 
 __all__ = ["Environment", "Settings", "normalize_ollama_host", "resolve", "spec_candidates"]
 

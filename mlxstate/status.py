@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlxstate import __version__
-from mlxstate.match import declared_by_key, hf_key, ollama_key, source_key
+from mlxstate.facts import AppState, FileFact, HfCache, HfRepo, HfRevision, Observed, OllamaModel
+from mlxstate.keys import declared_by_key, hf_key, ollama_key, source_key
 from mlxstate.registry import RegistryFacts
-from mlxstate.state import AppState, FileFact, HfCache, HfRepo, HfRevision, Observed, OllamaModel
 
 if TYPE_CHECKING:
-    from mlxstate.spec.models import Spec
+    from mlxstate.mlxyaml.models import Spec
 
 __all__ = ["FORMAT_VERSION", "build_status"]
 

@@ -33,10 +33,10 @@ import mlxstate.apply.context
 import mlxstate.apply.lock
 from mlxstate.apply.journal import Journal
 from mlxstate.apply.lock import apply_lock
+from mlxstate.facts import DiskSpace
 from mlxstate.plan.actions import Action
 from mlxstate.registry import read_facts
 from mlxstate.seams import Seams
-from mlxstate.state import DiskSpace
 from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
 from tests.builders.common import git_blob_sha1, sha256_hex

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
+from mlxstate.mlxyaml.load import LoadedSpec, load_spec
 from mlxstate.settings import read_environment
 from mlxstate.sources import HfSource, parse_source
-from mlxstate.spec.load import LoadedSpec, load_spec
 from tests.helpers import REPO_EXAMPLES, Result, mlx
 
 EXAMPLES = sorted(REPO_EXAMPLES.glob("*.yaml"))

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from mlxstate.mlxyaml.load import LoadedSpec, load_spec
 from mlxstate.settings import read_environment
-from mlxstate.spec.load import LoadedSpec, load_spec
 from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
 from tests.helpers import mlx

@@ -40,14 +40,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mlxstate.facts import DuplicateGroup, HfCache, Observed, OllamaStore
+from mlxstate.mlxyaml.load import parse_spec
+from mlxstate.mlxyaml.models import Spec
 from mlxstate.plan.dedup import plan_dedup
 from mlxstate.plan.params import DedupParams
 from mlxstate.registry import read_facts
 from mlxstate.seams import Seams
 from mlxstate.settings import read_environment
-from mlxstate.spec.load import parse_spec
-from mlxstate.spec.models import Spec
-from mlxstate.state import DuplicateGroup, HfCache, Observed, OllamaStore
 from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
 from tests.builders.common import git_blob_sha1, sha256_hex
@@ -633,8 +633,8 @@ def replace(src, dst, *args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
     return real_replace(src, dst, *args, **kwargs)
 os.replace = replace
-from mlxstate.cli.main import run
-run()
+from mlxstate.cli.main import entry_point
+entry_point()
 """
 
 

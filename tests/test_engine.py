@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+import mlxstate.mlxyaml.load
 import mlxstate.registry
-import mlxstate.spec.load
 from mlxstate.apply.progress import Display
 from mlxstate.engine import PlannedRun, PlanOptions, Session
 from mlxstate.errors import PlanError
@@ -74,7 +74,7 @@ def test_apply_parses_the_spec_once_and_opens_the_registry_once(
     ollama: FakeOllama, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = {"load": 0, "open": 0}
-    load, open_ = mlxstate.spec.load.load_spec, mlxstate.registry.Registry.open
+    load, open_ = mlxstate.mlxyaml.load.load_spec, mlxstate.registry.Registry.open
 
     def counted_load(*args: Any, **kw: Any) -> Any:
         calls["load"] += 1
@@ -84,7 +84,7 @@ def test_apply_parses_the_spec_once_and_opens_the_registry_once(
         calls["open"] += 1
         return open_(*args, **kw)
 
-    monkeypatch.setattr(mlxstate.spec.load, "load_spec", counted_load)
+    monkeypatch.setattr(mlxstate.mlxyaml.load, "load_spec", counted_load)
     monkeypatch.setattr(mlxstate.registry.Registry, "open", counted_open)
     result = session().apply(review=lambda *_: True, progress=quiet_display)
     assert [o.status for o in result.outcomes] == ["done"]

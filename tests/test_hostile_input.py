@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from mlxstate.dump import REPOSITORY, SCHEMA_URL
+from mlxstate.inventory import REPOSITORY, SCHEMA_URL
+from mlxstate.mlxyaml.plain import MAX_DEPTH, MAX_NODES
+from mlxstate.mlxyaml.read import MAX_SPEC_BYTES
 from mlxstate.sources import parse_source
-from mlxstate.spec.plain import MAX_DEPTH, MAX_NODES
-from mlxstate.spec.read import MAX_SPEC_BYTES
 from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
 from tests.helpers import Result, hf_dir, mlx, ollama_dir

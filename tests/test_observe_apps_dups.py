@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from mlxstate.facts import AppLink, AppState, HfCache, OllamaStore
 from mlxstate.observe import duplicates
 from mlxstate.observe.apps import scan_app
 from mlxstate.observe.duplicates import HashCache, find_duplicates
 from mlxstate.observe.hf_cache import scan_hf_cache
 from mlxstate.observe.ollama_store import scan_ollama_store
-from mlxstate.state import AppLink, AppState, HfCache, OllamaStore
 from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
 from tests.builders.common import sha256_hex

@@ -15,8 +15,8 @@ import pytest
 from huggingface_hub import scan_cache_dir, snapshot_download
 from huggingface_hub.errors import CacheNotFound
 
+from mlxstate.facts import HfCache
 from mlxstate.observe.hf_cache import scan_hf_cache
-from mlxstate.state import HfCache
 from tests.builders import hf_cache as hb
 from tests.builders.common import git_blob_sha1, make_old, sha256_hex
 from tests.builders.ollama_store import fake_gguf

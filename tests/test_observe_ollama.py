@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from mlxstate.facts import Layer, OllamaModel, OllamaStore
 from mlxstate.observe.ollama_store import scan_ollama_store
-from mlxstate.state import Layer, OllamaModel, OllamaStore
 from tests.builders import ollama_store as ob
 from tests.builders.common import sha256_hex
 

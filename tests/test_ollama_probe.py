@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import httpx
 
+from mlxstate.facts import RunningModel
 from mlxstate.observe.ollama_api import probe_daemon
-from mlxstate.state import RunningModel
 from tests.builders import ollama_store as ob
 from tests.fakes.ollama_server import FakeOllama
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from mlxstate.mlxyaml.rules import check
 from mlxstate.plan.actions import Action, Plan, PlanProblem
 from mlxstate.plan.planner import make_plan
 from mlxstate.settings import Environment
-from mlxstate.spec.rules import check
 from tests.golden.loader import (
     BASE_DIR,
     CASES_DIR,

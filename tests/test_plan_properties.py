@@ -26,7 +26,21 @@ from huggingface_hub.utils import filter_repo_objects  # type: ignore[attr-defin
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from mlxstate.match import hf_key, ollama_key
+from mlxstate.facts import (
+    DiskSpace,
+    HfCache,
+    HfFile,
+    HfRepo,
+    HfRevision,
+    Layer,
+    Observed,
+    OllamaModel,
+    OllamaStore,
+    RemoteFile,
+    RemoteRepo,
+)
+from mlxstate.keys import hf_key, ollama_key
+from mlxstate.mlxyaml.models import Spec
 from mlxstate.plan.actions import OP_ORDER, Plan
 from mlxstate.plan.fingerprint import fingerprint
 from mlxstate.plan.planner import make_plan
@@ -39,20 +53,6 @@ from mlxstate.sources import (
     OllamaSource,
     Source,
     parse_source,
-)
-from mlxstate.spec.models import Spec
-from mlxstate.state import (
-    DiskSpace,
-    HfCache,
-    HfFile,
-    HfRepo,
-    HfRevision,
-    Layer,
-    Observed,
-    OllamaModel,
-    OllamaStore,
-    RemoteFile,
-    RemoteRepo,
 )
 
 PROPS = settings(

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from mlxstate.mlxyaml.models import SettingsSpec
 from mlxstate.settings import Environment, normalize_ollama_host, resolve, spec_candidates
-from mlxstate.spec.models import SettingsSpec
 
 
 @pytest.mark.parametrize(

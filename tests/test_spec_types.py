@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from mlxstate.spec.types import parse_duration, parse_schedule
+from mlxstate.mlxyaml.types import parse_duration, parse_schedule
 
 
 @pytest.mark.parametrize(

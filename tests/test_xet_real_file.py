@@ -32,7 +32,7 @@ def test_xet_blob_records_its_payload(tmp_path: Path) -> None:
 
 
 def test_copies_reached_through_a_link_are_not_reclaimable() -> None:
-    from mlxstate.state import DuplicateGroup
+    from mlxstate.facts import DuplicateGroup
 
     real = (1, 10, 100, 5, False)
     linked = (1, 11, 100, 5, True)  # e.g. an HF blob that links into the Xet store

@@ -14,6 +14,7 @@ from mlxstate.apply.ollama_effects import OllamaEffects
 from mlxstate.apply.progress import Display
 from mlxstate.apply.result import Result
 from mlxstate.errors import ActionError, MlxError
+from mlxstate.mlxyaml.models import Spec
 from mlxstate.observe.hf_cache import repo_folder_name
 from mlxstate.observe.ollama_store import read_one_model
 from mlxstate.plan.actions import Action
@@ -22,7 +23,6 @@ from mlxstate.registry import Registry, RegistryFacts
 from mlxstate.seams import DEFAULT, Seams
 from mlxstate.settings import Settings
 from mlxstate.sources import HfSource, OllamaSource, Source, parse_source
-from mlxstate.spec.models import Spec
 from mlxstate.text import human_bytes
 
 __all__ = ["ApplyContext", "Handler", "source_of"]

@@ -25,16 +25,16 @@ from mlxstate.apply.ollama_effects import OllamaEffects
 from mlxstate.apply.progress import Display
 from mlxstate.apply.result import Result
 from mlxstate.errors import MlxError
-from mlxstate.match import hf_key, ollama_key
+from mlxstate.keys import hf_key, ollama_key
+from mlxstate.mlxyaml.models import Spec
 from mlxstate.observe.ollama_store import scan_ollama_store
-from mlxstate.observe.run import scan_hf
+from mlxstate.observe.scan import scan_hf
 from mlxstate.plan.actions import Action
 from mlxstate.plan.params import DedupParams, LinkParams
 from mlxstate.registry import Registry
 from mlxstate.seams import DEFAULT, Seams
 from mlxstate.settings import Settings
 from mlxstate.sources import HfSource, OllamaSource
-from mlxstate.spec.models import Spec
 from mlxstate.workspace import LEGACY
 
 __all__ = ["Executor", "Outcome", "adopt_interrupted"]
@@ -71,7 +71,7 @@ class Executor:
         self.ollama = ollama or OllamaEffects(settings.ollama_host, settings.ollama_models_dir)
         self.hf = hf or HfEffects(settings.hf_cache_dir, settings.hf_token, settings.hf_endpoint)
 
-    def run(self, actions: Sequence[Action]) -> list[Outcome]:
+    def execute(self, actions: Sequence[Action]) -> list[Outcome]:
         ctx = ApplyContext(
             self.settings, self.registry, self.display, self.ollama, self.hf, self.spec, self.seams
         )

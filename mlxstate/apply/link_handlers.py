@@ -10,7 +10,7 @@ from mlxstate.apply.context import ApplyContext, Handler
 from mlxstate.apply.link_effects import create_link, remove_link, retarget_link
 from mlxstate.apply.result import Result
 from mlxstate.errors import ActionError
-from mlxstate.observe.run import observe
+from mlxstate.observe.scan import observe
 from mlxstate.plan.actions import Action, Kind
 from mlxstate.plan.link_targets import wanted_links
 from mlxstate.plan.links import owns_link

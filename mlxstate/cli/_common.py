@@ -11,10 +11,10 @@ import typer
 
 if TYPE_CHECKING:
     from mlxstate.engine import Session
+    from mlxstate.mlxyaml.load import LoadedSpec
     from mlxstate.settings import Environment, Settings
-    from mlxstate.spec.load import LoadedSpec
 
-__all__ = ["FileOpt", "NoColorOpt", "QuietOpt", "Run", "VerboseOpt", "lock_seconds"]
+__all__ = ["FileOpt", "Invocation", "NoColorOpt", "QuietOpt", "VerboseOpt", "lock_seconds"]
 
 FileOpt = Annotated[
     Path | None,
@@ -34,7 +34,7 @@ VerboseOpt = Annotated[
 
 
 @dataclass(frozen=True)
-class Run:
+class Invocation:
     """What every command knows about how it was called."""
 
     file: Path | None
@@ -44,7 +44,7 @@ class Run:
     env: Environment
 
     @classmethod
-    def make(cls, file: Path | None, no_color: bool, quiet: bool, verbose: bool) -> Run:
+    def make(cls, file: Path | None, no_color: bool, quiet: bool, verbose: bool) -> Invocation:
         from mlxstate.settings import read_environment  # pydantic: not for --version
 
         return cls(file, no_color, quiet, verbose, read_environment())
@@ -66,7 +66,7 @@ class Run:
 def lock_seconds(text: str) -> float:
     """``--lock-timeout``: ``0``/``0s`` or a duration (``30s``, ``10m``)."""
     from mlxstate.errors import MlxError
-    from mlxstate.spec.types import parse_duration
+    from mlxstate.mlxyaml.types import parse_duration
 
     if text.strip() in ("0", "0s"):
         return 0.0

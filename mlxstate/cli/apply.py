@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlxstate.cli._common import FileOpt, NoColorOpt, QuietOpt, Run, VerboseOpt, lock_seconds
+from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, VerboseOpt, lock_seconds
 from mlxstate.cli._output import show_plan
 from mlxstate.errors import MlxError
 from mlxstate.text import short_paths_in
@@ -47,7 +47,7 @@ def command(
     from mlxstate.apply.progress import Display
     from mlxstate.saved_plan import load_saved_plan
 
-    run = Run.make(file, no_color, quiet, verbose)
+    call = Invocation.make(file, no_color, quiet, verbose)
     timeout = lock_seconds(lock_timeout)
     saved = load_saved_plan(planfile) if planfile is not None else None
 
@@ -61,7 +61,7 @@ def command(
             _confirm()
         return True
 
-    result = run.session().apply(
+    result = call.session().apply(
         review=review,
         progress=lambda: Display(enabled=sys.stderr.isatty() and not quiet),
         targets=target or (),

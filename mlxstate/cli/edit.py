@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlxstate.cli._common import FileOpt, NoColorOpt, QuietOpt, Run, VerboseOpt
+from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, VerboseOpt
 from mlxstate.errors import MlxError, SpecError, SpecNotFound
 
 __all__ = ["add_command", "rm_command"]
@@ -18,28 +18,28 @@ __all__ = ["add_command", "rm_command"]
 NEW_FILE = "# yaml-language-server: $schema={schema}\nversion: 1\n"
 
 
-def _target(run: Run) -> tuple[Path, str, bool]:
+def _target(call: Invocation) -> tuple[Path, str, bool]:
     """(path, display, exists) of the file to edit; ``add`` creates a missing one (like
     ``brew bundle add``): the -f file, else $MLX_FILE, else ./mlx.yaml."""
     try:
-        path, shown = run.find_spec()
+        path, shown = call.find_spec()
         return path, shown, True
     except SpecNotFound:
-        if run.file is not None:
-            return run.file, str(run.file), False
-        if run.env.MLX_FILE:
-            path = run.env.expand(run.env.MLX_FILE)
+        if call.file is not None:
+            return call.file, str(call.file), False
+        if call.env.MLX_FILE:
+            path = call.env.expand(call.env.MLX_FILE)
             return path, str(path), False
         return Path("mlx.yaml"), "mlx.yaml", False
 
 
-def _commit(run: Run, path: Path, shown: str, text: str) -> None:
+def _commit(call: Invocation, path: Path, shown: str, text: str) -> None:
     """Validate the edited text, then write it atomically; a bad edit changes nothing."""
     from mlxstate.fsutil import write_atomic
-    from mlxstate.spec.load import parse_spec
+    from mlxstate.mlxyaml.load import parse_spec
 
     try:
-        parse_spec(text, file=shown, base_dir=path.resolve().parent, env=run.env)
+        parse_spec(text, file=shown, base_dir=path.resolve().parent, env=call.env)
     except SpecError as exc:
         raise MlxError(
             f"the change would make {shown} invalid; nothing was written:\n{exc.message}"
@@ -52,10 +52,10 @@ def _commit(run: Run, path: Path, shown: str, text: str) -> None:
         ) from None
 
 
-def _load(run: Run, path: Path, shown: str) -> tuple[str, Any]:
-    from mlxstate.spec.load import load_spec
+def _load(call: Invocation, path: Path, shown: str) -> tuple[str, Any]:
+    from mlxstate.mlxyaml.load import load_spec
 
-    loaded = load_spec(path, run.env, display=shown)  # refuse to edit an invalid file
+    loaded = load_spec(path, call.env, display=shown)  # refuse to edit an invalid file
     # The text that was validated (read once, size-capped, CRLF kept), not a second read.
     return loaded.text, loaded.document
 
@@ -122,17 +122,17 @@ def add_command(
     verbose: VerboseOpt = False,
 ) -> None:
     """Add a model to mlx.yaml (comments and formatting are kept)."""
-    from mlxstate.dump import SCHEMA_URL
     from mlxstate.edit import add_model
+    from mlxstate.inventory import SCHEMA_URL
+    from mlxstate.mlxyaml.yamlpos import load_yaml
     from mlxstate.naming import derive_name
-    from mlxstate.spec.yamlpos import load_yaml
 
-    run = Run.make(file, no_color, quiet, verbose)
-    path, shown, exists = _target(run)
+    call = Invocation.make(file, no_color, quiet, verbose)
+    path, shown, exists = _target(call)
     check_target(path, shown)
     parsed = _parse_new_source(source.strip(), path.resolve().parent)
     if exists:
-        text, doc = _load(run, path, shown)
+        text, doc = _load(call, path, shown)
     else:
         text = NEW_FILE.format(schema=SCHEMA_URL)
         doc = load_yaml(text, shown)
@@ -146,7 +146,7 @@ def add_command(
     for key, value in (("revision", revision), ("include", include), ("exclude", exclude)):
         if value:
             fields[key] = value
-    _commit(run, path, shown, add_model(text, doc, chosen, fields))
+    _commit(call, path, shown, add_model(text, doc, chosen, fields))
     if not quiet:
         sys.stdout.write(
             f"Added models.{chosen} ({source.strip()}) to {shown}. "
@@ -186,9 +186,9 @@ def rm_command(
     """Remove a model from mlx.yaml (the files stay until `mlx apply` prunes them)."""
     from mlxstate.edit import remove_model
 
-    run = Run.make(file, no_color, quiet, verbose)
-    path, shown = run.find_spec()
-    text, doc = _load(run, path, shown)
+    call = Invocation.make(file, no_color, quiet, verbose)
+    path, shown = call.find_spec()
+    text, doc = _load(call, path, shown)
     models = doc.get("models") or {}
     if name not in models:
         import difflib
@@ -204,7 +204,7 @@ def rm_command(
             f"models.{name} is used by {', '.join(users)}",
             hint=f"remove {name!r} from there first, then run `mlx rm {name}` again",
         )
-    _commit(run, path, shown, remove_model(text, doc, name))
+    _commit(call, path, shown, remove_model(text, doc, name))
     if not quiet:
         sys.stdout.write(
             f"Removed models.{name} from {shown}. `mlx plan` shows what happens to its files: "

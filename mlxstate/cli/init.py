@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mlxstate.cli._common import FileOpt, NoColorOpt, QuietOpt, Run, VerboseOpt
+from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, VerboseOpt
 from mlxstate.errors import MlxError, SpecError
 
 __all__ = ["command"]
@@ -23,14 +23,14 @@ def command(
 ) -> None:
     """Write mlx.yaml declaring the models installed now (like `brew bundle dump`)."""
     from mlxstate.cli.edit import check_target
-    from mlxstate.dump import dump_spec
     from mlxstate.fsutil import write_atomic
-    from mlxstate.observe.run import observe
-    from mlxstate.spec.load import parse_spec
+    from mlxstate.inventory import dump_spec
+    from mlxstate.mlxyaml.load import parse_spec
+    from mlxstate.observe.scan import observe
 
-    run = Run.make(file, no_color, quiet, verbose)
-    target = run.file or (
-        run.env.expand(run.env.MLX_FILE) if run.env.MLX_FILE else Path("mlx.yaml")
+    call = Invocation.make(file, no_color, quiet, verbose)
+    target = call.file or (
+        call.env.expand(call.env.MLX_FILE) if call.env.MLX_FILE else Path("mlx.yaml")
     )
     if target.exists() and not force:
         raise MlxError(
@@ -38,13 +38,13 @@ def command(
             hint="pass --force to replace it, or add models with `mlx add SOURCE`",
         )
     check_target(target, str(target))
-    settings = run.settings(None)
+    settings = call.settings(None)
     # The LM Studio folder `mlx status` shows is observed too, so that it becomes an app.
-    lmstudio = run.env.lmstudio_home() / "models"
+    lmstudio = call.env.lmstudio_home() / "models"
     observed = observe(settings, None, probe=False, lmstudio_models=lmstudio, duplicates=False)
     result = dump_spec(observed)
     try:  # the generated file must be valid before anything is written
-        parse_spec(result.text, file=str(target), base_dir=target.resolve().parent, env=run.env)
+        parse_spec(result.text, file=str(target), base_dir=target.resolve().parent, env=call.env)
     except SpecError as exc:
         raise RuntimeError(f"mlx init generated an invalid file:\n{exc.message}") from exc
     try:

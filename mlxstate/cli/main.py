@@ -24,7 +24,7 @@ from mlxstate.cli._errors import EXIT_INTERRUPTED, report, usage_error
 if TYPE_CHECKING:
     from mlxstate.seams import Seams
 
-__all__ = ["main", "make_app", "run"]
+__all__ = ["entry_point", "main", "make_app"]
 
 
 def _show_version(value: bool) -> None:
@@ -149,7 +149,7 @@ def _main(args: list[str]) -> int:
 
 
 def _pipe_closed() -> int:
-    _STDOUT_CLOSED.append(True)  # run() silences stdout before the interpreter flushes it
+    _STDOUT_CLOSED.append(True)  # entry_point() silences stdout before the interpreter flushes it
     return 0
 
 
@@ -209,7 +209,7 @@ def _debug_requested(args: Sequence[str]) -> bool:
     )
 
 
-def run() -> None:
+def entry_point() -> None:
     """Console-script entry point."""
     code = main()
     try:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from mlxstate.cli._common import FileOpt, NoColorOpt, QuietOpt, Run, VerboseOpt, lock_seconds
+from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, VerboseOpt, lock_seconds
 
 __all__ = ["forget_command", "import_command"]
 
@@ -37,9 +37,9 @@ def import_command(
     verbose: VerboseOpt = False,
 ) -> None:
     """Make a model already in its store managed by this mlx.yaml (prune may delete it)."""
-    run = Run.make(file, no_color, quiet, verbose)
+    call = Invocation.make(file, no_color, quiet, verbose)
     wait = lock_seconds(lock_timeout)
-    done = run.session().import_model(source, name, wait)
+    done = call.session().import_model(source, name, wait)
     if done.already:
         _say(quiet, f"{done.source} is already managed by workspace {done.workspace}")
     else:
@@ -59,9 +59,9 @@ def forget_command(
     verbose: VerboseOpt = False,
 ) -> None:
     """Drop this mlx.yaml's claim on a model; its files stay where they are."""
-    run = Run.make(file, no_color, quiet, verbose)
+    call = Invocation.make(file, no_color, quiet, verbose)
     wait = lock_seconds(lock_timeout)
-    done = run.session().forget(source, wait)
+    done = call.session().forget(source, wait)
     if not done.still_owned_by:
         _say(quiet, f"{done.source} is no longer managed: its files stay, and are yours")
     else:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlxstate.cli._common import FileOpt, NoColorOpt, QuietOpt, Run, VerboseOpt
+from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, VerboseOpt
 from mlxstate.cli._output import emit_json, show_plan
 
 __all__ = ["command"]
@@ -39,8 +39,8 @@ def command(
     verbose: VerboseOpt = False,
 ) -> None:
     """Show what `mlx apply` would change; change nothing."""
-    run = Run.make(file, no_color, quiet, verbose)
-    planned = run.session().plan(target or (), refresh)
+    call = Invocation.make(file, no_color, quiet, verbose)
+    planned = call.session().plan(target or (), refresh)
     document = planned.document()
     if out is not None:
         _write_plan(out, document)

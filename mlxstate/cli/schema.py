@@ -15,7 +15,7 @@ SCHEMA_ID = "https://raw.githubusercontent.com/mlxstate/mlxstate/main/schemas/ml
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema generated from the pydantic models (``schemas/mlx.schema.json``)."""
-    from mlxstate.spec.models import Spec
+    from mlxstate.mlxyaml.models import Spec
 
     schema = Spec.model_json_schema(mode="validation")
     for owner in [schema, *schema.get("$defs", {}).values()]:

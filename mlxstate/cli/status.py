@@ -10,7 +10,7 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
-from mlxstate.cli._common import FileOpt, NoColorOpt, QuietOpt, Run, VerboseOpt
+from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, VerboseOpt
 from mlxstate.cli._output import color_enabled, emit_json, human_age, human_bytes, warn
 from mlxstate.text import short_path
 
@@ -28,8 +28,8 @@ def command(
     verbose: VerboseOpt = False,
 ) -> None:
     """Show every model in every store, links, duplicates and reclaimable space."""
-    run = Run.make(file, no_color, quiet, verbose)
-    doc = run.session().status().document
+    call = Invocation.make(file, no_color, quiet, verbose)
+    doc = call.session().status().document
     if json_out:
         emit_json(doc)  # warnings are in the document
         return

@@ -13,12 +13,12 @@ from typing import Annotated, Any
 
 import typer
 
-from mlxstate.cli._common import FileOpt, NoColorOpt, QuietOpt, Run, VerboseOpt
+from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, VerboseOpt
 from mlxstate.cli._output import color_enabled, emit_json, paint
 from mlxstate.errors import Diagnostic, MlxError, SpecError
 from mlxstate.text import printable
 
-__all__ = ["Outcome", "command", "validate_file"]
+__all__ = ["Validation", "command", "validate_file"]
 
 
 class OutputFormat(StrEnum):
@@ -27,7 +27,7 @@ class OutputFormat(StrEnum):
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Validation:
     """The result of validating one file."""
 
     file: str
@@ -49,15 +49,15 @@ class Outcome:
         }
 
 
-def validate_file(run: Run) -> Outcome:
+def validate_file(call: Invocation) -> Validation:
     """Find and validate the spec; a missing file raises ``SpecNotFound``."""
-    from mlxstate.spec.load import load_spec
+    from mlxstate.mlxyaml.load import load_spec
 
-    path, shown = run.find_spec()
+    path, shown = call.find_spec()
     try:
-        loaded = load_spec(path, run.env, display=shown)
+        loaded = load_spec(path, call.env, display=shown)
     except SpecError as exc:
-        return Outcome(shown, exc.diagnostics)
+        return Validation(shown, exc.diagnostics)
     spec = loaded.spec
     counts = ", ".join(
         _plural(len(items), noun)
@@ -67,7 +67,7 @@ def validate_file(run: Run) -> Outcome:
             (spec.benchmarks, "benchmark"),
         )
     )
-    return Outcome(shown, (), f"{shown} is valid ({counts}).")
+    return Validation(shown, (), f"{shown} is valid ({counts}).")
 
 
 def command(
@@ -82,9 +82,9 @@ def command(
     verbose: VerboseOpt = False,
 ) -> None:
     """Check mlx.yaml offline: schema and semantic rules. Exit 0 valid, 1 invalid."""
-    run = Run.make(file, no_color, quiet, verbose)
+    call = Invocation.make(file, no_color, quiet, verbose)
     try:
-        outcome = validate_file(run)
+        outcome = validate_file(call)
     except MlxError as exc:
         if not json_out:
             raise
@@ -110,7 +110,7 @@ def _plain_error(exc: MlxError) -> dict[str, Any]:
     return {"path": "", "line": None, "col": None, "message": exc.message}
 
 
-def _print_text(outcome: Outcome, quiet: bool, color: bool) -> None:
+def _print_text(outcome: Validation, quiet: bool, color: bool) -> None:
     out = sys.stdout
     for d in outcome.diagnostics:
         where = f"{printable(d.file)}:{d.line}:{d.col}:"
@@ -130,7 +130,7 @@ def _github_escape(text: str, *, prop: bool = False) -> str:
     return text.replace(":", "%3A").replace(",", "%2C") if prop else text
 
 
-def _print_github(outcome: Outcome, quiet: bool) -> None:
+def _print_github(outcome: Validation, quiet: bool) -> None:
     for d in outcome.diagnostics:
         what = printable(f"{d.path}: {d.message}" if d.path else d.message)
         props = f"file={_github_escape(printable(d.file), prop=True)},line={d.line},col={d.col}"

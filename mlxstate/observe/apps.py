@@ -10,7 +10,7 @@ import os
 import stat
 from pathlib import Path
 
-from mlxstate.state import AppLink, AppState
+from mlxstate.facts import AppLink, AppState
 
 __all__ = ["scan_app", "scan_paths"]
 

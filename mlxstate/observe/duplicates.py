@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from mlxstate.facts import AppState, DuplicateGroup, HfCache, OllamaStore
 from mlxstate.observe import hash_progress
-from mlxstate.state import AppState, DuplicateGroup, HfCache, OllamaStore
 
 __all__ = ["HashCache", "find_duplicates", "sha256_file"]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from mlxstate.state import FileFact, HfCache, HfFile, HfRepo, HfRevision, RemoteFile
+from mlxstate.facts import FileFact, HfCache, HfFile, HfRepo, HfRevision, RemoteFile
 
 __all__ = [
     "IGNORED_NAMES",

@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlxstate.errors import PlanError
+from mlxstate.facts import RemoteFile, RemoteRepo
 from mlxstate.hf_errors import describe_hf_error
 from mlxstate.sources import HfSource
-from mlxstate.state import RemoteFile, RemoteRepo
 
 if TYPE_CHECKING:
+    from mlxstate.mlxyaml.models import Spec
     from mlxstate.settings import Settings
-    from mlxstate.spec.models import Spec
 
 __all__ = ["hub_facts"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlxstate._httpx import httpx
-from mlxstate.state import OllamaDaemon, RunningModel
+from mlxstate.facts import OllamaDaemon, RunningModel
 from mlxstate.text import printable
 
 __all__ = ["probe_daemon"]

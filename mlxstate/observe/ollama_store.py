@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlxstate.facts import FileFact, Layer, OllamaModel, OllamaStore
 from mlxstate.observe.ollama_manifest import (
     Entry,
     Manifest,
@@ -26,7 +27,6 @@ from mlxstate.observe.ollama_manifest import (
     manifest_files,
     valid_name,
 )
-from mlxstate.state import FileFact, Layer, OllamaModel, OllamaStore
 from mlxstate.text import printable
 
 __all__ = [

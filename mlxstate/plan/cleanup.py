@@ -13,11 +13,11 @@ stores' own rules:
 
 from __future__ import annotations
 
+from mlxstate.facts import FileFact, Observed
+from mlxstate.mlxyaml.models import Spec
 from mlxstate.plan.actions import Action, Kind, ReasonCode
 from mlxstate.plan.params import FileCleanupParams, RevisionCleanupParams
 from mlxstate.sources import HfSource
-from mlxstate.spec.models import Spec
-from mlxstate.state import FileFact, Observed
 
 __all__ = ["STALE_AFTER", "plan_cleanups"]
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mlxstate.match import hf_key, ollama_key
+from mlxstate.facts import HfRepo, Observed, OllamaModel, RemoteRepo
+from mlxstate.keys import hf_key, ollama_key
+from mlxstate.mlxyaml.models import Spec
 from mlxstate.plan.actions import Action, PlanProblem
 from mlxstate.registry import ManagedModel, RegistryFacts
 from mlxstate.sources import HfSource, OllamaSource, Source, parse_source
-from mlxstate.spec.models import Spec
-from mlxstate.state import HfRepo, Observed, OllamaModel, RemoteRepo
 
 __all__ = ["Context", "Draft", "key_of", "managed_key", "parse_or_none"]
 

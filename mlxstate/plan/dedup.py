@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mlxstate.facts import DuplicateGroup, Observed
+from mlxstate.mlxyaml.models import Spec
 from mlxstate.plan.actions import Action
 from mlxstate.plan.params import DedupParams
-from mlxstate.spec.models import Spec
-from mlxstate.state import DuplicateGroup, Observed
 
 __all__ = ["plan_dedup"]
 

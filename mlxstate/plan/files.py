@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Sequence
 
-from mlxstate.state import RemoteFile
+from mlxstate.facts import RemoteFile
 
 __all__ = ["wanted_files"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 
-from mlxstate.match import hf_key, ollama_key
+from mlxstate.facts import Observed
+from mlxstate.keys import hf_key, ollama_key
+from mlxstate.mlxyaml.models import Spec
 from mlxstate.plan.context import key_of, managed_key
 from mlxstate.registry import RegistryFacts
-from mlxstate.spec.models import Spec
-from mlxstate.state import Observed
 
 __all__ = ["fingerprint"]
 

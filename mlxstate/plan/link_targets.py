@@ -22,12 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlxstate.match import hf_key, ollama_key
+from mlxstate.facts import AppLink, HfRepo, Observed, OllamaModel, RemoteFile
+from mlxstate.keys import hf_key, ollama_key
+from mlxstate.mlxyaml.models import AppSpec, ModelSpec, Spec
 from mlxstate.plan.files import wanted_files
 from mlxstate.registry import RegistryFacts
 from mlxstate.sources import FileSource, HfSource, OllamaSource
-from mlxstate.spec.models import AppSpec, ModelSpec, Spec
-from mlxstate.state import AppLink, HfRepo, Observed, OllamaModel, RemoteFile
 
 __all__ = ["WantedLink", "lmstudio_place", "wanted_links"]
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlxstate.facts import AppLink, Observed
+from mlxstate.mlxyaml.models import Spec
 from mlxstate.plan.actions import Action, Kind, Op, ReasonCode
 from mlxstate.plan.link_targets import WantedLink, wanted_links
 from mlxstate.plan.params import LinkParams
 from mlxstate.registry import LinkRecord, RegistryFacts
-from mlxstate.spec.models import Spec
-from mlxstate.state import AppLink, Observed
 
 __all__ = ["LinkPlan", "owns_link", "plan_links"]
 

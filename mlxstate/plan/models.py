@@ -14,15 +14,15 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from mlxstate.match import ollama_key
+from mlxstate.facts import HfFile, HfRepo, HfRevision, OllamaModel, RemoteFile, RemoteRepo
+from mlxstate.keys import ollama_key
+from mlxstate.mlxyaml.models import ModelSpec
 from mlxstate.plan.actions import Action, PlanProblem, ReasonCode
 from mlxstate.plan.context import Context, Draft
 from mlxstate.plan.files import wanted_files
 from mlxstate.plan.ownership import claim, delete, source_change
 from mlxstate.plan.params import DownloadParams, PullParams
 from mlxstate.sources import FileSource, HfSource, OllamaSource
-from mlxstate.spec.models import ModelSpec
-from mlxstate.state import HfFile, HfRepo, HfRevision, OllamaModel, RemoteFile, RemoteRepo
 from mlxstate.text import human_bytes
 
 __all__ = ["plan_model"]

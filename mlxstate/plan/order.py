@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from mlxstate.match import ollama_key
+from mlxstate.facts import Observed
+from mlxstate.keys import ollama_key
 from mlxstate.plan.actions import OP_ORDER, Action
 from mlxstate.plan.context import key_of, parse_or_none
 from mlxstate.sources import Source
-from mlxstate.state import Observed
 
 __all__ = ["exclusive_ollama_frees", "order_key", "unknown_size_warnings"]
 

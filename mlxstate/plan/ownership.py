@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from mlxstate.mlxyaml.models import ModelSpec
 from mlxstate.plan.actions import Action, Kind, PlanProblem, ReasonCode
 from mlxstate.plan.context import Context, Draft, parse_or_none
 from mlxstate.plan.params import DeleteParams, DownloadParams, PullParams
 from mlxstate.registry import ManagedModel
 from mlxstate.sources import HfSource, OllamaSource, Source
-from mlxstate.spec.models import ModelSpec
 from mlxstate.workspace import LEGACY
 
 __all__ = ["claim", "delete", "forget", "release", "replaced_by", "source_change"]

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from mlxstate.facts import Observed, RemoteRepo
+from mlxstate.mlxyaml.models import Spec
 from mlxstate.plan.actions import Action, Plan, PlanProblem
 from mlxstate.plan.checks import check_min_free, check_protected
 from mlxstate.plan.cleanup import plan_cleanups
@@ -34,8 +36,6 @@ from mlxstate.plan.models import plan_model
 from mlxstate.plan.order import exclusive_ollama_frees, order_key, unknown_size_warnings
 from mlxstate.plan.prune import prune
 from mlxstate.registry import RegistryFacts
-from mlxstate.spec.models import Spec
-from mlxstate.state import Observed, RemoteRepo
 
 __all__ = ["make_plan"]
 

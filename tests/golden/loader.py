@@ -80,11 +80,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from mlxstate.registry import LinkRecord, ManagedModel, RegistryFacts
-from mlxstate.sources import OllamaSource, parse_source
-from mlxstate.spec.models import Spec
-from mlxstate.spec.types import parse_duration
-from mlxstate.state import (
+from mlxstate.facts import (
     OLLAMA_CONFIG_TYPE,
     OLLAMA_MEDIA_PREFIX,
     AppLink,
@@ -102,6 +98,10 @@ from mlxstate.state import (
     RemoteFile,
     RemoteRepo,
 )
+from mlxstate.mlxyaml.models import Spec
+from mlxstate.mlxyaml.types import parse_duration
+from mlxstate.registry import LinkRecord, ManagedModel, RegistryFacts
+from mlxstate.sources import OllamaSource, parse_source
 
 __all__ = [
     "BASE_DIR",

@@ -83,13 +83,13 @@ def race_before_actions(monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[],
     world moving on between plan and effect, which every effect must re-check."""
     from mlxstate.apply.executor import Executor
 
-    run = Executor.run
+    run = Executor.execute
 
     def late(self: Executor, actions: Any) -> Any:
         meanwhile()
         return run(self, actions)
 
-    monkeypatch.setattr(Executor, "run", late)
+    monkeypatch.setattr(Executor, "execute", late)
 
 
 def dead_url() -> str:

@@ -7,12 +7,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlxstate.observe.run import observe
+from mlxstate.mlxyaml.load import load_spec
+from mlxstate.observe.scan import observe
 from mlxstate.plan.actions import Action, Plan
 from mlxstate.plan.planner import make_plan
 from mlxstate.registry import RegistryFacts
 from mlxstate.settings import read_environment, resolve
-from mlxstate.spec.load import load_spec
 from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
 from tests.helpers import hf_dir, ollama_dir

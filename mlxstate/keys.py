@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from mlxstate.sources import HfSource, OllamaSource
 
 if TYPE_CHECKING:
-    from mlxstate.spec.models import Spec
-    from mlxstate.state import HfRepo, OllamaModel
+    from mlxstate.facts import HfRepo, OllamaModel
+    from mlxstate.mlxyaml.models import Spec
 
 __all__ = ["declared_by_key", "hf_key", "ollama_key", "source_key"]
 

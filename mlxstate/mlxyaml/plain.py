@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlxstate.errors import Diagnostic, SpecError
-from mlxstate.spec.yamlpos import Where, locate
+from mlxstate.mlxyaml.yamlpos import Where, locate
 
 __all__ = ["MAX_DEPTH", "MAX_NODES", "to_plain"]
 

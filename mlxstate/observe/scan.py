@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlxstate.facts import AppState, DiskSpace, HfCache, Observed, OllamaDaemon
 from mlxstate.fsutil import folds_case as default_folds_case
 from mlxstate.observe.apps import scan_app
 from mlxstate.observe.duplicates import HashCache, find_duplicates
@@ -16,12 +17,11 @@ from mlxstate.observe.hf_cache import scan_hf_cache
 from mlxstate.observe.ollama_store import scan_ollama_store
 from mlxstate.seams import DEFAULT, Seams
 from mlxstate.settings import Settings
-from mlxstate.state import AppState, DiskSpace, HfCache, Observed, OllamaDaemon
 
 if TYPE_CHECKING:
     import httpx
 
-    from mlxstate.spec.models import Spec
+    from mlxstate.mlxyaml.models import Spec
 
 __all__ = ["observe", "scan_hf"]
 

@@ -26,8 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from mlxstate.mlxyaml.types import Duration, ExpandedPath, ScheduleField
 from mlxstate.sources import SOURCE_FORMS, HfSource, Source, parse_source
-from mlxstate.spec.types import Duration, ExpandedPath, ScheduleField
 from mlxstate.text import describe
 
 __all__ = [

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from mlxstate.edit import yaml_key
+from mlxstate.facts import AppState, HfRepo, HfRevision, Observed
 from mlxstate.naming import derive_name
 from mlxstate.sources import HfSource, OllamaSource
-from mlxstate.state import AppState, HfRepo, HfRevision, Observed
 
 __all__ = ["REPOSITORY", "SCHEMA_URL", "DumpResult", "dump_spec"]
 
@@ -161,8 +161,8 @@ def _linked_models(
 ) -> list[str]:
     """Declared models with at least one link in ``app`` and every wanted link already
     there, pointing where mlx would point it: listing them changes nothing on disk."""
+    from mlxstate.mlxyaml.models import Spec
     from mlxstate.plan.link_targets import wanted_links
-    from mlxstate.spec.models import Spec
 
     if not declared:
         return []

@@ -18,12 +18,12 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mlxstate.errors import Diagnostic, SpecError
+from mlxstate.mlxyaml import rules
+from mlxstate.mlxyaml.models import Spec
+from mlxstate.mlxyaml.plain import to_plain
+from mlxstate.mlxyaml.read import read_spec_bytes
+from mlxstate.mlxyaml.yamlpos import Where, child, load_yaml, locate
 from mlxstate.settings import Environment
-from mlxstate.spec import rules
-from mlxstate.spec.models import Spec
-from mlxstate.spec.plain import to_plain
-from mlxstate.spec.read import read_spec_bytes
-from mlxstate.spec.yamlpos import Where, child, load_yaml, locate
 from mlxstate.text import describe
 
 __all__ = ["LoadedSpec", "load_spec", "parse_spec"]
@@ -48,7 +48,7 @@ class LoadedSpec:
 
 def load_spec(path: Path, env: Environment, display: str | None = None) -> LoadedSpec:
     """Read and validate ``path``; raise :class:`SpecError` (or ``MlxError`` if unreadable
-    or over :data:`~mlxstate.spec.read.MAX_SPEC_BYTES`)."""
+    or over :data:`~mlxstate.mlxyaml.read.MAX_SPEC_BYTES`)."""
     shown = display or str(path)
     raw = read_spec_bytes(path, shown)
     try:
