@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from mlxstate.paths import expand_path_text
 
@@ -52,11 +52,19 @@ class Environment(BaseModel):
     XDG_STATE_HOME: str | None = None
     MLX_FILE: str | None = None
     MLX_DEBUG: str | None = None
+    # The variable settings.huggingface.token_env names (default HF_TOKEN) is only known once
+    # mlx.yaml is read: the snapshot keeps the rest, never shown (repr) or serialized.
+    snapshot: Mapping[str, str] = Field(default_factory=dict, repr=False, exclude=True)
 
     @classmethod
     def from_mapping(cls, environ: Mapping[str, str]) -> Environment:
-        # Only the variables named above are read; a missing one is None.
-        return cls.model_validate({name: environ.get(name) for name in cls.model_fields})
+        # The variables named above are read; a missing one is None.
+        named = {name: environ.get(name) for name in cls.model_fields if name != "snapshot"}
+        return cls.model_validate({**named, "snapshot": dict(environ)})
+
+    def variable(self, name: str) -> str | None:
+        """Any other variable of the environment this was read from (a token's, say)."""
+        return self.snapshot.get(name)
 
     @property
     def debug(self) -> bool:
@@ -208,7 +216,7 @@ class Settings:
 
     @property
     def hf_token(self) -> str | None:
-        return os.environ.get(self.hf_token_env) or None
+        return (self.env.variable(self.hf_token_env) if self.env else None) or None
 
 
 def resolve(spec: SettingsSpec | None, env: Environment, spec_path: Path | None = None) -> Settings:

@@ -87,3 +87,14 @@ def test_debug_flag_words() -> None:
     assert Environment.from_mapping({"MLX_DEBUG": "1"}).debug
     assert not Environment.from_mapping({"MLX_DEBUG": "0"}).debug
     assert not Environment.from_mapping({}).debug
+
+
+def test_the_token_variable_is_read_through_the_environment_and_never_shown() -> None:
+    from mlxstate.settings import Environment, resolve
+
+    env = Environment.from_mapping({"MY_HF": "hf_secretsecretsecretsecret1234"})
+    settings = resolve(None, env)
+    assert settings.hf_token is None  # the default variable, HF_TOKEN, is not set
+    named = resolve(None, env).__class__(**{**settings.__dict__, "hf_token_env": "MY_HF"})
+    assert named.hf_token == "hf_secretsecretsecretsecret1234"
+    assert "secret" not in repr(env) and "snapshot" not in env.model_dump()
