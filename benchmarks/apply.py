@@ -1,4 +1,4 @@
-"""Apply benchmark (issue 5).
+"""Apply benchmark.
 
 1. A no-op `mlx apply -y` on the large environment of make_env.py (everything declared is
    installed): the whole process, lock + journal + observe + plan. Target < 1.2 s.

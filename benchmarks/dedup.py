@@ -1,4 +1,4 @@
-"""Dedup benchmark (issue 6): real duplicate bytes reclaimed by `mlx apply`, verification
+"""Dedup benchmark: real duplicate bytes reclaimed by `mlx apply`, verification
 hashing throughput, and proof that planning dedup on a large store reads no file contents.
 
     uv run python benchmarks/dedup.py [--gb 20] [--files 5] [--mode auto] [--dir DIR]

@@ -1,4 +1,4 @@
-"""Build a large, sparse model environment for benchmarks (issue 3).
+"""Build a large, sparse model environment for benchmarks.
 
     uv run python benchmarks/make_env.py DIR [--repos 300] [--files 60] [--ollama 200]
 

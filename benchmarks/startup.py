@@ -1,7 +1,7 @@
 """Startup benchmark: how fast `mlx` answers the commands editors and hooks run often.
 
 Runs each command N times as a fresh process and prints median/min/max wall time, next
-to `python -c pass` as the interpreter's own floor. Targets on a 2-core machine (issue 2):
+to `python -c pass` as the interpreter's own floor. Targets on a 2-core machine:
 `mlx validate -f examples/mac-studio.yaml` median <= 0.35 s, `mlx --version` <= 0.25 s.
 
     uv run python benchmarks/startup.py [-n 20]
