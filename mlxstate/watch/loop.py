@@ -158,9 +158,9 @@ class Agent:
             text = f"{len(held)} destructive action(s) held: {', '.join(held)}"
             reason = "DeletesHeld"
             self._emit("held", text + "; run `mlx apply` to carry them out", actions=held)
-        self._record(attempt, "held" if held else "applied", text, applied=True)
         set_condition(self._conds(), "Ready", True, reason, text, now)
         set_condition(self._conds(), "Stalled", False, "Succeeded", "", now)
+        self._record(attempt, "held" if held else "applied", text, applied=True)
 
     def _invalid(self, attempt: dict[str, Any], sha: str | None, exc: SpecError) -> None:
         now = self.clock()
@@ -168,8 +168,8 @@ class Agent:
         if self.schedule.invalid(now, sha):
             self._emit("invalid", f"not applied: {first}", spec_sha256=sha)
         self.ok = False
-        self._record(attempt, "invalid", first)
         set_condition(self._conds(), "Ready", False, "ValidationFailed", first, now)
+        self._record(attempt, "invalid", first)
 
     def _failed(self, attempt: dict[str, Any], message: str) -> None:
         now = self.clock()
@@ -178,11 +178,11 @@ class Agent:
         failures = self.schedule.failures
         self._emit("failed", f"{message} ({retry} in {delay:.0f}s)", failures=failures)
         self.ok = False
-        self._record(attempt, "failed", message)
         set_condition(self._conds(), "Ready", False, "ReconcileFailed", message, now)
         if self.schedule.stalled:
             reason = f"{self.schedule.failures} failures in a row; last: {message}"
             set_condition(self._conds(), "Stalled", True, "RepeatedFailures", reason, now)
+        self._record(attempt, "failed", message)  # saves the conditions with it
 
     # -- state -----------------------------------------------------------------------------
 

@@ -107,6 +107,11 @@ def agent_document(doc: dict[str, Any], suspended: bool) -> dict[str, Any]:
     """The ``agent`` key of ``mlx status --json`` (docs/status-json.md)."""
     pid = doc.get("pid")
     running = pid_alive(pid)
+    conditions = [dict(c) for c in doc.get("conditions", [])] if running else []
+    for cond in conditions:
+        if suspended and cond.get("type") == "Ready" and cond.get("status") == "True":
+            # Whatever the agent wrote last, a suspended agent is never shown ready.
+            cond.update(status="False", reason="Suspended", message="suspended by `mlx suspend`")
     return {
         "running": running,
         "pid": pid if running else None,
@@ -114,7 +119,7 @@ def agent_document(doc: dict[str, Any], suspended: bool) -> dict[str, Any]:
         "last_attempt": doc.get("last_attempt"),
         "last_applied": doc.get("last_applied"),
         "next_run": doc.get("next_run") if running else None,
-        "conditions": doc.get("conditions", []) if running else [],
+        "conditions": conditions,
         "failures": int(doc.get("failures", 0)),
         "history": list(doc.get("history", []))[-HISTORY:],
     }
