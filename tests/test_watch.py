@@ -202,11 +202,21 @@ def test_failures_are_recorded_with_backoff_and_stalled(tmp_path: Path) -> None:
         agent.start()
         agent.run(script.wait, script.done)
         doc = AgentStore(registry).doc()
+        (tmp_path / "st" / "apply.lock").unlink()  # the cause goes away
+        retry = Script([(20.0, False, None)])
+        retry.now = script.now
+        agent.clock = retry.clock
+        agent.run(retry.wait, retry.done)
+        recovered = AgentStore(registry).doc()
     failed = [e for e in events if e.event == "failed"]
     assert [e.extra["failures"] for e in failed] == [1, 2, 3]
     assert "retrying in 5s" in failed[0].message and "retrying in 10s" in failed[1].message
     stalled = next(c for c in doc["conditions"] if c["type"] == "Stalled")
     assert stalled["status"] == "True" and "cannot open the apply lock" in stalled["message"]
+    assert events[-1].event == "applied"
+    conditions = {c["type"]: c["status"] for c in recovered["conditions"]}
+    assert conditions["Stalled"] == "False" and conditions["Ready"] == "True"
+    assert recovered["failures"] == 0
 
 
 @pytest.fixture
@@ -306,6 +316,37 @@ def test_an_invalid_edit_is_never_applied_and_a_fix_recovers(
     watch.until("applied")
     assert installed()
     assert watch.stop() == 0
+
+
+def test_a_symlinked_file_is_followed_to_its_target(ollama_server: FakeOllama) -> None:
+    ollama_server.publish(QWEN, ob.default_layers(QWEN, 2048))
+    dotfiles = Path("dotfiles").absolute()
+    dotfiles.mkdir()
+    (dotfiles / "mlx.yaml").write_text(EMPTY)
+    link = Path("config").absolute() / "mlx.yaml"
+    link.parent.mkdir()
+    link.symlink_to(dotfiles / "mlx.yaml")
+    watch = Watch(link)
+    try:
+        watch.until("applied")
+        atomic_save(dotfiles / "mlx.yaml", WITH_QWEN)  # a `git pull` in the dotfiles repo
+        assert watch.until("reconcile")["spec_sha256"] == sha(WITH_QWEN)
+        watch.until("applied")
+        assert installed()
+        other = Path("other").absolute()
+        other.mkdir()
+        (other / "mlx.yaml").write_text(WITH_QWEN + "# other\n")
+        tmp = link.with_name("mlx.yaml.new")
+        tmp.symlink_to(other / "mlx.yaml")
+        os.replace(tmp, link)  # the link re-pointed
+        assert watch.until("reconcile")["spec_sha256"] == sha(WITH_QWEN + "# other\n")
+        (other / "mlx.yaml").write_text(WITH_QWEN + "# edited in place\n")  # the new target
+        assert watch.until("reconcile")["spec_sha256"] == sha(WITH_QWEN + "# edited in place\n")
+        assert watch.stop() == 0
+    finally:
+        if watch.proc.poll() is None:
+            watch.proc.kill()
+            watch.proc.wait()
 
 
 def test_held_deletes_are_reported_and_nothing_is_deleted(watching: tuple[Path, Watch]) -> None:
