@@ -374,6 +374,34 @@ def test_sigterm_exits_0_records_stopped_and_frees_the_lock(
     assert mlx(capsys, "reconcile", "-f", str(spec)).code == 1
 
 
+def test_sigterm_mid_pull_abandons_it_safely_and_apply_converges(
+    ollama_server: FakeOllama, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ollama_server.publish(QWEN, ob.default_layers(QWEN, 2048))
+    ollama_server.pull_pause_after = 1  # the pull blocks after its first line
+    spec = Path("mlx.yaml").absolute()
+    spec.write_text(WITH_QWEN)
+    watch = Watch(spec)
+    try:
+        watch.until("reconcile")
+        assert ollama_server.pull_paused.wait(HANG_GUARD)
+        assert watch.stop(signal.SIGTERM) == 0
+    finally:
+        ollama_server.pull_resume.set()
+        if watch.proc.poll() is None:
+            watch.proc.kill()
+            watch.proc.wait()
+    watch.until("stopped")
+    assert watch.proc.stderr is not None and "Traceback" not in watch.proc.stderr.read()
+    assert not installed()  # abandoned mid-pull, not finished
+    with apply_lock(state_dir(), 0.0):
+        pass  # released
+    ollama_server.pull_pause_after = None
+    assert mlx(capsys, "apply", "-y").code == 0
+    assert mlx(capsys, "plan", "--detailed-exitcode").code == 0
+    assert installed()
+
+
 def test_sigint_exits_130(watching: tuple[Path, Watch]) -> None:
     _, watch = watching
     assert watch.stop(signal.SIGINT) == 130
