@@ -30,7 +30,14 @@ if TYPE_CHECKING:
     from mlxstate.seams import Seams
     from mlxstate.settings import Environment, Settings
 
-__all__ = ["ApplyResult", "PlanOptions", "PlannedRun", "Session", "StatusReport"]
+__all__ = [
+    "ApplyResult",
+    "PlanOptions",
+    "PlannedRun",
+    "Session",
+    "StatusReport",
+    "is_destructive",
+]
 
 Log = Callable[[str], None]
 # Called once the plan is known (its actions may be empty): show it, ask if needed; False
@@ -78,6 +85,7 @@ class ApplyResult:
     actions: tuple[Action, ...]  # what was carried out (all of the plan, or a saved plan's)
     outcomes: tuple[Outcome, ...]
     proceeded: bool = True  # False: the review said no (nothing changed)
+    held: tuple[Action, ...] = ()  # destructive actions left out (hold_destructive)
 
     @property
     def failed(self) -> tuple[Outcome, ...]:
@@ -211,9 +219,12 @@ class Session:
         saved: SavedPlan | None = None,
         lock_timeout: float = 0.0,
         log: Log = lambda _: None,
+        hold_destructive: bool = False,
     ) -> ApplyResult:
         """Plan under the apply lock and carry the plan out (or the saved plan's actions a
-        fresh plan also contains). The spec is parsed once and the registry opened once."""
+        fresh plan also contains). The spec is parsed once and the registry opened once.
+        ``hold_destructive``: leave out what deletes or replaces bytes or links (the watch
+        agent's ``deletes: hold``) and return those actions as ``held``."""
         from mlxstate.apply.lock import apply_lock
         from mlxstate.registry import Registry
 
@@ -234,12 +245,16 @@ class Session:
                 )
                 planned = self._plan(loaded, settings, registry, options)
                 actions = self._authorized(planned, saved)
+                held: tuple[Action, ...] = ()
+                if hold_destructive:
+                    held = tuple(a for a in actions if is_destructive(a))
+                    actions = tuple(a for a in actions if not is_destructive(a))
                 if not review(planned, actions):
-                    return ApplyResult(planned, actions, (), proceeded=False)
+                    return ApplyResult(planned, actions, (), proceeded=False, held=held)
                 if not actions:
-                    return ApplyResult(planned, actions, ())
+                    return ApplyResult(planned, actions, (), held=held)
                 outcomes = self._execute(planned, registry, actions, progress)
-        return ApplyResult(planned, actions, outcomes)
+        return ApplyResult(planned, actions, outcomes, held=held)
 
     def _authorized(self, planned: PlannedRun, saved: SavedPlan | None) -> tuple[Action, ...]:
         if saved is None:
@@ -327,10 +342,22 @@ class Session:
             seams=self.seams,
         )
         spec_path = loaded.path if loaded else None
-        return StatusReport(build_status(observed, spec, facts, spec_path, invalid_spec=invalid))
+        document = build_status(observed, spec, facts, spec_path, invalid_spec=invalid)
+        from mlxstate.watch.state import read_agent
+
+        document["agent"] = read_agent(settings.state_dir)  # docs/watch.md
+        return StatusReport(document)
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def is_destructive(action: Action) -> bool:
+    """Does ``action`` delete or replace bytes or links? Dropping a registry claim frees
+    nothing and loses no data, so it is not; every cleanup is, whatever its op."""
+    if action.kind == "registry.release":
+        return False
+    return action.op in ("delete", "replace") or action.family == "cleanup"
 
 
 def registry_hash_cache(state_dir: Path, registry: Registry | None = None) -> HashCache:

@@ -84,6 +84,17 @@ MIGRATIONS: tuple[str, ...] = (
         last_seen REAL NOT NULL
     );
     """,
+    # The watch agent's state (mlxstate/watch/state.py): one row. The flags are columns of
+    # their own so `mlx suspend`/`mlx reconcile` never race the agent's writes of `doc`.
+    """
+    CREATE TABLE agent (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        doc TEXT NOT NULL DEFAULT '{}',   -- JSON: pid, last_attempt, conditions, history...
+        suspended INTEGER NOT NULL DEFAULT 0,
+        reconcile_requested INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO agent (id) VALUES (1);
+    """,
 )
 
 

@@ -25,6 +25,7 @@ from tests.fakes.ollama_server import DEFAULT_VERSION, FakeOllama
 from tests.helpers import Result, mlx
 
 TOP_KEYS = {
+    "agent",
     "format_version",
     "mlxstate_version",
     "spec",

@@ -70,6 +70,14 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "forget_command",
         "Stop managing a model from this mlx.yaml; keep its files.",
     ),
+    "watch": (
+        "watch",
+        "command",
+        "Keep the machine reconciled with mlx.yaml: on every change and every interval.",
+    ),
+    "suspend": ("watch", "suspend_command", "Stop the watch agent's applies; it keeps watching."),
+    "resume": ("watch", "resume_command", "Let the watch agent apply again."),
+    "reconcile": ("watch", "reconcile_command", "Ask the running watch agent to reconcile now."),
     "schema": ("schema", "command", "Print the JSON Schema of mlx.yaml."),
 }
 
@@ -163,7 +171,7 @@ def _without_cyclic_gc(args: Sequence[str]) -> Iterator[None]:
     collector would re-walk the growing heap again and again (5-10% of `mlx plan`/`status`).
     Reference counting still frees everything. `mlx apply` keeps the collector: it may run
     for hours of downloads through libraries whose garbage is not ours to vouch for."""
-    if args[:1] == ["apply"] or not gc.isenabled():
+    if args[:1] in (["apply"], ["watch"]) or not gc.isenabled():
         yield
         return
     gc.disable()

@@ -397,3 +397,24 @@ def _render_reclaimable(console: Any, doc: dict[str, Any]) -> None:
     console.print(f"Reclaimable: {human_bytes(r['total'])} ({', '.join(parts)})")
     if doc.get("workspace"):
         console.print(f"Workspace: {doc['workspace']} (MANAGED yes: installed by this mlx.yaml)")
+    if "agent" in doc:
+        console.print(agent_line(doc["agent"]), markup=False)
+
+
+def agent_line(agent: dict[str, Any]) -> str:
+    """The one "Agent" line: running or not, its Ready condition, the last apply."""
+    if not agent["running"]:
+        return "Agent: not running (`mlx watch` starts it)"
+    conds = {c["type"]: c for c in agent["conditions"]}
+    ready = conds.get("Ready", {})
+    state = (
+        "suspended"
+        if agent["suspended"]
+        else (
+            "ready" if ready.get("status") == "True" else f"not ready ({ready.get('reason', '?')})"
+        )
+    )
+    last = agent.get("last_applied") or {}
+    applied = f", last applied {last['time']}" if last.get("time") else ""
+    nxt = f", next run {agent['next_run']}" if agent.get("next_run") else ""
+    return f"Agent: pid {agent['pid']}, {state}{applied}{nxt}"

@@ -41,6 +41,7 @@ __all__ = [
     "OllamaSettings",
     "SettingsSpec",
     "Spec",
+    "WatchSettings",
 ]
 
 # Checked with fullmatch: `re.match` with `$` also accepts a trailing "\n" ("llama\n").
@@ -212,6 +213,25 @@ class DiskSettings(_Section):
     )
 
 
+def _min_interval(value: Any) -> Any:
+    if value.total_seconds() < 60:
+        raise ValueError("interval must be at least 1m")
+    return value
+
+
+class WatchSettings(_Section):
+    interval: Annotated[Duration, AfterValidator(_min_interval)] = Field(
+        default="10m",
+        validate_default=True,
+        description="full observe + reconcile even when the file did not change; >= 1m",
+    )
+    deletes: Literal["hold", "apply"] = Field(
+        "hold",
+        description="hold: unattended deletes (prune, ensure: absent, cleanups) are only "
+        "reported; apply: the watch agent carries them out",
+    )
+
+
 class SettingsSpec(_Section):
     ollama: OllamaSettings = Field(default_factory=OllamaSettings)
     huggingface: HuggingFaceSettings = Field(default_factory=HuggingFaceSettings)
@@ -232,6 +252,7 @@ class SettingsSpec(_Section):
     ] = "off"
     cleanup: CleanupSettings = Field(default_factory=CleanupSettings)
     disk: DiskSettings = Field(default_factory=DiskSettings)
+    watch: WatchSettings = Field(default_factory=WatchSettings)
 
 
 class ModelSpec(_Section):

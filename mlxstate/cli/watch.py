@@ -1,0 +1,175 @@
+"""``mlx watch``, ``mlx suspend``, ``mlx resume``, ``mlx reconcile`` (docs/watch.md)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, VerboseOpt
+from mlxstate.cli._errors import EXIT_INTERRUPTED
+
+if TYPE_CHECKING:
+    from mlxstate.engine import Session
+    from mlxstate.watch.loop import Event
+    from mlxstate.watch.state import AgentStore
+
+__all__ = ["command", "reconcile_command", "resume_command", "suspend_command"]
+
+
+def command(
+    once: Annotated[bool, typer.Option("--once", help="Reconcile once, then exit.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="One JSON object per event and line.")
+    ] = False,
+    file: FileOpt = None,
+    no_color: NoColorOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Keep the machine reconciled with mlx.yaml: at start, on every change, every interval."""
+    from mlxstate.registry import Registry
+    from mlxstate.watch.files import FileWatcher
+    from mlxstate.watch.loop import Agent
+    from mlxstate.watch.state import AgentStore
+
+    session = Invocation.make(file, no_color, quiet, verbose).session()
+    path, _ = session.find_spec()
+    state_dir = _state_dir(session)
+    with Registry.open(state_dir) as registry:
+        agent = Agent(session, path, AgentStore(registry), _printer(json_out))
+        stop = _Stop(agent)
+        agent.start()
+        watcher = None if once else FileWatcher(path).start()
+        try:
+            with stop.installed():
+                if once:
+                    agent.step("once")
+                else:
+                    assert watcher is not None
+                    agent.run(watcher.wait, stop.event.is_set)
+        except KeyboardInterrupt:
+            pass  # a signal abandoned an apply: the journal lets the next apply adopt it
+        finally:
+            if watcher is not None:
+                watcher.close()
+            agent.stop()
+    if stop.code is not None:
+        raise typer.Exit(stop.code)
+    if once and not agent.ok:
+        raise typer.Exit(1)
+
+
+def _state_dir(session: Session) -> Path:
+    """The state folder of the file, or the default one while the file is invalid (the
+    agent still starts and reports why it applies nothing)."""
+    from mlxstate.errors import SpecError
+
+    try:
+        loaded = session.load_optional()
+    except SpecError:
+        loaded = None
+    return session.settings(loaded).state_dir
+
+
+class _Stop:
+    """SIGTERM (exit 0) and SIGINT (exit 130): stop the loop; during an apply, abandon it
+    the way Ctrl-C abandons `mlx apply` (the lock is released, the journal remains)."""
+
+    def __init__(self, agent: object) -> None:
+        self.agent = agent
+        self.event = threading.Event()
+        self.code: int | None = None
+
+    def handle(self, signum: int, _frame: FrameType | None) -> None:
+        first = self.code is None
+        self.code = 0 if signum == signal.SIGTERM else EXIT_INTERRUPTED
+        self.event.set()
+        if first and getattr(self.agent, "applying", False):
+            raise KeyboardInterrupt
+
+    def installed(self) -> _Installed:
+        return _Installed(self)
+
+
+class _Installed:
+    def __init__(self, stop: _Stop) -> None:
+        self.stop = stop
+        self.saved: list[object] = []
+
+    def __enter__(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.saved.append(signal.signal(sig, self.stop.handle))
+
+    def __exit__(self, *_: object) -> None:
+        for sig, old in zip((signal.SIGTERM, signal.SIGINT), self.saved, strict=True):
+            signal.signal(sig, old)  # type: ignore[arg-type]
+
+
+def _printer(json_out: bool) -> Callable[[Event], None]:
+    def emit(event: Event) -> None:
+        doc = event.document()
+        plain = f"{doc['time']} {event.event}: {event.message}"
+        line = json.dumps(doc) if json_out else plain
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    return emit
+
+
+# -- suspend / resume / reconcile ----------------------------------------------------------
+
+
+def _store_do(file: FileOpt, action: Callable[[AgentStore], str]) -> None:
+    from mlxstate.registry import Registry
+    from mlxstate.watch.state import AgentStore
+
+    session = Invocation.make(file, False, False, False).session()
+    state_dir = _state_dir(session)
+    with Registry.open(state_dir) as registry:
+        sys.stdout.write(action(AgentStore(registry)) + "\n")
+
+
+def suspend_command(file: FileOpt = None) -> None:
+    """Stop automatic applies; the agent keeps watching."""
+
+    def act(store: AgentStore) -> str:
+        store.set_suspended(True)
+        return "Suspended: the agent applies nothing until `mlx resume`."
+
+    _store_do(file, act)
+
+
+def resume_command(file: FileOpt = None) -> None:
+    """Restart automatic applies."""
+
+    def act(store: AgentStore) -> str:
+        store.set_suspended(False)
+        return "Resumed: the agent reconciles now and keeps doing so."
+
+    _store_do(file, act)
+
+
+def reconcile_command(file: FileOpt = None) -> None:
+    """Ask the running agent to reconcile now (exit 1 if none runs)."""
+    from mlxstate.errors import MlxError
+    from mlxstate.watch.state import pid_alive
+
+    def act(store: AgentStore) -> str:
+        pid = store.doc().get("pid")
+        if not pid_alive(pid):
+            raise MlxError(
+                "no watch agent is running for this state folder",
+                hint="start one with `mlx watch`, or run `mlx apply` by hand",
+            )
+        store.request_reconcile()
+        return f"Asked the agent (pid {pid}) to reconcile now."
+
+    _store_do(file, act)

@@ -1,0 +1,233 @@
+"""The reconcile loop behind ``mlx watch`` (docs/watch.md).
+
+A reconcile is the engine's apply — the same lock, journal, executor and registry as
+`mlx apply` — with destructive actions held unless ``settings.watch.deletes: apply``. The
+loop reconciles at start, when the file's content changes, when asked (`mlx reconcile`),
+and every ``watch.interval``; failures retry with backoff. Its state goes to the registry
+after every step so `mlx status` can show it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlxstate.errors import MlxError, SpecError
+from mlxstate.watch.decide import Schedule, Trigger
+from mlxstate.watch.files import git_commit, spec_sha256
+from mlxstate.watch.state import HISTORY, AgentStore, iso, set_condition
+
+if TYPE_CHECKING:
+    from mlxstate.apply.progress import Display
+    from mlxstate.engine import ApplyResult, Session
+
+__all__ = ["DEFAULT_INTERVAL", "LOCK_WAIT", "POLL", "Agent", "Event"]
+
+DEFAULT_INTERVAL = 600.0
+LOCK_WAIT = 30.0  # wait this long for another apply, then count a failure and retry later
+POLL = 1.0  # how often the suspend / reconcile flags are read while idle
+
+
+@dataclass(frozen=True)
+class Event:
+    time: float
+    event: str  # started, reconcile, applied, held, invalid, failed, stopped
+    message: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def document(self) -> dict[str, Any]:
+        return {"time": iso(self.time), "event": self.event, "message": self.message, **self.extra}
+
+
+Emit = Callable[[Event], None]
+Wait = Callable[[float], bool]  # block up to N seconds; True: the file may have changed
+
+
+def _quiet_progress() -> AbstractContextManager[Display]:
+    from mlxstate.apply.progress import Display
+
+    return Display(enabled=False)
+
+
+class Agent:
+    """One mlx.yaml kept reconciled. ``wait`` and the session's clock are injected."""
+
+    def __init__(self, session: Session, path: Path, store: AgentStore, emit: Emit) -> None:
+        self.session, self.path, self.store, self.emit = session, path, store, emit
+        self.clock = session.seams.clock
+        self.schedule = Schedule(DEFAULT_INTERVAL)
+        self.doc: dict[str, Any] = store.doc()
+        self.applying = False  # a signal during an apply abandons it (journal covers it)
+        self.ok = True  # the last reconcile's outcome (for --once)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        now = self.clock()
+        self.doc.update(pid=os.getpid(), conditions=[], failures=0)
+        set_condition(self.doc["conditions"], "Ready", False, "Starting", "first reconcile", now)
+        self._save()
+        self._emit("started", f"watching {self.path.absolute()} (pid {os.getpid()})")
+
+    def run(self, wait: Wait, stopping: Callable[[], bool]) -> None:
+        """Reconcile now, then whenever something asks for it, until ``stopping()``."""
+        self.step("start")
+        while not stopping():
+            event = wait(min(POLL, max(self.schedule.next_run - self.clock(), 0.0)))
+            if stopping():
+                return
+            suspended, requested = self.store.flags()
+            sha = spec_sha256(self.path) if event else self.schedule.last_sha
+            why = self.schedule.trigger(self.clock(), sha, event, requested)
+            if requested:
+                self.store.request_reconcile(False)
+            if why is not None:
+                self.step(why)
+            elif suspended != self._suspended_shown():
+                self._show_suspended(suspended, self.clock())
+
+    def stop(self) -> None:
+        now = self.clock()
+        self.doc["pid"] = None
+        self.doc["next_run"] = None
+        set_condition(self.doc.setdefault("conditions", []), "Ready", False, "Stopped", "", now)
+        set_condition(self.doc["conditions"], "Reconciling", False, "Stopped", "", now)
+        self._save()
+        self._emit("stopped", "stopped; the apply lock is free")
+
+    # -- one reconcile ---------------------------------------------------------------------
+
+    def step(self, why: Trigger | str) -> None:
+        now = self.clock()
+        sha = spec_sha256(self.path)
+        self.schedule.last_sha = sha
+        suspended, _ = self.store.flags()
+        if suspended:
+            self.schedule.succeeded(now)
+            self._show_suspended(True, now)
+            return
+        attempt = {"time": iso(now), "spec_sha256": sha, "git_commit": git_commit(self.path)}
+        set_condition(self._conds(), "Reconciling", True, "Reconciling", str(why), now)
+        self.doc["last_attempt"] = {**attempt, "result": "running"}
+        self._save()
+        try:
+            self.session.load()  # an invalid file is never applied
+        except SpecError as exc:
+            return self._invalid(attempt, sha, exc)
+        self._emit("reconcile", f"reconciling ({why})", spec_sha256=sha)
+        try:
+            self.applying = True
+            result = self._apply()
+        except (MlxError, OSError) as exc:
+            return self._failed(attempt, _one_line(exc))
+        except Exception as exc:  # the loop outlives any one reconcile (docs/watch.md)
+            return self._failed(attempt, f"{type(exc).__name__}: {exc}")
+        finally:
+            self.applying = False
+        self._finished(attempt, result)
+
+    def _apply(self) -> ApplyResult:
+        loaded = self.session.load()
+        watch = loaded.spec.settings.watch
+        self.schedule.interval = watch.interval.total_seconds()
+        return self.session.apply(
+            review=lambda _planned, _actions: True,
+            progress=_quiet_progress,
+            lock_timeout=LOCK_WAIT,
+            hold_destructive=watch.deletes == "hold",
+            log=lambda text: self._emit("log", text),
+        )
+
+    def _finished(self, attempt: dict[str, Any], result: ApplyResult) -> None:
+        failed = result.failed
+        if failed:
+            detail = "; ".join(f"{o.action.id}: {o.detail}" for o in failed)
+            return self._failed(attempt, f"{len(failed)} action(s) failed: {detail}")
+        now = self.clock()
+        self.schedule.succeeded(now)
+        done = len(result.outcomes)
+        message = f"{done} action(s) applied" if done else "no changes"
+        self._emit("applied", message, spec_sha256=attempt["spec_sha256"], actions=done)
+        held = [a.id for a in result.held]
+        reason, text = ("Applied", message)
+        if held:
+            text = f"{len(held)} destructive action(s) held: {', '.join(held)}"
+            reason = "DeletesHeld"
+            self._emit("held", text + "; run `mlx apply` to carry them out", actions=held)
+        set_condition(self._conds(), "Ready", True, reason, text, now)
+        set_condition(self._conds(), "Stalled", False, "Succeeded", "", now)
+        self._record(attempt, "held" if held else "applied", text, applied=True)
+
+    def _invalid(self, attempt: dict[str, Any], sha: str | None, exc: SpecError) -> None:
+        now = self.clock()
+        first = exc.diagnostics[0].render() if exc.diagnostics else exc.message
+        if self.schedule.invalid(now, sha):
+            self._emit("invalid", f"not applied: {first}", spec_sha256=sha)
+        self.ok = False
+        set_condition(self._conds(), "Ready", False, "ValidationFailed", first, now)
+        self._record(attempt, "invalid", first)
+
+    def _failed(self, attempt: dict[str, Any], message: str) -> None:
+        now = self.clock()
+        delay = self.schedule.failed(now)
+        retry = "waiting for the lock" if "another mlx apply" in message else "retrying"
+        failures = self.schedule.failures
+        self._emit("failed", f"{message} ({retry} in {delay:.0f}s)", failures=failures)
+        self.ok = False
+        set_condition(self._conds(), "Ready", False, "ReconcileFailed", message, now)
+        if self.schedule.stalled:
+            reason = f"{self.schedule.failures} failures in a row; last: {message}"
+            set_condition(self._conds(), "Stalled", True, "RepeatedFailures", reason, now)
+        self._record(attempt, "failed", message)  # saves the conditions with it
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _record(
+        self, attempt: dict[str, Any], result: str, message: str, applied: bool = False
+    ) -> None:
+        now = self.clock()
+        entry = {**attempt, "result": result, "message": message}
+        self.doc["last_attempt"] = entry
+        if applied:
+            self.doc["last_applied"] = entry
+            self.ok = True
+        self.doc["failures"] = self.schedule.failures
+        self.doc["history"] = [*self.doc.get("history", []), entry][-HISTORY:]
+        set_condition(self._conds(), "Reconciling", False, "Idle", "", now)
+        self._save()
+
+    def _conds(self) -> list[dict[str, Any]]:
+        conds: list[dict[str, Any]] = self.doc.setdefault("conditions", [])
+        return conds
+
+    def _suspended_shown(self) -> bool:
+        return any(c["type"] == "Suspended" and c["status"] == "True" for c in self._conds())
+
+    def _show_suspended(self, suspended: bool, now: float) -> None:
+        if suspended == self._suspended_shown():
+            return
+        text = "suspended by `mlx suspend`; watching, applying nothing" if suspended else ""
+        reason = "Suspended" if suspended else "Resumed"
+        set_condition(self._conds(), "Suspended", suspended, reason, text, now)
+        if suspended:  # a suspended agent never shows Ready
+            set_condition(self._conds(), "Ready", False, "Suspended", text, now)
+        self._save()
+        self._emit("log", text or "resumed")
+        if not suspended:
+            self.schedule.next_run = now  # resume reconciles at once
+
+    def _save(self) -> None:
+        self.doc["next_run"] = iso(self.schedule.next_run) if self.schedule.next_run else None
+        self.store.save(self.doc)
+
+    def _emit(self, event: str, message: str, **extra: Any) -> None:
+        self.emit(Event(self.clock(), event, message, extra))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return " ".join(str(text).split())

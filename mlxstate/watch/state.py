@@ -1,0 +1,135 @@
+"""The watch agent's state in the registry (docs/watch.md, "Reading its state").
+
+One row: a JSON document the agent writes (pid, last attempt, last applied, next run,
+conditions, failures, history) and two flags other commands set (``mlx suspend``/``resume``,
+``mlx reconcile``) that the agent polls with one cheap query.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlxstate.registry import DB_NAME, Registry
+
+__all__ = [
+    "CONDITION_TYPES",
+    "HISTORY",
+    "AgentStore",
+    "agent_document",
+    "iso",
+    "pid_alive",
+    "read_agent",
+    "set_condition",
+]
+
+CONDITION_TYPES = ("Ready", "Reconciling", "Stalled", "Suspended")
+HISTORY = 10  # reconciles kept in the history
+
+
+def iso(when: float | None) -> str | None:
+    if when is None:
+        return None
+    return datetime.fromtimestamp(when, UTC).isoformat(timespec="seconds")
+
+
+def pid_alive(pid: object) -> bool:
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive, though not ours to signal
+    return True
+
+
+def set_condition(
+    conditions: list[dict[str, Any]],
+    kind: str,
+    status: bool,
+    reason: str,
+    message: str,
+    now: float,
+) -> None:
+    """Set one condition in place; ``since`` moves only when its status changes."""
+    text = "True" if status else "False"
+    for cond in conditions:
+        if cond["type"] == kind:
+            if cond["status"] != text:
+                cond["since"] = iso(now)
+            cond.update(status=text, reason=reason, message=message)
+            return
+    conditions.append(
+        {"type": kind, "status": text, "reason": reason, "message": message, "since": iso(now)}
+    )
+
+
+class AgentStore:
+    """The agent row of an open registry."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def doc(self) -> dict[str, Any]:
+        row = self.registry.conn.execute("SELECT doc FROM agent WHERE id = 1").fetchone()
+        try:
+            doc = json.loads(row[0]) if row else {}
+        except ValueError:
+            doc = {}  # a damaged row is rebuilt by the next write, never a crash
+        return doc if isinstance(doc, dict) else {}
+
+    def save(self, doc: dict[str, Any]) -> None:
+        with self.registry.transaction() as conn:
+            conn.execute("UPDATE agent SET doc = ? WHERE id = 1", (json.dumps(doc),))
+
+    def flags(self) -> tuple[bool, bool]:
+        """(suspended, reconcile requested): the query the loop makes every poll."""
+        row = self.registry.conn.execute(
+            "SELECT suspended, reconcile_requested FROM agent WHERE id = 1"
+        ).fetchone()
+        return (bool(row[0]), bool(row[1])) if row else (False, False)
+
+    def set_suspended(self, suspended: bool) -> None:
+        with self.registry.transaction() as conn:
+            conn.execute("UPDATE agent SET suspended = ? WHERE id = 1", (int(suspended),))
+
+    def request_reconcile(self, wanted: bool = True) -> None:
+        with self.registry.transaction() as conn:
+            conn.execute("UPDATE agent SET reconcile_requested = ? WHERE id = 1", (int(wanted),))
+
+
+def agent_document(doc: dict[str, Any], suspended: bool) -> dict[str, Any]:
+    """The ``agent`` key of ``mlx status --json`` (docs/status-json.md)."""
+    pid = doc.get("pid")
+    running = pid_alive(pid)
+    conditions = [dict(c) for c in doc.get("conditions", [])] if running else []
+    for cond in conditions:
+        if suspended and cond.get("type") == "Ready" and cond.get("status") == "True":
+            # Whatever the agent wrote last, a suspended agent is never shown ready.
+            cond.update(status="False", reason="Suspended", message="suspended by `mlx suspend`")
+    return {
+        "running": running,
+        "pid": pid if running else None,
+        "suspended": suspended,
+        "last_attempt": doc.get("last_attempt"),
+        "last_applied": doc.get("last_applied"),
+        "next_run": doc.get("next_run") if running else None,
+        "conditions": conditions,
+        "failures": int(doc.get("failures", 0)),
+        "history": list(doc.get("history", []))[-HISTORY:],
+    }
+
+
+def read_agent(state_dir: Path) -> dict[str, Any]:
+    """The agent document without creating a registry where there is none."""
+    path = state_dir / DB_NAME
+    if not path.exists():
+        return agent_document({}, False)
+    with Registry.open(state_dir) as registry:
+        store = AgentStore(registry)
+        return agent_document(store.doc(), store.flags()[0])
