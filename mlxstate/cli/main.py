@@ -71,6 +71,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "Stop managing a model from this mlx.yaml; keep its files.",
     ),
     "schema": ("schema", "command", "Print the JSON Schema of mlx.yaml."),
+    "agent": ("agent", "app", "Install, remove or inspect the background agent (mlx watch)."),
 }
 
 
@@ -95,7 +96,10 @@ def make_app(only: str | None = None) -> typer.Typer:
             func: Callable[..., Any] = getattr(
                 importlib.import_module(f"mlxstate.cli.{module}"), attr
             )
-            app.command(name, help=help_text)(func)
+            if isinstance(func, typer.Typer):  # a command with subcommands (`mlx agent`)
+                app.add_typer(func, name=name, help=help_text)
+            else:
+                app.command(name, help=help_text)(func)
     return app
 
 
