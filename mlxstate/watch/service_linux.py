@@ -18,13 +18,25 @@ LINGER_HINT = (
 )
 
 
-def quote(word: str) -> str:
-    """One word of a systemd ``ExecStart=``/``Environment=`` line (systemd.syntax(7),
-    systemd.service(5) "Command lines"): double-quoted with ``\\`` and ``"`` escaped,
-    ``%`` doubled (specifiers) and ``$`` doubled (variable expansion), so any path —
-    spaces, quotes, dollars — reaches the program unchanged."""
-    escaped = word.replace("\\", "\\\\").replace('"', '\\"')
-    return '"' + escaped.replace("%", "%%").replace("$", "$$") + '"'
+def quote(word: str, *, executable: bool = False) -> str:
+    """One word of a systemd ``ExecStart=`` line (systemd.syntax(7), systemd.service(5)
+    "Command lines"): double-quoted with ``\\`` and ``"`` escaped and ``%`` doubled
+    (specifiers); in the arguments ``$`` is doubled too (variable expansion), which systemd
+    does not apply to the executable's path. Any path with spaces, dollars or percent signs
+    reaches the program unchanged."""
+    escaped = word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    return '"' + (escaped if executable else escaped.replace("$", "$$")) + '"'
+
+
+def _command_line(argv: tuple[str, ...]) -> str:
+    # systemd refuses an executable path with quotes or backslashes ("special characters").
+    if any(ch in argv[0] for ch in "\"'\\"):
+        raise MlxError(
+            f"cannot install the agent: systemd cannot run a program whose path has quotes "
+            f"or backslashes: {argv[0]}",
+            hint="reinstall mlxstate in a folder whose path has none",
+        )
+    return " ".join([quote(argv[0], executable=True), *(quote(w) for w in argv[1:])])
 
 
 def _quote_assignment(name: str, value: str) -> str:
@@ -50,7 +62,7 @@ class Systemd:
             "",
             "[Service]",
             "Type=exec",
-            "ExecStart=" + " ".join(quote(word) for word in spec.argv),
+            "ExecStart=" + _command_line(spec.argv),
             *(f"Environment={_quote_assignment(k, v)}" for k, v in env),
             "WorkingDirectory=~",
             # Restart after a crash only; exit 0 (SIGTERM, `systemctl stop`) stays down.
