@@ -9,8 +9,9 @@ duration of that one command.
 
 from __future__ import annotations
 
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,12 @@ def _clone(src: Path, dst: Path) -> None:
     clone_file(src, dst)
 
 
+def _run_command(argv: Sequence[str]) -> tuple[int, str, str]:
+    from mlxstate.watch.service import run_command
+
+    return run_command(argv)
+
+
 def _folds_case(path: Path) -> bool:
     from mlxstate.fsutil import folds_case
 
@@ -46,6 +53,9 @@ class Seams:
     disk_space: Callable[[Path], DiskSpace | None] = _disk_space  # free space where it lands
     clone: Callable[[Path, Path], None] = _clone  # copy-on-write copy (CloneUnsupported)
     folds_case: Callable[[Path], bool] = _folds_case  # does this folder's filesystem?
+    # `mlx agent`: launchctl / systemctl calls (argv -> code, stdout, stderr), and the OS.
+    run_command: Callable[[Sequence[str]], tuple[int, str, str]] = _run_command
+    platform: str = sys.platform
 
 
 DEFAULT = Seams()

@@ -79,6 +79,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "resume": ("watch", "resume_command", "Let the watch agent apply again."),
     "reconcile": ("watch", "reconcile_command", "Ask the running watch agent to reconcile now."),
     "schema": ("schema", "command", "Print the JSON Schema of mlx.yaml."),
+    "agent": ("agent", "app", "Install, remove or inspect the background agent (mlx watch)."),
 }
 
 
@@ -103,7 +104,10 @@ def make_app(only: str | None = None) -> typer.Typer:
             func: Callable[..., Any] = getattr(
                 importlib.import_module(f"mlxstate.cli.{module}"), attr
             )
-            app.command(name, help=help_text)(func)
+            if isinstance(func, typer.Typer):  # a command with subcommands (`mlx agent`)
+                app.add_typer(func, name=name, help=help_text)
+            else:
+                app.command(name, help=help_text)(func)
     return app
 
 

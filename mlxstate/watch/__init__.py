@@ -1,0 +1,1 @@
+"""The reconcile loop (`mlx watch`) and the per-user service that runs it (`mlx agent`)."""
