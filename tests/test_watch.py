@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,15 +131,25 @@ def test_watch_settings_default_and_minimum(capsys: pytest.CaptureFixture[str]) 
 class Script:
     """A fake clock and a ``wait`` that replays file events; stops when the script ends."""
 
-    def __init__(self, steps: list[tuple[float, bool, str | None]]) -> None:
+    def __init__(
+        self,
+        steps: list[tuple[float, bool, str | None]],
+        hooks: dict[int, Callable[[], None]] | None = None,
+    ) -> None:
         self.now = 1000.0
         self.steps = steps  # (seconds that pass, a file event?, new content to write first)
+        self.hooks = hooks or {}  # step index -> what happens behind mlx's back first
         self.polls = 0
+        self.waits = 0
 
     def clock(self) -> float:
         return self.now
 
     def wait(self, _timeout: float) -> bool:
+        hook = self.hooks.get(self.waits)
+        self.waits += 1
+        if hook is not None:
+            hook()
         seconds, event, text = self.steps.pop(0)
         if text is not None:
             atomic_save(Path("mlx.yaml"), text)
@@ -154,11 +164,19 @@ class Script:
         return self.polls > 1
 
 
-def run_agent(script: Script) -> list[Event]:
+def run_agent(script: Script, delays: list[float] | None = None) -> list[Event]:
+    """Run the loop to the end of the script; ``delays`` gets, for every failure, how long
+    the schedule waits before the retry (its next run minus the clock)."""
     events: list[Event] = []
     session = Session(read_environment(), Path("mlx.yaml"), Seams(clock=script.clock))
     with Registry.open(state_dir()) as registry:
-        agent = Agent(session, Path("mlx.yaml"), AgentStore(registry), events.append)
+
+        def emit(event: Event) -> None:
+            events.append(event)
+            if event.event == "failed" and delays is not None:
+                delays.append(agent.schedule.next_run - script.now)
+
+        agent = Agent(session, Path("mlx.yaml"), AgentStore(registry), emit)
         agent.start()
         agent.run(script.wait, script.done)
         agent.stop()
@@ -217,6 +235,66 @@ def test_failures_are_recorded_with_backoff_and_stalled(tmp_path: Path) -> None:
     conditions = {c["type"]: c["status"] for c in recovered["conditions"]}
     assert conditions["Stalled"] == "False" and conditions["Ready"] == "True"
     assert recovered["failures"] == 0
+
+
+def test_a_model_deleted_behind_mlxs_back_is_restored_by_the_interval_resync(
+    ollama_server: FakeOllama,
+) -> None:
+    ollama_server.publish(QWEN, ob.default_layers(QWEN, 2048))
+    Path("mlx.yaml").write_text(WITH_QWEN)
+
+    def delete_it() -> None:
+        assert installed()  # the reconcile at start pulled it
+        ob.manifest_path(ollama_dir(), QWEN).unlink()  # `rm` by hand: no API call
+
+    # Nothing for 599 s, then the interval (default 10m) is due: the resync finds the drift.
+    script = Script([(599.0, False, None), (1.0, False, None)], hooks={0: delete_it})
+    events = run_agent(script)
+    assert kinds(events) == ["started", *["reconcile", "applied"] * 2, "stopped"]
+    assert "(interval)" in events[3].message
+    assert events[4].extra["actions"] >= 1
+    assert ollama_server.count("POST", "/api/pull") == 2
+    assert installed()
+    assert read_agent(state_dir())["history"][-1]["result"] == "applied"
+
+
+def test_ollama_down_backs_off_then_recovers_when_it_comes_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.helpers import dead_url
+
+    url = dead_url()  # nothing listens there yet: connections are refused
+    monkeypatch.setenv("OLLAMA_HOST", url)
+    server = FakeOllama(ollama_dir(), port=int(url.rsplit(":", 1)[1]))
+    server.publish(QWEN, ob.default_layers(QWEN, 2048))
+    Path("mlx.yaml").write_text(WITH_QWEN)
+    stalled: list[dict[str, Any]] = []
+
+    def comes_up() -> None:
+        stalled.append(read_agent(state_dir()))
+        server.start()  # the daemon starts where mlx already looks
+
+    # The clock moves exactly as far as each backoff: 5 s, then 10 s, then 20 s.
+    script = Script([(5.0, False, None), (10.0, False, None), (20.0, False, None)], {2: comes_up})
+    delays: list[float] = []
+    try:
+        events = run_agent(script, delays)
+    finally:
+        server.stop()
+    assert kinds(events) == ["started", *["reconcile", "failed"] * 3, "reconcile", "applied",
+                             "stopped"]  # fmt: skip
+    assert delays == [5.0, 10.0, 20.0]
+    failed = [e for e in events if e.event == "failed"]
+    assert [e.extra["failures"] for e in failed] == [1, 2, 3]
+    assert "Ollama is not running at" in failed[0].message
+    assert "retrying in 5s" in failed[0].message and "retrying in 20s" in failed[2].message
+    conds = {c["type"]: c for c in stalled[0]["conditions"]}
+    assert conds["Stalled"]["status"] == "True" and conds["Ready"]["status"] == "False"
+    assert stalled[0]["failures"] == 3
+    assert installed()
+    doc = read_agent(state_dir())
+    assert doc["failures"] == 0
+    assert [h["result"] for h in doc["history"]] == ["failed"] * 3 + ["applied"]
 
 
 @pytest.fixture

@@ -218,15 +218,17 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True
 
-    def __init__(self, fake: LoopbackServer) -> None:
+    def __init__(self, fake: LoopbackServer, port: int) -> None:
         self.fake = fake
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
 
 class LoopbackServer:
-    """A real HTTP server on 127.0.0.1 (free port) run in background threads."""
+    """A real HTTP server on 127.0.0.1 run in background threads: on a free port, or on
+    ``port`` (a daemon that comes up where the client already looks: see ``dead_url``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        self.bind_port = port
         self.stopping = threading.Event()
         self.bytes_per_second: int | None = None
         self._lock = threading.RLock()
@@ -239,7 +241,7 @@ class LoopbackServer:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> Self:
-        self._httpd = _HTTPServer(self)
+        self._httpd = _HTTPServer(self, self.bind_port)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.05},

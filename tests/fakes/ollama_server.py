@@ -129,8 +129,8 @@ def _iso(mtime: float) -> str:
 class FakeOllama(LoopbackServer):
     """Fake Ollama daemon serving ``models_dir``."""
 
-    def __init__(self, models_dir: Path, *, version: str = DEFAULT_VERSION) -> None:
-        super().__init__()
+    def __init__(self, models_dir: Path, *, version: str = DEFAULT_VERSION, port: int = 0) -> None:
+        super().__init__(port)
         self.models_dir = Path(models_dir)
         self.version = version
         self.registry: dict[str, RegistryModel] = {}
