@@ -220,17 +220,20 @@ class Session:
         lock_timeout: float = 0.0,
         log: Log = lambda _: None,
         hold_destructive: bool = False,
+        loaded: LoadedSpec | None = None,
     ) -> ApplyResult:
         """Plan under the apply lock and carry the plan out (or the saved plan's actions a
         fresh plan also contains). The spec is parsed once and the registry opened once.
         ``hold_destructive``: leave out what deletes or replaces bytes or links (the watch
-        agent's ``deletes: hold``) and return those actions as ``held``."""
+        agent's ``deletes: hold``) and return those actions as ``held``. ``loaded``: the
+        spec the caller already parsed (the watch agent: what it validated is what runs)."""
         from mlxstate.apply.lock import apply_lock
         from mlxstate.registry import Registry
 
         if saved is not None and self.file is None:
             self.file = saved.spec_path
-        loaded = self.load()
+        if loaded is None:
+            loaded = self.load()
         settings = self.settings(loaded)
         warnings: list[str] = []
         with apply_lock(settings.state_dir, lock_timeout, warnings):

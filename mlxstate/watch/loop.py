@@ -24,6 +24,7 @@ from mlxstate.watch.state import HISTORY, AgentStore, iso, set_condition
 if TYPE_CHECKING:
     from mlxstate.apply.progress import Display
     from mlxstate.engine import ApplyResult, Session
+    from mlxstate.mlxyaml.load import LoadedSpec
 
 __all__ = ["DEFAULT_INTERVAL", "LOCK_WAIT", "POLL", "Agent", "Event"]
 
@@ -115,13 +116,13 @@ class Agent:
         self.doc["last_attempt"] = {**attempt, "result": "running"}
         self._save()
         try:
-            self.session.load()  # an invalid file is never applied
+            loaded = self.session.load()  # an invalid file is never applied
         except SpecError as exc:
             return self._invalid(attempt, sha, exc)
         self._emit("reconcile", f"reconciling ({why})", spec_sha256=sha)
         try:
             self.applying = True
-            result = self._apply()
+            result = self._apply(loaded)
         except (MlxError, OSError) as exc:
             return self._failed(attempt, _one_line(exc))
         except Exception as exc:  # the loop outlives any one reconcile (docs/watch.md)
@@ -130,8 +131,9 @@ class Agent:
             self.applying = False
         self._finished(attempt, result)
 
-    def _apply(self) -> ApplyResult:
-        loaded = self.session.load()
+    def _apply(self, loaded: LoadedSpec) -> ApplyResult:
+        # Parsed once per reconcile (a third of an idle resync's CPU on a large file went
+        # to parsing it three times; docs/watch.md, "Cost").
         watch = loaded.spec.settings.watch
         self.schedule.interval = watch.interval.total_seconds()
         return self.session.apply(
@@ -140,6 +142,7 @@ class Agent:
             lock_timeout=LOCK_WAIT,
             hold_destructive=watch.deletes == "hold",
             log=lambda text: self._emit("log", text),
+            loaded=loaded,
         )
 
     def _finished(self, attempt: dict[str, Any], result: ApplyResult) -> None:
