@@ -116,7 +116,7 @@ class Agent:
         self._save()
         try:
             self.session.load()  # an invalid file is never applied
-        except SpecError as exc:
+        except MlxError as exc:  # also gone, a folder, too big, unreadable: wait for an edit
             return self._invalid(attempt, sha, exc)
         self._emit("reconcile", f"reconciling ({why})", spec_sha256=sha)
         try:
@@ -162,10 +162,13 @@ class Agent:
         set_condition(self._conds(), "Stalled", False, "Succeeded", "", now)
         self._record(attempt, "held" if held else "applied", text, applied=True)
 
-    def _invalid(self, attempt: dict[str, Any], sha: str | None, exc: SpecError) -> None:
+    def _invalid(self, attempt: dict[str, Any], sha: str | None, exc: MlxError) -> None:
         now = self.clock()
-        first = exc.diagnostics[0].render() if exc.diagnostics else exc.message
-        if self.schedule.invalid(now, sha):
+        diagnostics = exc.diagnostics if isinstance(exc, SpecError) else ()
+        first = diagnostics[0].render() if diagnostics else _one_line(exc)
+        # A file that cannot be read has no sha256: its message stands for its content, so
+        # a deleted mlx.yaml is reported once, not never.
+        if self.schedule.invalid(now, sha or f"unreadable: {first}"):
             self._emit("invalid", f"not applied: {first}", spec_sha256=sha)
         self.ok = False
         set_condition(self._conds(), "Ready", False, "ValidationFailed", first, now)
