@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -19,12 +20,15 @@ from typing import Any
 
 import pytest
 
+from mlxstate.engine import Session
 from mlxstate.registry import Registry
+from mlxstate.seams import Seams
 from mlxstate.settings import read_environment, spec_candidates
 from mlxstate.watch.files import git_commit, real_path
+from mlxstate.watch.loop import Agent, Event
 from mlxstate.watch.state import AgentStore, read_agent
 from tests.helpers import dead_url, mlx, state_dir
-from tests.test_watch import EMPTY, HANG_GUARD, Watch, atomic_save, sha
+from tests.test_watch import EMPTY, HANG_GUARD, Script, Watch, atomic_save, kinds, sha
 
 
 class Loop(Watch):
@@ -161,3 +165,36 @@ def test_sighup_stops_cleanly_and_records_it(loop: tuple[Path, Loop]) -> None:
     _stops_cleanly(watch, signal.SIGHUP)
     assert watch.until("stopped")
     assert read_agent(state_dir())["running"] is False
+
+
+class LockedScript(Script):
+    """Another process holds the registry's write lock from the first wait, for a second."""
+
+    def wait(self, timeout: float) -> bool:
+        if self.steps and self.polls == 0 and not hasattr(self, "holder"):
+            holder = sqlite3.connect(
+                state_dir() / "registry.db", isolation_level=None, check_same_thread=False
+            )
+            holder.execute("BEGIN EXCLUSIVE")
+            self.holder = holder
+            threading.Timer(1.0, lambda: holder.execute("COMMIT")).start()
+        return super().wait(timeout)
+
+
+def test_a_locked_registry_does_not_end_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", dead_url())
+    Path("mlx.yaml").write_text(EMPTY)
+    script = LockedScript([(1.0, True, EMPTY + "# edited\n")])
+    events: list[Event] = []
+    session = Session(read_environment(), Path("mlx.yaml"), Seams(clock=script.clock))
+    with Registry.open(state_dir(), timeout=0.1) as registry:  # gives up on a lock quickly
+        agent = Agent(session, Path("mlx.yaml"), AgentStore(registry), events.append)
+        agent.start()
+        agent.run(script.wait, script.done)  # the step after the edit meets the lock
+        agent.stop()
+    logs = [e.message for e in events if e.event == "log"]
+    assert any("could not record the agent state: the registry" in m for m in logs), logs
+    assert events[-1].event == "stopped", [(e.event, e.message) for e in events]
+    reconciles = [e.message for e in events if e.event == "reconcile"]
+    assert reconciles == ["reconciling (start)", "reconciling (file)"]  # the edit was applied
+    assert kinds(events).count("applied") == 2

@@ -10,6 +10,7 @@ after every step so `mlx status` can show it.
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -225,7 +226,12 @@ class Agent:
 
     def _save(self) -> None:
         self.doc["next_run"] = iso(self.schedule.next_run) if self.schedule.next_run else None
-        self.store.save(self.doc)
+        try:
+            self.store.save(self.doc)
+        except (MlxError, sqlite3.Error) as exc:
+            # The registry locked by another process (or read-only) for a while: the state
+            # is written again at the next step; the loop itself must go on.
+            self._emit("log", f"could not record the agent state: {_one_line(exc)}")
 
     def _emit(self, event: str, message: str, **extra: Any) -> None:
         self.emit(Event(self.clock(), event, message, extra))

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import json
 import os
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,6 +127,7 @@ class AgentStore:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        self.suspended = False  # the last flag read, kept while the registry is locked
 
     def doc(self) -> dict[str, Any]:
         row = self.registry.conn.execute("SELECT doc FROM agent WHERE id = 1").fetchone()
@@ -141,10 +143,17 @@ class AgentStore:
 
     def flags(self) -> tuple[bool, bool]:
         """(suspended, reconcile requested): the query the loop makes every poll."""
-        row = self.registry.conn.execute(
-            "SELECT suspended, reconcile_requested FROM agent WHERE id = 1"
-        ).fetchone()
-        return (bool(row[0]), bool(row[1])) if row else (False, False)
+        try:
+            row = self.registry.conn.execute(
+                "SELECT suspended, reconcile_requested FROM agent WHERE id = 1"
+            ).fetchone()
+        except sqlite3.Error:
+            # Locked by another process for longer than the timeout: never a crash of the
+            # loop, and never "not suspended" by mistake — the last answer stands.
+            return self.suspended, False
+        if row:
+            self.suspended = bool(row[0])
+        return (self.suspended, bool(row[1])) if row else (False, False)
 
     def set_suspended(self, suspended: bool) -> None:
         with self.registry.transaction() as conn:
