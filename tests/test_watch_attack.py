@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -198,3 +199,31 @@ def test_a_locked_registry_does_not_end_the_loop(monkeypatch: pytest.MonkeyPatch
     reconciles = [e.message for e in events if e.event == "reconcile"]
     assert reconciles == ["reconciling (start)", "reconciling (file)"]  # the edit was applied
     assert kinds(events).count("applied") == 2
+
+
+def test_a_folder_deleted_and_made_again_is_watched_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", dead_url())
+    folder = Path("dotfiles").absolute()
+    folder.mkdir()
+    spec = folder / "mlx.yaml"
+    spec.write_text(EMPTY)
+    watch = Loop("-f", str(spec))
+    try:
+        watch.until("applied")
+        shutil.rmtree(folder)
+        watch.until("invalid")
+        folder.mkdir()  # written at once, before the watcher can look again
+        spec.write_text(EMPTY + "# checked out again\n")
+        assert watch.until("reconcile")["spec_sha256"] == sha(EMPTY + "# checked out again\n")
+    finally:
+        _stops_cleanly(watch)
+
+
+def test_a_burst_of_signals_never_hangs_the_agent(loop: tuple[Path, Loop]) -> None:
+    _, watch = loop
+    for _ in range(200):  # a second signal arriving inside the first one's handler
+        watch.proc.send_signal(signal.SIGTERM)
+    assert watch.proc.wait(timeout=HANG_GUARD) == 0
+    watch.until("stopped")

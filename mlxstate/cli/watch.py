@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -57,7 +56,7 @@ def command(
                     agent.step("once")
                 else:
                     assert watcher is not None
-                    agent.run(watcher.wait, stop.event.is_set)
+                    agent.run(watcher.wait, stop.stopping)
         except KeyboardInterrupt:
             pass  # a signal abandoned an apply: the journal lets the next apply adopt it
         finally:
@@ -88,13 +87,16 @@ class _Stop:
 
     def __init__(self, agent: object) -> None:
         self.agent = agent
-        self.event = threading.Event()
         self.code: int | None = None
 
+    def stopping(self) -> bool:
+        return self.code is not None  # read by the loop at least once per poll (1 s)
+
     def handle(self, signum: int, _frame: FrameType | None) -> None:
+        # No lock here (no threading.Event.set): a second signal runs this handler inside
+        # the first one, and a lock taken twice by one thread hangs the agent for good.
         first = self.code is None
         self.code = EXIT_INTERRUPTED if signum == signal.SIGINT else 0
-        self.event.set()
         if first and getattr(self.agent, "applying", False):
             raise KeyboardInterrupt
 

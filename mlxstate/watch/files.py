@@ -86,11 +86,17 @@ class FileWatcher:
     def _run(self) -> None:
         import watchfiles
 
+        restarted = False
         while not self.stop.is_set():
             folders, names = _targets(self.path)
             if not folders:
                 self.stop.wait(1.0)  # the folder is gone (a checkout in progress?): look again
                 continue
+            if restarted:
+                # A folder deleted and made again: the file may have been written before
+                # this new watch began, so let the loop compare the content once.
+                self._changed.set()
+            restarted = True
             try:
                 for changes in watchfiles.watch(
                     *folders,
