@@ -30,7 +30,7 @@ from mlxstate.seams import Seams
 from mlxstate.settings import read_environment
 from mlxstate.watch.decide import Schedule, backoff
 from mlxstate.watch.loop import Agent, Event
-from mlxstate.watch.state import AgentStore, read_agent
+from mlxstate.watch.state import AgentStore, agent_lock, read_agent
 from tests.builders import ollama_store as ob
 from tests.fakes.ollama_server import FakeOllama
 from tests.helpers import mlx, ollama_dir, state_dir
@@ -169,7 +169,8 @@ def run_agent(script: Script, delays: list[float] | None = None) -> list[Event]:
     the schedule waits before the retry (its next run minus the clock)."""
     events: list[Event] = []
     session = Session(read_environment(), Path("mlx.yaml"), Seams(clock=script.clock))
-    with Registry.open(state_dir()) as registry:
+    # As `mlx watch` does: the agent lock says an agent runs here (status shows its state).
+    with agent_lock(state_dir()), Registry.open(state_dir()) as registry:
 
         def emit(event: Event) -> None:
             events.append(event)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -38,12 +37,15 @@ def command(
     from mlxstate.registry import Registry
     from mlxstate.watch.files import FileWatcher
     from mlxstate.watch.loop import Agent
-    from mlxstate.watch.state import AgentStore
+    from mlxstate.watch.state import AgentStore, agent_lock
 
-    session = Invocation.make(file, no_color, quiet, verbose).session()
-    path, _ = session.find_spec()
+    found, _ = Invocation.make(file, no_color, quiet, verbose).session().find_spec()
+    # From now on this file, by its absolute path: were it deleted, looking again would pick
+    # another mlx.yaml (the config folder's) and apply a different machine state.
+    path = found.absolute()
+    session = Invocation.make(path, no_color, quiet, verbose).session()
     state_dir = _state_dir(session)
-    with Registry.open(state_dir) as registry:
+    with Registry.open(state_dir) as registry, agent_lock(state_dir):
         agent = Agent(session, path, AgentStore(registry), _printer(json_out))
         stop = _Stop(agent)
         agent.start()
@@ -54,7 +56,7 @@ def command(
                     agent.step("once")
                 else:
                     assert watcher is not None
-                    agent.run(watcher.wait, stop.event.is_set)
+                    agent.run(watcher.wait, stop.stopping)
         except KeyboardInterrupt:
             pass  # a signal abandoned an apply: the journal lets the next apply adopt it
         finally:
@@ -80,23 +82,31 @@ def _state_dir(session: Session) -> Path:
 
 
 class _Stop:
-    """SIGTERM (exit 0) and SIGINT (exit 130): stop the loop; during an apply, abandon it
+    """SIGTERM and SIGHUP (exit 0) and SIGINT (exit 130): stop the loop; during an apply, abandon it
     the way Ctrl-C abandons `mlx apply` (the lock is released, the journal remains)."""
 
     def __init__(self, agent: object) -> None:
         self.agent = agent
-        self.event = threading.Event()
         self.code: int | None = None
 
+    def stopping(self) -> bool:
+        return self.code is not None  # read by the loop at least once per poll (1 s)
+
     def handle(self, signum: int, _frame: FrameType | None) -> None:
+        # No lock here (no threading.Event.set): a second signal runs this handler inside
+        # the first one, and a lock taken twice by one thread hangs the agent for good.
         first = self.code is None
-        self.code = 0 if signum == signal.SIGTERM else EXIT_INTERRUPTED
-        self.event.set()
+        self.code = EXIT_INTERRUPTED if signum == signal.SIGINT else 0
         if first and getattr(self.agent, "applying", False):
             raise KeyboardInterrupt
 
     def installed(self) -> _Installed:
         return _Installed(self)
+
+
+# SIGHUP too (a closed terminal): by default it kills the loop mid-apply without recording
+# `stopped`, leaving a stale pid behind.
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class _Installed:
@@ -105,11 +115,11 @@ class _Installed:
         self.saved: list[object] = []
 
     def __enter__(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in _SIGNALS:
             self.saved.append(signal.signal(sig, self.stop.handle))
 
     def __exit__(self, *_: object) -> None:
-        for sig, old in zip((signal.SIGTERM, signal.SIGINT), self.saved, strict=True):
+        for sig, old in zip(_SIGNALS, self.saved, strict=True):
             signal.signal(sig, old)  # type: ignore[arg-type]
 
 
@@ -160,11 +170,12 @@ def resume_command(file: FileOpt = None) -> None:
 def reconcile_command(file: FileOpt = None) -> None:
     """Ask the running agent to reconcile now (exit 1 if none runs)."""
     from mlxstate.errors import MlxError
-    from mlxstate.watch.state import pid_alive
+    from mlxstate.watch.state import agent_lock_held, pid_alive
 
     def act(store: AgentStore) -> str:
         pid = store.doc().get("pid")
-        if not pid_alive(pid):
+        # The agent lock, not the pid alone: after a kill -9 the pid may be another process.
+        if not (agent_lock_held(store.registry.path.parent) and pid_alive(pid)):
             raise MlxError(
                 "no watch agent is running for this state folder",
                 hint="start one with `mlx watch`, or run `mlx apply` by hand",

@@ -13,7 +13,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-__all__ = ["FileWatcher", "git_commit", "spec_sha256"]
+__all__ = ["FileWatcher", "git_commit", "real_path", "spec_sha256"]
 
 DEBOUNCE_MS = 300  # one editor save (write temp, rename, chmod...) is one batch
 
@@ -26,11 +26,20 @@ def spec_sha256(path: Path) -> str | None:
         return None
 
 
+def real_path(path: Path) -> Path:
+    """``path`` resolved through its links; a symlink loop (RuntimeError on Python 3.11,
+    OSError later) or an unreadable link leaves it as it is: the next event looks again."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
 def git_commit(path: Path) -> str | None:
     """HEAD of the git repository the real file lives in; None without git or a repo."""
     try:
         done = subprocess.run(
-            ["git", "-C", str(path.resolve().parent), "rev-parse", "HEAD"],
+            ["git", "-C", str(real_path(path).parent), "rev-parse", "HEAD"],
             capture_output=True,
             text=True,
             timeout=10,
@@ -45,7 +54,7 @@ def git_commit(path: Path) -> str | None:
 def _targets(path: Path) -> tuple[frozenset[Path], frozenset[str]]:
     """(folders to watch, file names that matter) for ``path`` and its resolved target.
     Names, not full paths: macOS reports canonical paths (/private/var for /var)."""
-    real = path.resolve()
+    real = real_path(path)  # never path.resolve(): a symlink loop would end the thread
     folders = {path.absolute().parent, real.parent}
     return frozenset(f for f in folders if f.is_dir()), frozenset({path.name, real.name})
 
@@ -77,11 +86,17 @@ class FileWatcher:
     def _run(self) -> None:
         import watchfiles
 
+        restarted = False
         while not self.stop.is_set():
             folders, names = _targets(self.path)
             if not folders:
                 self.stop.wait(1.0)  # the folder is gone (a checkout in progress?): look again
                 continue
+            if restarted:
+                # A folder deleted and made again: the file may have been written before
+                # this new watch began, so let the loop compare the content once.
+                self._changed.set()
+            restarted = True
             try:
                 for changes in watchfiles.watch(
                     *folders,

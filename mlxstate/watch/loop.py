@@ -10,6 +10,7 @@ after every step so `mlx status` can show it.
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -117,7 +118,7 @@ class Agent:
         self._save()
         try:
             loaded = self.session.load()  # an invalid file is never applied
-        except SpecError as exc:
+        except MlxError as exc:  # also gone, a folder, too big, unreadable: wait for an edit
             return self._invalid(attempt, sha, exc)
         self._emit("reconcile", f"reconciling ({why})", spec_sha256=sha)
         try:
@@ -165,10 +166,13 @@ class Agent:
         set_condition(self._conds(), "Stalled", False, "Succeeded", "", now)
         self._record(attempt, "held" if held else "applied", text, applied=True)
 
-    def _invalid(self, attempt: dict[str, Any], sha: str | None, exc: SpecError) -> None:
+    def _invalid(self, attempt: dict[str, Any], sha: str | None, exc: MlxError) -> None:
         now = self.clock()
-        first = exc.diagnostics[0].render() if exc.diagnostics else exc.message
-        if self.schedule.invalid(now, sha):
+        diagnostics = exc.diagnostics if isinstance(exc, SpecError) else ()
+        first = diagnostics[0].render() if diagnostics else _one_line(exc)
+        # A file that cannot be read has no sha256: its message stands for its content, so
+        # a deleted mlx.yaml is reported once, not never.
+        if self.schedule.invalid(now, sha or f"unreadable: {first}"):
             self._emit("invalid", f"not applied: {first}", spec_sha256=sha)
         self.ok = False
         set_condition(self._conds(), "Ready", False, "ValidationFailed", first, now)
@@ -225,7 +229,12 @@ class Agent:
 
     def _save(self) -> None:
         self.doc["next_run"] = iso(self.schedule.next_run) if self.schedule.next_run else None
-        self.store.save(self.doc)
+        try:
+            self.store.save(self.doc)
+        except (MlxError, sqlite3.Error) as exc:
+            # The registry locked by another process (or read-only) for a while: the state
+            # is written again at the next step; the loop itself must go on.
+            self._emit("log", f"could not record the agent state: {_one_line(exc)}")
 
     def _emit(self, event: str, message: str, **extra: Any) -> None:
         self.emit(Event(self.clock(), event, message, extra))

@@ -7,19 +7,27 @@ conditions, failures, history) and two flags other commands set (``mlx suspend``
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlxstate.registry import DB_NAME, Registry
+from mlxstate.errors import MlxError
+from mlxstate.registry import DB_NAME, Registry, ensure_state_dir
 
 __all__ = [
+    "AGENT_LOCK",
     "CONDITION_TYPES",
     "HISTORY",
     "AgentStore",
     "agent_document",
+    "agent_lock",
+    "agent_lock_held",
     "iso",
     "pid_alive",
     "read_agent",
@@ -28,6 +36,51 @@ __all__ = [
 
 CONDITION_TYPES = ("Ready", "Reconciling", "Stalled", "Suspended")
 HISTORY = 10  # reconciles kept in the history
+AGENT_LOCK = "agent.lock"  # held by the one `mlx watch` of a state folder while it runs
+
+
+@contextlib.contextmanager
+def agent_lock(state_dir: Path) -> Iterator[None]:
+    """One agent per state folder: a second `mlx watch` would apply every change twice and
+    overwrite the first one's state. A kernel lock, not the recorded pid: it dies with its
+    holder (even by SIGKILL) and a reused pid cannot fake it."""
+    ensure_state_dir(state_dir)
+    path = state_dir / AGENT_LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise MlxError(
+            f"cannot open the agent lock {path}: {exc.strerror or exc}",
+            hint="it must be a file mlx can write; move whatever is there away",
+        ) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MlxError(
+                f"another mlx watch is already running for the state folder {state_dir}",
+                hint="one agent per state folder; stop the other one first (`mlx status`)",
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def agent_lock_held(state_dir: Path) -> bool:
+    """True while an `mlx watch` holds the agent lock of ``state_dir``."""
+    try:
+        fd = os.open(state_dir / AGENT_LOCK, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False  # never created: no agent ever ran here
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
 
 
 def iso(when: float | None) -> str | None:
@@ -74,6 +127,7 @@ class AgentStore:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        self.suspended = False  # the last flag read, kept while the registry is locked
 
     def doc(self) -> dict[str, Any]:
         row = self.registry.conn.execute("SELECT doc FROM agent WHERE id = 1").fetchone()
@@ -89,10 +143,17 @@ class AgentStore:
 
     def flags(self) -> tuple[bool, bool]:
         """(suspended, reconcile requested): the query the loop makes every poll."""
-        row = self.registry.conn.execute(
-            "SELECT suspended, reconcile_requested FROM agent WHERE id = 1"
-        ).fetchone()
-        return (bool(row[0]), bool(row[1])) if row else (False, False)
+        try:
+            row = self.registry.conn.execute(
+                "SELECT suspended, reconcile_requested FROM agent WHERE id = 1"
+            ).fetchone()
+        except sqlite3.Error:
+            # Locked by another process for longer than the timeout: never a crash of the
+            # loop, and never "not suspended" by mistake — the last answer stands.
+            return self.suspended, False
+        if row:
+            self.suspended = bool(row[0])
+        return (self.suspended, bool(row[1])) if row else (False, False)
 
     def set_suspended(self, suspended: bool) -> None:
         with self.registry.transaction() as conn:
@@ -103,10 +164,11 @@ class AgentStore:
             conn.execute("UPDATE agent SET reconcile_requested = ? WHERE id = 1", (int(wanted),))
 
 
-def agent_document(doc: dict[str, Any], suspended: bool) -> dict[str, Any]:
-    """The ``agent`` key of ``mlx status --json`` (docs/status-json.md)."""
+def agent_document(doc: dict[str, Any], suspended: bool, locked: bool = True) -> dict[str, Any]:
+    """The ``agent`` key of ``mlx status --json`` (docs/status-json.md). ``locked``: the
+    agent lock is held; a pid alone may be stale (kill -9) and reused by another process."""
     pid = doc.get("pid")
-    running = pid_alive(pid)
+    running = locked and pid_alive(pid)
     conditions = [dict(c) for c in doc.get("conditions", [])] if running else []
     for cond in conditions:
         if suspended and cond.get("type") == "Ready" and cond.get("status") == "True":
@@ -132,4 +194,4 @@ def read_agent(state_dir: Path) -> dict[str, Any]:
         return agent_document({}, False)
     with Registry.open(state_dir) as registry:
         store = AgentStore(registry)
-        return agent_document(store.doc(), store.flags()[0])
+        return agent_document(store.doc(), store.flags()[0], agent_lock_held(state_dir))
