@@ -8,7 +8,6 @@ The real loop runs as a subprocess against a dead Ollama port (an empty spec nee
 from __future__ import annotations
 
 import os
-import queue
 import shutil
 import signal
 import sqlite3
@@ -17,7 +16,6 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -29,23 +27,14 @@ from mlxstate.watch.files import git_commit, real_path
 from mlxstate.watch.loop import Agent, Event
 from mlxstate.watch.state import AgentStore, read_agent
 from tests.helpers import dead_url, mlx, state_dir
-from tests.test_watch import EMPTY, HANG_GUARD, Script, Watch, atomic_save, kinds, sha
+from tests.helpers.watch import EMPTY, HANG_GUARD, Script, Watch, atomic_save, kinds, sha
 
 
 class Loop(Watch):
     """``mlx watch --json`` with exactly these arguments (Watch always passes ``-f``)."""
 
     def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlxstate", "watch", "--json", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self.seen: list[dict[str, Any]] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        super().__init__(None, *args)
 
     def stderr(self) -> str:
         assert self.proc.stderr is not None
