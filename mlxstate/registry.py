@@ -95,6 +95,44 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO agent (id) VALUES (1);
     """,
+    # Benchmark runs (mlxstate/bench/history.py): one row per (benchmark, model) run with
+    # its whole record as JSON, and its samples one per row for queries and exports.
+    """
+    CREATE TABLE bench_runs (
+        id TEXT PRIMARY KEY,
+        started REAL NOT NULL,
+        benchmark TEXT NOT NULL,      -- '' for `mlx bench run --model`
+        model TEXT NOT NULL,
+        source TEXT NOT NULL,
+        engine TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        status TEXT NOT NULL,         -- ok | failed | skipped
+        doc TEXT NOT NULL             -- the run record (docs/benchmarks.md), without samples
+    );
+    CREATE INDEX bench_runs_by_model ON bench_runs (model, benchmark, started);
+    CREATE INDEX bench_runs_by_time ON bench_runs (started);
+    CREATE TABLE bench_samples (
+        run_id TEXT NOT NULL REFERENCES bench_runs (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,         -- order measured
+        prompt_index INTEGER NOT NULL,
+        ttft_ms REAL NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        prompt_tps REAL,
+        gen_tokens INTEGER NOT NULL,
+        gen_tps REAL,
+        load_ms REAL NOT NULL,
+        peak_memory_bytes INTEGER,
+        PRIMARY KEY (run_id, seq)
+    );
+    -- When each benchmark schedule last fired (or was skipped): the agent's catch-up.
+    CREATE TABLE bench_schedule (
+        benchmark TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        schedule TEXT NOT NULL,       -- the schedule text it was computed for
+        last_due REAL NOT NULL,       -- the latest due time handled
+        PRIMARY KEY (benchmark, workspace)
+    );
+    """,
 )
 
 

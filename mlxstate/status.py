@@ -6,7 +6,6 @@ human tables are rendered from it, so both always say the same thing.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from mlxstate import __version__
 from mlxstate.facts import AppState, FileFact, HfCache, HfRepo, HfRevision, Observed, OllamaModel
 from mlxstate.keys import declared_by_key, hf_key, ollama_key, source_key
 from mlxstate.registry import RegistryFacts
+from mlxstate.text import iso_time
 
 if TYPE_CHECKING:
     from mlxstate.mlxyaml.models import Spec
@@ -122,10 +122,7 @@ def _owners(workspaces: list[str] | None) -> list[str]:
     return [w or "(before workspaces)" for w in workspaces or ()]
 
 
-def iso(ts: float | None) -> str | None:
-    if not ts:
-        return None
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+iso = iso_time
 
 
 def _facts(items: tuple[FileFact, ...]) -> list[dict[str, Any]]:

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
-__all__ = ["describe", "human_bytes", "printable", "short_path", "short_paths_in"]
+__all__ = [
+    "describe",
+    "human_bytes",
+    "iso_time",
+    "printable",
+    "short_path",
+    "short_paths_in",
+]
 
 
 def printable(text: str) -> str:
@@ -80,3 +87,10 @@ def short_paths_in(text: str) -> str:
     # /home/me2 is not under /home/me.
     pattern = r"(?<![^\s'\"(\[=])" + re.escape(home) + r"(?=/|$|[\s'\")\],:;])"
     return re.sub(pattern, "~", text)
+
+
+def iso_time(ts: float | None) -> str | None:
+    """POSIX seconds as ISO 8601 UTC with a ``Z`` (``2026-11-30T14:47:32Z``); None for none."""
+    if not ts:
+        return None
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,1 @@
+"""Benchmark engines: one small interface (:mod:`mlxstate.bench.engines.base`), one file each."""
