@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mlxstate.facts import DiskSpace
+    from mlxstate.machine import Conditions
 
 __all__ = ["CURRENT", "DEFAULT", "Seams"]
 
@@ -41,6 +42,12 @@ def _run_command(argv: Sequence[str]) -> tuple[int, str, str]:
     return run_command(argv)
 
 
+def _conditions() -> Conditions:
+    from mlxstate.machine import conditions
+
+    return conditions()
+
+
 def _folds_case(path: Path) -> bool:
     from mlxstate.fsutil import folds_case
 
@@ -56,6 +63,8 @@ class Seams:
     # `mlx agent`: launchctl / systemctl calls (argv -> code, stdout, stderr), and the OS.
     run_command: Callable[[Sequence[str]], tuple[int, str, str]] = _run_command
     platform: str = sys.platform
+    # Power source and memory pressure now (benchmarks skip scheduled runs on battery).
+    conditions: Callable[[], Conditions] = _conditions
 
 
 DEFAULT = Seams()
