@@ -99,9 +99,15 @@ def run_benchmarks(
 
     jobs = plan_jobs(loaded, benchmarks, models)
     settings = session.settings(loaded)
-    factory = engines or default_engines(settings)
+    own = default_engines(settings) if engines is None else None
+    factory = engines or own
+    assert factory is not None
     records: list[RunRecord] = []
-    with apply_lock(settings.state_dir, lock_timeout), _registry(settings, record) as registry:
+    with (
+        apply_lock(settings.state_dir, lock_timeout),
+        _registry(settings, record) as registry,
+        _closing(own),
+    ):
         observed = observe(
             settings, loaded.spec, probe=False, duplicates=False, seams=session.seams
         )
@@ -159,16 +165,26 @@ def _job(loaded: LoadedSpec, benchmark: str, model: str) -> Job:
     return Job(benchmark, model, spec.runs, spec.warmup, spec.max_tokens, prompt_set(spec.prompts))
 
 
-def default_engines(settings: Settings) -> EngineFactory:
+def default_engines(settings: Settings) -> _Engines:
     """Engines by name, built on first use (mlx-lm is imported only for an ``hf://`` model)."""
-    built: dict[str, Engine] = {}
+    return _Engines(settings)
 
-    def factory(name: str) -> Engine:
-        if name not in built:
-            built[name] = _engine(name, settings)
-        return built[name]
 
-    return factory
+class _Engines:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.built: dict[str, Engine] = {}
+
+    def __call__(self, name: str) -> Engine:
+        if name not in self.built:
+            self.built[name] = _engine(name, self.settings)
+        return self.built[name]
+
+    def close(self) -> None:
+        for engine in self.built.values():
+            close = getattr(engine, "close", None)
+            if callable(close):
+                close()
 
 
 def _engine(name: str, settings: Settings) -> Engine:
@@ -291,6 +307,15 @@ class _Runner:
                             peak_memory_bytes=got.peak_memory_bytes,
                         )
                     )
+
+
+@contextmanager
+def _closing(engines: _Engines | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if engines is not None:
+            engines.close()
 
 
 @contextmanager

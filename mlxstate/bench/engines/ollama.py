@@ -38,6 +38,9 @@ class OllamaEngine:
         self.client = client or httpx.Client(timeout=TIMEOUT, trust_env=False)
         self._current: str | None = None  # the model being measured: not "another model"
 
+    def close(self) -> None:
+        self.client.close()
+
     def version(self) -> str | None:
         daemon = probe_daemon(self.host, self.client)
         return daemon.version if daemon.reachable else None
@@ -154,9 +157,10 @@ def _read_stream(lines: Iterator[str], start: float) -> tuple[float | None, dict
     """(time of the first token, the final chunk, the text) of an NDJSON generate stream."""
     first: float | None = None
     parts: list[str] = []
+    final: dict[str, Any] | None = None
     for line in lines:
-        if not line.strip():
-            continue
+        if final is not None or not line.strip():
+            continue  # read to the end: a connection closed with bytes unread is reset
         try:
             chunk = json.loads(line)
         except ValueError:
@@ -173,8 +177,10 @@ def _read_stream(lines: Iterator[str], start: float) -> tuple[float | None, dict
         if isinstance(piece, str):
             parts.append(piece)
         if chunk.get("done") is True:
-            return first, chunk, "".join(parts)
-    raise EngineError("the Ollama stream ended before its final chunk (done: true)")
+            final = chunk
+    if final is None:
+        raise EngineError("the Ollama stream ended before its final chunk (done: true)")
+    return first, final, "".join(parts)
 
 
 def measurement(final: dict[str, Any], ttft_s: float, text: str = "") -> Measurement:
