@@ -119,7 +119,8 @@ def compare_latest(
     ok = [r for r in runs if r.status == "ok"]
     if baseline is not None:
         same = [r for r in ok if (r.benchmark, r.model) == (baseline.benchmark, baseline.model)]
-        later = [r for r in same if r.id != baseline.id]
+        # Only runs after the baseline: the baseline is the "before" by definition.
+        later = [r for r in same if (r.started, r.id) > (baseline.started, baseline.id)]
         return [compare_runs(later[-1], baseline)] if later else []
     by_pair: dict[tuple[str, str], list[RunRecord]] = {}
     for run in ok:

@@ -19,13 +19,13 @@ from mlxstate.text import iso_time
 __all__ = ["MEDIAN_WINDOW", "render_report"]
 
 MEDIAN_WINDOW = 5  # the line is the median of each run and the (up to) 4 ok runs before it
-_W, _H = 640, 240
+_W, _H = 540, 240
 _LEFT, _RIGHT, _TOP, _BOTTOM = 64, 24, 28, 40
 
 _CSS = """
 body{font:14px/1.45 -apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:24px;
 color:#1d2330;background:#fff}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 8px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 8px}h3{font-size:15px}
 .meta,.empty{color:#5a6272}
 table{border-collapse:collapse;margin:8px 0}
 th,td{padding:4px 10px;border-bottom:1px solid #e3e6ea;text-align:left}
@@ -77,6 +77,11 @@ def render_report(runs: Sequence[RunRecord], *, generated: float, scope: str = "
         )
     else:
         parts.append(_summary(series))
+        parts.append(
+            f'<p class="meta">Points: each ok run (median of its warm samples; hover for the '
+            f"run). Line: running median of the last {MEDIAN_WINDOW} ok runs. Dashed line: "
+            "the engine version or the model changed.</p>"
+        )
         parts.extend(_section(i, key, group) for i, (key, group) in enumerate(series.items()))
     parts.append("</body></html>\n")
     return "\n".join(parts)
@@ -232,6 +237,7 @@ def _not_ok(group: list[RunRecord]) -> str:
         for r in bad
     )
     return (
+        "<h3>Failed and skipped runs</h3>"
         '<table class="not-ok"><thead><tr><th>time</th><th>status</th><th>trigger</th>'
         f"<th>reason</th></tr></thead><tbody>{rows}</tbody></table>"
     )
