@@ -15,7 +15,7 @@ from mlxstate.cli._output import color_enabled, emit_json, paint
 from mlxstate.text import printable
 
 if TYPE_CHECKING:
-    from mlxstate.bench.compare import Comparison
+    from mlxstate.bench.compare import Comparison, MetricChange
     from mlxstate.bench.record import RunRecord
     from mlxstate.registry import Registry
 
@@ -324,10 +324,7 @@ def _compare_lines(comparisons: list[Comparison], *, empty: str, color: bool) ->
             sys.stdout.write(f"  note: {printable(note)}\n")
 
 
-def _metric_text(m: object, unit: str) -> str:
-    from mlxstate.bench.compare import MetricChange
-
-    assert isinstance(m, MetricChange)
+def _metric_text(m: MetricChange, unit: str) -> str:
     if m.baseline is None or m.latest is None:
         return f"{unit} unknown"
     pct = "" if m.change_pct is None else f" ({m.change_pct:+.1f}%, {m.verdict})"
