@@ -137,3 +137,10 @@ def test_one_output_format(capsys: pytest.CaptureFixture[str]) -> None:
     result = mlx(capsys, "bench", "history", "--json", "--csv")
     assert (result.code, result.err) == (1, "error: choose one output: --json, --csv or --format\n")
     assert run_ok(capsys, "bench", "history", "--json", "--format", "json").code == 0
+
+
+def test_csv_text_that_looks_like_a_formula_stays_text(capsys: pytest.CaptureFixture[str]) -> None:
+    save_runs(make_run("r1", status="failed", reason='=HYPERLINK("http://x")'))
+    rows = list(csv.DictReader(io.StringIO(run_ok(capsys, "bench", "history", "--csv").out)))
+    assert rows[0]["reason"] == '\'=HYPERLINK("http://x")'
+    assert rows[0]["gen_tps_median"] == ""  # numbers are left alone

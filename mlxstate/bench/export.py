@@ -87,8 +87,18 @@ def csv_text(runs: Sequence[RunRecord]) -> str:
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for run in runs:
-        writer.writerow({k: "" if v is None else v for k, v in csv_row(run).items()})
+        writer.writerow({k: _cell(v) for k, v in csv_row(run).items()})
     return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    """A spreadsheet runs a text cell starting with = + - @ as a formula: a model name or
+    an error message is data, so such text gets a leading apostrophe (OWASP's CSV rule)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def load_ms(run: RunRecord) -> float | None:
