@@ -12,7 +12,7 @@ from mlxstate.bench.engines.ollama import KEEP_ALIVE, OllamaEngine
 from tests.builders import ollama_store
 from tests.fakes.ollama_server import FakeOllama, fake_tokens
 from tests.helpers import dead_url
-from tests.helpers.bench import expected_gen_tps, expected_prompt_tps, fast_fake
+from tests.helpers.bench_run import expected_gen_tps, expected_prompt_tps, fast_fake
 
 PROMPT = "why is the sky blue on a clear day"
 

@@ -17,7 +17,7 @@ from mlxstate.registry import Registry
 from tests.builders import ollama_store
 from tests.fakes.ollama_server import FakeOllama
 from tests.helpers import dead_url, mlx, state_dir
-from tests.helpers.bench import (
+from tests.helpers.bench_run import (
     CONDITIONS,
     SEAMS,
     bench_session,

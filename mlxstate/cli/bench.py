@@ -1,5 +1,5 @@
-"""``mlx bench run|...``: run declared benchmarks and show what they measured
-(docs/benchmarks.md). Parse → call the runner through the Session → render."""
+"""``mlx bench``: run the benchmarks of mlx.yaml and read their history (docs/benchmarks.md).
+``run``: parse → call the runner through the Session → render."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 
 from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, VerboseOpt, lock_seconds
 from mlxstate.cli._output import color_enabled, emit_json
+from mlxstate.cli.bench_history import compare_command, history_command, report_command
 
 if TYPE_CHECKING:
     from mlxstate.bench.record import RunRecord
@@ -17,10 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "results_table", "run_command"]
 
-app = typer.Typer(
-    no_args_is_help=True,
-    help="Run the benchmarks of mlx.yaml; keep, compare and chart their history.",
-)
+app = typer.Typer(no_args_is_help=True, help="Run declared benchmarks and read their history.")
 
 
 @app.command("run")
@@ -174,3 +172,8 @@ def _ms(stats: Stats | None) -> str:
 def _load(record: RunRecord) -> str:
     cold = [s.load_ms for s in record.samples if s.cold]
     return f"{max(cold) / 1000:.2f} s" if cold else "-"
+
+
+app.command("history")(history_command)
+app.command("compare")(compare_command)
+app.command("report")(report_command)
