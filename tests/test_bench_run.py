@@ -10,16 +10,18 @@ from typing import Any
 import pytest
 
 from mlxstate.apply.lock import apply_lock
+from mlxstate.bench.engines.base import Engine, EngineError
 from mlxstate.bench.history import query_runs
 from mlxstate.bench.prompts import prompts_sha256, standard_prompts
 from mlxstate.bench.runner import run_benchmarks, skipped_run
 from mlxstate.registry import Registry
-from tests.builders import ollama_store
+from tests.builders import hf_cache, ollama_store
 from tests.fakes.ollama_server import FakeOllama
-from tests.helpers import dead_url, mlx, state_dir
+from tests.helpers import dead_url, hf_dir, mlx, state_dir
 from tests.helpers.bench_run import (
     CONDITIONS,
     SEAMS,
+    RecordingEngine,
     bench_session,
     expected_gen_tps,
     expected_prompt_tps,
@@ -226,3 +228,35 @@ def test_runner_api_without_recording(ollama_server: FakeOllama, tmp_path: Path)
     assert [(r.status, r.trigger) for r in records] == [("ok", "catch-up")]
     with Registry.open(state_dir()) as registry:
         assert query_runs(registry) == []
+
+
+def test_hf_model_runs_from_its_cached_snapshot(ollama_server: FakeOllama, tmp_path: Path) -> None:
+    cached = hf_cache.add_revision(
+        hf_dir(), "mlx-community/tiny-4bit", {"config.json": b"{}", "model.safetensors": b"w"}
+    )
+    ollama_store.add_model(ollama_server.models_dir, "qwen2.5:7b")
+    session, loaded = bench_session(_spec(tmp_path, runs=2, warmup=1))
+    engine = RecordingEngine()
+
+    def factory(name: str) -> Engine:
+        if name == "ollama":  # a failing engine fails its run; the others go on
+            raise EngineError("no Ollama here")
+        return engine
+
+    qwen, absent, small = run_benchmarks(session, loaded, engines=factory)
+
+    assert (qwen.status, qwen.reason, absent.status) == ("failed", "no Ollama here", "skipped")
+    assert (small.status, small.engine, small.engine_version) == ("ok", "mlx", "0.0-test")
+    (target,) = engine.targets
+    assert target.path == cached.snapshot_dir and target.revision == cached.commit
+    assert small.identity["revision"] == cached.commit
+    assert engine.prompts == [p for p in PROMPTS for _ in range(3)]  # 1 warm-up + 2 runs
+    assert len(small.samples) == 6 and small.samples[0].peak_memory_bytes == 1 << 20
+
+
+def test_missing_extra_fails_only_that_run(ollama_server: FakeOllama, tmp_path: Path) -> None:
+    hf_cache.add_revision(hf_dir(), "mlx-community/tiny-4bit", {"config.json": b"{}"})
+    session, loaded = bench_session(_spec(tmp_path))
+    engine = RecordingEngine(fail="hf:// models run with mlx-lm; install the extra")
+    (record,) = run_benchmarks(session, loaded, models=["mlx-small"], engines=lambda _: engine)
+    assert (record.status, record.reason) == ("failed", engine.fail)

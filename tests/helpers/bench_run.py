@@ -3,8 +3,12 @@ conditions, and the figures the fake Ollama's counters imply."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from mlxstate.bench.engines.base import BenchTarget, EngineError, Loaded, Measurement
 from mlxstate.engine import Session
 from mlxstate.machine import Conditions
 from mlxstate.mlxyaml.load import LoadedSpec
@@ -15,6 +19,7 @@ from tests.fakes.ollama_server import FakeOllama
 __all__ = [
     "CONDITIONS",
     "SEAMS",
+    "RecordingEngine",
     "bench_session",
     "expected_gen_tps",
     "expected_prompt_tps",
@@ -81,3 +86,34 @@ def expected_gen_tps(server: FakeOllama) -> float:
 
 def expected_prompt_tps(server: FakeOllama) -> float:
     return 1e9 / server.generate_prompt_ns
+
+
+class RecordingEngine:
+    """An engine that measures nothing real: fixed figures, and the targets it was given.
+    ``fail`` makes :meth:`load` raise, as an engine whose extra is missing does."""
+
+    name = "mlx"
+
+    def __init__(self, fail: str | None = None) -> None:
+        self.fail = fail
+        self.targets: list[BenchTarget] = []
+        self.prompts: list[str] = []
+        self.loaded = Loaded()
+
+    def version(self) -> str | None:
+        return "0.0-test"
+
+    def conditions(self) -> dict[str, Any]:
+        return {}
+
+    @contextmanager
+    def load(self, target: BenchTarget) -> Iterator[RecordingEngine]:
+        if self.fail is not None:
+            raise EngineError(self.fail)
+        self.targets.append(target)
+        self.loaded = Loaded({"revision": target.revision})
+        yield self
+
+    def generate(self, prompt: str, *, max_tokens: int, seed: int) -> Measurement:
+        self.prompts.append(prompt)
+        return Measurement(10.0, 3, 300.0, max_tokens, 30.0, peak_memory_bytes=1 << 20)
