@@ -224,7 +224,9 @@ class HfRevision:
 
 @dataclass(frozen=True)
 class HfRepo:
-    repo_type: Literal["model", "dataset", "space"]
+    # "model", "dataset", "space", "kernel", or any other type the installed
+    # huggingface_hub knows (the cache folder's prefix without its "s").
+    repo_type: str
     repo_id: str
     path: Path
     refs: tuple[tuple[str, str], ...]  # (ref name, commit), sorted
@@ -267,6 +269,9 @@ class HfCache:
     repos: tuple[HfRepo, ...] = ()
     warnings: tuple[str, ...] = ()
     shared_store: bool = False
+    # ``blobs/*.incomplete`` of repo folders that could not be read as repos (no snapshots
+    # folder, a ref to a missing commit): still partial downloads, still garbage.
+    incomplete: tuple[FileFact, ...] = ()
     # The filesystem folds case (macOS by default): models--Org--M and models--org--m are
     # one folder there, so repo ids match case-insensitively; elsewhere they match exactly.
     case_insensitive: bool = False

@@ -70,6 +70,17 @@ def plan_cleanups(spec: Spec, observed: Observed) -> list[Action]:
             for f in r.incomplete
             if stale(f)
         ]
+        # Partials of repo folders that could not be read as repos: named by their folder.
+        actions += [
+            _file_action(
+                "cleanup.partial",
+                f,
+                f.path.parent.parent.name.partition("--")[2].replace("--", "/"),
+                "partial download of a repo folder that cannot be read, untouched for over 1 hour",
+            )
+            for f in hf.incomplete
+            if stale(f)
+        ]
     if cleanup.orphans:
         if ollama.orphans_known:
             actions += [
