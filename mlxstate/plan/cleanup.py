@@ -113,7 +113,11 @@ def _detached(spec: Spec, observed: Observed) -> list[Action]:
         for rev in repo.detached:
             if (repo.repo_id.lower(), rev.commit) in pinned:
                 continue
-            blobs = {f.blob: f.size for f in rev.files if f.present and f.blob not in live}
+            blobs = {
+                f.blob: f.size if observed.hf.frees_payload(repo, f) else 0
+                for f in rev.files
+                if f.present and f.blob not in live
+            }
             freed = sum(size for blob, size in blobs.items() if blob not in counted)
             counted |= set(blobs)
             out.append(
