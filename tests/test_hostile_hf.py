@@ -655,7 +655,7 @@ def test_odd_partials_are_never_listed_nor_deleted(
     plan = json.loads(mlx(capsys, "plan", "--json").out)
     subjects = [a["subject"] for a in plan["actions"]]
     assert all(
-        str(outside) not in s and ".incomplete" not in s or s == str(partial) for s in subjects
+        (str(outside) not in s and ".incomplete" not in s) or s == str(partial) for s in subjects
     )
     scanned = scan_hf_cache(hf_dir())
     listed = [f.path for r in scanned.repos for f in r.incomplete] + [
