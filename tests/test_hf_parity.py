@@ -500,3 +500,24 @@ def test_parity_with_huggingface_hub(tmp_path: Path, layout: Layout) -> None:
             assert mine[aspect] == lib[aspect], aspect
     if layout.check is not None:
         layout.check(mine, lib)
+
+
+def test_repo_types_are_the_librarys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every folder prefix the installed library maps is a repo type here too, and a type a
+    newer library adds is picked up from it (looked up only for a prefix not built in)."""
+    from huggingface_hub import constants
+
+    from mlxstate.observe import hf_cache
+
+    for prefix, repo_type in constants.REPO_TYPES_MAPPING.items():
+        assert hf_cache.repo_type_of(prefix) == repo_type
+    assert hf_cache.repo_type_of("things") is None
+    monkeypatch.setitem(constants.REPO_TYPES_MAPPING, "widgets", "widget")
+    hf_cache._library_types.cache_clear()
+    try:
+        hb.add_revision(tmp_path, "org/m", {"c.json": CONFIG})
+        os.rename(tmp_path / "models--org--m", tmp_path / "widgets--org--m")
+        (repo,) = scan_hf_cache(tmp_path).repos
+        assert (repo.repo_type, repo.repo_id) == ("widget", "org/m")
+    finally:
+        hf_cache._library_types.cache_clear()
