@@ -5,7 +5,9 @@ need them: every other command works (and starts fast) without them. The model i
 once from the installed revision's snapshot folder — never by repo id, which would let
 mlx-lm download — and measured many times with mlx-lm's own counters
 (``GenerationResponse.prompt_tps`` / ``generation_tps`` / ``peak_memory``); time to first
-token is wall clock from the call to the first response on the stream.
+token is wall clock from the call to the first response on the stream. The first
+generation after the load reports the load time (``load_ms``), so the runner records it as
+the run's cold sample, as it does for an Ollama model it had to load.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def _identity(target: BenchTarget, config: dict[str, Any], parameters: int) -> d
     if context is None and isinstance(text_config, dict):
         context = text_config.get("max_position_embeddings")
     return {
-        "commit": target.revision,
+        "revision": target.revision,
         "quantization": quant,
         "parameter_size": _human_count(parameters),
         "parameter_count": parameters,
@@ -107,9 +109,11 @@ class MlxSession:
     _model: Any
     _tokenizer: Any
     _sampler: Any = field(default=None)
+    _load_ms: float = 0.0  # reported by the first generation only: it is the cold one
 
     def generate(self, prompt: str, *, max_tokens: int, seed: int) -> Measurement:
         mx, mlx_lm = self._modules.mx, self._modules.mlx_lm
+        load_ms, self._load_ms = self._load_ms, 0.0
         mx.random.seed(seed)
         mx.reset_peak_memory()  # the peak of this generation, not of the whole process
         pieces: list[str] = []
@@ -131,6 +135,7 @@ class MlxSession:
             prompt_tps=float(last.prompt_tps),
             gen_tokens=int(last.generation_tokens),
             gen_tps=float(last.generation_tps),
+            load_ms=load_ms,
             peak_memory_bytes=round(last.peak_memory * _BYTES_PER_GB),
             text="".join(pieces),
         )
@@ -163,7 +168,7 @@ class MlxEngine:
         identity["load_ms"] = round(load_ms, 3)
         sampler = modules.make_sampler(temp=0.0)  # greedy: the same prompt, the same text
         try:
-            yield MlxSession(Loaded(identity), modules, model, tokenizer, sampler)
+            yield MlxSession(Loaded(identity), modules, model, tokenizer, sampler, load_ms)
         finally:
             del model, tokenizer
             modules.mx.clear_cache()
