@@ -4,8 +4,11 @@ leaves it, loaded and measured by mlx-lm on this machine's CPU (or Metal on a Ma
 from __future__ import annotations
 
 import importlib.util
+import json
+import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +16,8 @@ from mlxstate.bench.engines.base import BenchTarget, EngineError
 from mlxstate.bench.engines.mlx import MISSING_EXTRA, MlxEngine
 from tests.builders.hf_cache import add_revision
 from tests.builders.tiny_mlx import CONTEXT_LENGTH, TinyMlxModel, add_tiny_mlx_model, model_files
+from tests.helpers import hf_dir, mlx
+from tests.helpers.bench_run import SEAMS, write_bench_spec
 
 _NO_MLX = "mlx / mlx-lm not installed (the mlx extra): uv sync --extra mlx"
 PROMPT = "How fast can a tiny model write a sentence about local language models?"
@@ -138,7 +143,7 @@ def test_other_modules_do_not_import_mlx() -> None:
     import subprocess
 
     code = (
-        "import sys, mlxstate.bench.engines.mlx, mlxstate.cli.main; "
+        "import sys, mlxstate.bench.engines.mlx, mlxstate.bench.runner, mlxstate.cli.bench; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlx', 'mlx_lm')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -148,3 +153,103 @@ def test_other_modules_do_not_import_mlx() -> None:
 def test_model_files_are_deterministic() -> None:
     _need_mlx()
     assert model_files(seed=3) == model_files(seed=3)
+
+
+E2E_PROMPTS = ["Say hello to the disks.", "Write one line about local models."]
+
+
+def _install(model: TinyMlxModel) -> Path:
+    """Copy the session's model into this test's HF cache (relative links copied as links)."""
+    repo = model.revision.repo_dir
+    shutil.copytree(repo, hf_dir() / repo.name, symlinks=True)
+    return hf_dir() / repo.name / "snapshots" / model.commit
+
+
+def _bench_run(capsys: pytest.CaptureFixture[str], spec: Path, *args: str) -> tuple[int, Any]:
+    result = mlx(capsys, "bench", "run", "--json", "-f", str(spec), *args, seams=SEAMS)
+    assert "Traceback" not in result.err
+    return result.code, json.loads(result.out)
+
+
+def test_bench_run_end_to_end(
+    capsys: pytest.CaptureFixture[str], tiny_cache: TinyMlxModel, tmp_path: Path
+) -> None:
+    _install(tiny_cache)
+    spec = write_bench_spec(
+        tmp_path / "mlx.yaml",
+        {"tiny": f"hf://{tiny_cache.repo_id}"},
+        {"smoke": ["tiny"]},
+        runs=2,
+        warmup=1,
+        max_tokens=8,
+        prompts=E2E_PROMPTS,
+    )
+
+    code, doc = _bench_run(capsys, spec, "smoke")
+
+    assert code == 0
+    (run,) = doc["runs"]
+    assert (run["status"], run["engine"], run["model"], run["benchmark"]) == (
+        "ok",
+        "mlx",
+        "tiny",
+        "smoke",
+    )
+    assert run["source"] == f"hf://{tiny_cache.repo_id}"
+    assert run["engine_version"] == __import__("mlx_lm").__version__
+    assert run["identity"]["revision"] == tiny_cache.commit
+    assert run["identity"]["context_length"] == CONTEXT_LENGTH
+    assert (run["settings"]["runs"], run["settings"]["warmup"]) == (2, 1)
+    assert run["settings"]["max_tokens"] == 8
+    samples = run["samples"]
+    # the first warm-up follows the load: kept as the cold sample; then 2 runs per prompt
+    assert [s["prompt_index"] for s in samples] == [0, 0, 0, 1, 1]
+    assert samples[0]["load_ms"] > 0
+    assert [s["load_ms"] for s in samples[1:]] == [0.0] * 4
+    for sample in samples:
+        assert sample["ttft_ms"] > 0 and sample["prompt_tokens"] > 0
+        assert 1 <= sample["gen_tokens"] <= 8
+        assert sample["gen_tps"] > 0 and sample["prompt_tps"] > 0
+        assert sample["peak_memory_bytes"] > 0
+    # greedy and seeded: a prompt's runs generate the same number of tokens
+    assert samples[1]["gen_tokens"] == samples[2]["gen_tokens"]
+    assert run["summary"]["gen_tps"]["median"] > 0
+
+    history = mlx(capsys, "bench", "history", "--json", "-f", str(spec), seams=SEAMS)
+    assert history.code == 0
+    assert [r["id"] for r in json.loads(history.out)["runs"]] == [run["id"]]
+
+
+def test_bench_run_gguf_repo_fails_that_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _need_mlx()
+    add_revision(hf_dir(), "org/tiny-GGUF", {"tiny.Q4_K_M.gguf": b"GGUF" + bytes(64)})
+    spec = write_bench_spec(
+        tmp_path / "mlx.yaml", {"g": "hf://org/tiny-GGUF"}, {"smoke": ["g"]}, prompts=["hi"]
+    )
+
+    code, doc = _bench_run(capsys, spec)
+
+    assert code == 1
+    (run,) = doc["runs"]
+    assert (run["status"], run["reason"]) == (
+        "failed",
+        "hf://org/tiny-GGUF is not an MLX model: it has no config.json",
+    )
+
+
+def test_bench_run_without_the_extra_names_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    add_revision(hf_dir(), "org/tiny", {"config.json": b"{}", "model.safetensors": b"w"})
+    spec = write_bench_spec(
+        tmp_path / "mlx.yaml", {"t": "hf://org/tiny"}, {"smoke": ["t"]}, prompts=["hi"]
+    )
+    monkeypatch.setitem(sys.modules, "mlx_lm", None)  # as if the extra were not installed
+
+    code, doc = _bench_run(capsys, spec)
+
+    assert code == 1
+    (run,) = doc["runs"]
+    assert (run["status"], run["reason"]) == ("failed", MISSING_EXTRA)
