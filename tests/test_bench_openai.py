@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from mlxstate.bench.engines.base import BenchTarget, EngineError
 from mlxstate.bench.engines.openai import OpenAIEngine
+from tests.builders import hf_cache, ollama_store
 from tests.fakes.openai_server import FakeOpenAI
+from tests.helpers import hf_dir, mlx
+from tests.helpers.bench_run import SEAMS, write_bench_spec
 
 
 @pytest.fixture(name="server")
@@ -83,3 +88,47 @@ def test_server_down() -> None:
         url = gone.url
     with pytest.raises(EngineError, match=r"no server answers at http://127\.0\.0\.1:\d+/v1"):
         OpenAIEngine(url).models()
+
+
+def test_bench_run_on_an_endpoint(
+    capsys: pytest.CaptureFixture[str], server: FakeOpenAI, tmp_path: Path
+) -> None:
+    """`--endpoint`: the installed models run on the server; a model not installed is still
+    skipped (nothing is fetched), and one the server does not serve fails with its name."""
+    server.llama_server = "b4567"
+    ollama_store.add_model(Path(os.environ["OLLAMA_MODELS"]), "qwen2.5:7b")
+    server.models.append("qwen2.5:7b")
+    hf_cache.add_revision(
+        hf_dir(), "mlx-community/Qwen2.5-0.5B-Instruct-4bit", {"config.json": b"{}"}
+    )
+    spec = write_bench_spec(
+        tmp_path / "mlx.yaml",
+        {
+            "qwen": "ollama://qwen2.5:7b",
+            "small": "hf://mlx-community/Qwen2.5-0.5B-Instruct-4bit",
+            "absent": "ollama://llama3:8b",
+        },
+        {"nightly": ["qwen", "small", "absent"]},
+        runs=2,
+        warmup=0,
+        prompts=["hello there"],
+    )
+    result = mlx(
+        capsys, "bench", "run", "--json", "--endpoint", server.url, "-f", str(spec), seams=SEAMS
+    )
+    assert result.code == 0, result.err
+    runs = {r["model"]: r for r in json.loads(result.out)["runs"]}
+    assert [runs[m]["status"] for m in ("qwen", "small", "absent")] == ["ok", "ok", "skipped"]
+    assert runs["qwen"]["engine"] == "openai" and runs["qwen"]["engine_version"] == "b4567"
+    assert runs["small"]["summary"]["gen_tps"]["median"] == 50.0
+    assert runs["small"]["identity"]["served_as"] == "mlx-community/Qwen2.5-0.5B-Instruct-4bit"
+
+    server.models.remove("qwen2.5:7b")
+    again = mlx(capsys, "bench", "run", "--endpoint", server.url, "-f", str(spec), seams=SEAMS)
+    assert again.code == 1 and "does not serve qwen2.5:7b" in again.out + again.err
+
+
+def test_endpoint_must_be_a_url(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    spec = write_bench_spec(tmp_path / "mlx.yaml", {"q": "ollama://qwen2.5:7b"}, {"b": ["q"]})
+    result = mlx(capsys, "bench", "run", "--endpoint", "localhost:1234", "-f", str(spec))
+    assert result.code == 1 and "--endpoint 'localhost:1234' is not an http(s) URL" in result.err

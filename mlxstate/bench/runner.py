@@ -89,17 +89,20 @@ def run_benchmarks(
     lock_timeout: float = 0.0,
     engines: EngineFactory | None = None,
     record: bool = True,
+    endpoint: str | None = None,
 ) -> list[RunRecord]:
     """Run the named benchmarks (all when neither benchmarks nor models are named) and, for
     each of ``models``, the default settings. Raises MlxError for an unknown name before
-    anything runs, LockHeld when the apply lock stays busy for ``lock_timeout`` seconds."""
+    anything runs, LockHeld when the apply lock stays busy for ``lock_timeout`` seconds.
+    ``endpoint``: run every model on that OpenAI-compatible server (LM Studio, llama-server,
+    mlx_lm.server) instead of Ollama / mlx-lm; the model must still be installed."""
     from mlxstate.apply.lock import apply_lock
     from mlxstate.bench.history import save_run
     from mlxstate.observe.scan import observe
 
     jobs = plan_jobs(loaded, benchmarks, models)
     settings = session.settings(loaded)
-    own = default_engines(settings) if engines is None else None
+    own = default_engines(settings, endpoint) if engines is None else None
     factory = engines or own
     assert factory is not None
     records: list[RunRecord] = []
@@ -112,6 +115,7 @@ def run_benchmarks(
             settings, loaded.spec, probe=False, duplicates=False, seams=session.seams
         )
         runner = _Runner(session, loaded, observed, factory, trigger, progress)
+        runner.served = endpoint is not None
         for job in jobs:
             records.append(runner.run(job))
             if registry is not None:  # each run as it ends: an interrupted run keeps the rest
@@ -165,19 +169,19 @@ def _job(loaded: LoadedSpec, benchmark: str, model: str) -> Job:
     return Job(benchmark, model, spec.runs, spec.warmup, spec.max_tokens, prompt_set(spec.prompts))
 
 
-def default_engines(settings: Settings) -> _Engines:
+def default_engines(settings: Settings, endpoint: str | None = None) -> _Engines:
     """Engines by name, built on first use (mlx-lm is imported only for an ``hf://`` model)."""
-    return _Engines(settings)
+    return _Engines(settings, endpoint)
 
 
 class _Engines:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, endpoint: str | None) -> None:
+        self.settings, self.endpoint = settings, endpoint
         self.built: dict[str, Engine] = {}
 
     def __call__(self, name: str) -> Engine:
         if name not in self.built:
-            self.built[name] = _engine(name, self.settings)
+            self.built[name] = _engine(name, self.settings, self.endpoint)
         return self.built[name]
 
     def close(self) -> None:
@@ -187,22 +191,21 @@ class _Engines:
                 close()
 
 
-def _engine(name: str, settings: Settings) -> Engine:
+def _engine(name: str, settings: Settings, endpoint: str | None) -> Engine:
     if name == "ollama":
         from mlxstate.bench.engines.ollama import OllamaEngine
 
         return OllamaEngine(settings.ollama_host)
     if name == "mlx":
-        import importlib
+        # mlx-lm itself is imported when a model loads; without the extra that run fails
+        # with a line naming the extra, not the command.
+        from mlxstate.bench.engines.mlx import MlxEngine
 
-        try:  # the optional extra: its absence fails this run, not the command
-            module = importlib.import_module("mlxstate.bench.engines.mlx")
-        except ImportError:
-            raise EngineError(
-                "hf:// models run with mlx-lm; install the extra: pip install 'mlxstate[mlx]'"
-            ) from None
-        engine: Engine = module.MlxEngine()
-        return engine
+        return MlxEngine()
+    if name == "openai" and endpoint is not None:
+        from mlxstate.bench.engines.openai import OpenAIEngine
+
+        return OpenAIEngine(endpoint)
     raise EngineError(f"no benchmark engine {name!r}")
 
 
@@ -257,9 +260,12 @@ class _Runner:
     ) -> None:
         self.session, self.loaded, self.observed = session, loaded, observed
         self.engines, self.trigger, self.progress = engines, trigger, progress
+        self.served = False  # every model runs on an OpenAI-compatible server
 
     def run(self, job: Job) -> RunRecord:
         found = resolve_target(job.model, self.loaded.spec.models[job.model], self.observed)
+        if self.served and isinstance(found, Resolved):
+            found = Resolved("openai", found.target)
         building = _new_record(self.session, self.loaded, job, self.trigger, found.engine)
         if self.progress is not None:
             count = len(job.prompts.prompts)

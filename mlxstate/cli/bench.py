@@ -38,6 +38,17 @@ def run_command(
             show_default=False,
         ),
     ] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint",
+            help=(
+                "Run the models on this OpenAI-compatible server instead (LM Studio, "
+                "llama-server, mlx_lm.server), e.g. http://127.0.0.1:1234/v1."
+            ),
+            show_default=False,
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
     lock_timeout: Annotated[
         str,
@@ -64,6 +75,7 @@ def run_command(
             models=model or (),
             progress=progress,
             lock_timeout=timeout,
+            endpoint=_endpoint(endpoint),
         )
     if json_out:
         emit_json({"format_version": FORMAT_VERSION, "runs": [r.document() for r in records]})
@@ -71,6 +83,21 @@ def run_command(
         results_table(records, sys.stdout, no_color)
     if any(r.status == "failed" for r in records):
         raise typer.Exit(1)
+
+
+def _endpoint(text: str | None) -> str | None:
+    from urllib.parse import urlsplit
+
+    if text is None:
+        return None
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        from mlxstate.errors import MlxError
+
+        raise MlxError(
+            f"--endpoint {text!r} is not an http(s) URL", hint="e.g. http://127.0.0.1:1234/v1"
+        )
+    return text.strip()
 
 
 class _Progress:
