@@ -80,6 +80,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "reconcile": ("watch", "reconcile_command", "Ask the running watch agent to reconcile now."),
     "schema": ("schema", "command", "Print the JSON Schema of mlx.yaml."),
     "agent": ("agent", "app", "Install, remove or inspect the background agent (mlx watch)."),
+    "bench": ("bench", "app", "Run declared benchmarks and read their history."),
 }
 
 
