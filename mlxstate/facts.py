@@ -224,7 +224,9 @@ class HfRevision:
 
 @dataclass(frozen=True)
 class HfRepo:
-    repo_type: Literal["model", "dataset", "space"]
+    # "model", "dataset", "space", "kernel", or any other type the installed
+    # huggingface_hub knows (the cache folder's prefix without its "s").
+    repo_type: str
     repo_id: str
     path: Path
     refs: tuple[tuple[str, str], ...]  # (ref name, commit), sorted
@@ -267,9 +269,30 @@ class HfCache:
     repos: tuple[HfRepo, ...] = ()
     warnings: tuple[str, ...] = ()
     shared_store: bool = False
+    # ``blobs/*.incomplete`` of repo folders that could not be read as repos (no snapshots
+    # folder, a ref to a missing commit): still partial downloads, still garbage.
+    incomplete: tuple[FileFact, ...] = ()
     # The filesystem folds case (macOS by default): models--Org--M and models--org--m are
     # one folder there, so repo ids match case-insensitively; elsewhere they match exactly.
     case_insensitive: bool = False
+
+    @cached_property
+    def shared_payloads(self) -> dict[str, frozenset[Path]]:
+        """Shared Xet store payload -> the repo folders whose snapshots use it. Deleting a
+        repo's blob link frees the payload only when no other repo uses it (as the
+        library's own estimate, from its manifest)."""
+        users: dict[str, set[Path]] = {}
+        for repo in self.repos:
+            for rev in repo.revisions:
+                for f in rev.files:
+                    if f.real_file:
+                        users.setdefault(f.real_file, set()).add(repo.path)
+        return {k: frozenset(v) for k, v in users.items()}
+
+    def frees_payload(self, repo: HfRepo, f: HfFile) -> bool:
+        """Whether deleting ``f``'s blob from ``repo`` frees its bytes (no other repo
+        uses the shared payload it links to)."""
+        return not f.real_file or self.shared_payloads.get(f.real_file, frozenset()) <= {repo.path}
 
     def find(self, repo_id: str, repo_type: str = "model") -> HfRepo | None:
         return next(

@@ -199,6 +199,7 @@ def _hf(cache: HfCache, ctx: _Ctx) -> dict[str, Any]:
         "count": len(cache.repos),
         "total_bytes": sum(r.size_on_disk for r in cache.repos),
         "repos": [_hf_repo(r, ctx) for r in cache.repos],
+        "incomplete": _facts(cache.incomplete),
     }
 
 
@@ -217,20 +218,21 @@ def _hf_repo(repo: HfRepo, ctx: _Ctx) -> dict[str, Any]:
         "refs": dict(repo.refs),
         "last_used": iso(repo.last_accessed),
         "modified": iso(repo.last_modified),
-        "revisions": [_revision(r) for r in repo.revisions],
+        "revisions": [_revision(r, repo.refs_known) for r in repo.revisions],
         "incomplete": _facts(repo.incomplete),
         "orphans": _facts(repo.orphans),
     }
 
 
-def _revision(rev: HfRevision) -> dict[str, Any]:
+def _revision(rev: HfRevision, refs_known: bool) -> dict[str, Any]:
     return {
         "commit": rev.commit,
         "refs": list(rev.refs),
         "size": rev.size,
         "files": len(rev.files),
         "dangling": list(rev.dangling),
-        "detached": not rev.refs,
+        # Refs that cannot be read: whether any revision is detached is unknown, so none is.
+        "detached": refs_known and not rev.refs,
     }
 
 
@@ -267,9 +269,10 @@ def _reclaimable(observed: Observed, pinned: frozenset[str]) -> dict[str, int]:
         sum(f.size for f in ollama.partials)
         + sum(f.size for f in ollama.temps)
         + sum(f.size for r in hf.repos for f in r.incomplete)
+        + sum(f.size for f in hf.incomplete)
     )
     orphans = sum(f.size for f in ollama.orphans) + sum(f.size for r in hf.repos for f in r.orphans)
-    detached = sum(_detached_bytes(r, pinned) for r in hf.repos)
+    detached = sum(_detached_bytes(hf, r, pinned) for r in hf.repos)
     dups = sum(g.reclaimable for g in observed.duplicates)
     # An orphan blob that is also a duplicate is one set of bytes: freeing it either way
     # frees it once, so the total counts it once.
@@ -287,10 +290,16 @@ def _reclaimable(observed: Observed, pinned: frozenset[str]) -> dict[str, int]:
     }
 
 
-def _detached_bytes(repo: HfRepo, pinned: frozenset[str]) -> int:
-    """Bytes only unpinned detached revisions use (blobs shared with a kept one stay)."""
+def _detached_bytes(hf: HfCache, repo: HfRepo, pinned: frozenset[str]) -> int:
+    """Bytes only unpinned detached revisions use (blobs shared with a kept one stay, and
+    so do shared Xet payloads another repo uses)."""
     kept = [r for r in repo.revisions if r.refs or r.commit in pinned]
     live = {f.blob for r in kept for f in r.files}
     gone = [r for r in repo.detached if r.commit not in pinned]
-    blobs = {f.blob: f.size for r in gone for f in r.files if f.present}
+    blobs = {
+        f.blob: f.size if hf.frees_payload(repo, f) else 0
+        for r in gone
+        for f in r.files
+        if f.present
+    }
     return sum(size for blob, size in blobs.items() if blob not in live)

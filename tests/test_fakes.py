@@ -791,3 +791,25 @@ def test_make_old_backdates(tmp_path: Path) -> None:
     path.write_bytes(b"x")
     when = make_old(path, seconds=2 * HOUR)
     assert path.stat().st_mtime == pytest.approx(when)
+
+
+def test_ollama_generate_benchmark_knobs(ollama_server: FakeOllama) -> None:
+    ollama_store.add_model(ollama_server.models_dir, "qwen2.5:7b")
+    ollama_server.prompt_cache = True
+    *_, first = _generate(ollama_server, model="qwen2.5:7b", prompt="why is the sky blue")
+    *_, cached = _generate(ollama_server, model="qwen2.5:7b", prompt="why is the sky blue")
+    assert first["prompt_eval_count"] == 5
+    assert "prompt_eval_count" not in cached and "prompt_eval_duration" not in cached
+    assert cached["eval_count"] == ollama_server.generate_tokens
+
+    ollama_server.generate_error_after = 2
+    lines = _generate(ollama_server, model="qwen2.5:7b", prompt="hi")
+    assert [line.get("done") for line in lines] == [False, False, None]
+    assert lines[-1] == {"error": ollama_server.generate_error_message}
+    assert ollama_server.generate_seconds > 0
+
+    with httpx.Client(base_url=ollama_server.url) as client:
+        show = client.post("/api/show", json={"model": "qwen2.5:7b"}).json()
+    assert show["details"]["quantization_level"] == "Q4_K_M"
+    assert show["details"]["parameter_size"] == "7B"
+    assert show["model_info"]["llama.context_length"] == ollama_server.context_length

@@ -580,3 +580,163 @@ def test_a_shared_xet_payload_goes_with_its_last_repo_only() -> None:
 
     assert effects.delete("org/copy") == len(CONFIG) + len(WEIGHTS)
     assert not store.exists()
+
+
+# --- 3. partial downloads of a repo folder that is otherwise unreadable ------------------------
+
+
+def _broken_repo_with_partial() -> tuple[hb.CachedRevision, Path]:
+    """Refs and a stale ``.incomplete`` but no ``snapshots/``: no repo, still a partial."""
+    hb.add_revision(hf_dir(), TINY, FILES)
+    rev = hb.add_revision(hf_dir(), "org/broken", {"config.json": CONFIG})
+    partial = hb.add_incomplete(hf_dir(), "org/broken", b"half a download", age=7200)
+    for f in rev.files.values():
+        f.snapshot_path.unlink()
+    rev.snapshot_dir.rmdir()
+    (rev.repo_dir / "snapshots").rmdir()
+    return rev, partial
+
+
+def test_partials_of_a_repo_without_snapshots_are_listed_and_cleaned(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rev, partial = _broken_repo_with_partial()
+    write_spec(KEEP_TINY, CLEANUP)
+
+    status = json.loads(mlx(capsys, "status", "--json").out)
+    hf = status["stores"]["huggingface"]
+    assert [f["path"] for f in hf["incomplete"]] == [str(partial)]
+    assert status["reclaimable"]["partials"] == len(b"half a download")
+    plan = json.loads(mlx(capsys, "plan", "--json").out)
+    assert [(a["kind"], a["subject"]) for a in plan["actions"]] == [
+        ("cleanup.partial", str(partial))
+    ]
+
+    apply_in_process(capsys, 0)
+    assert not partial.exists()
+    assert rev.files["config.json"].blob_path.is_file()  # nothing else of the repo goes
+
+
+def _odd_partials(blobs: Path, outside: Path) -> list[Path]:
+    """A link named like a partial pointing out of the cache, and a folder so named."""
+    link = blobs / f"{'a' * 64}.0badc0de.incomplete"
+    os.symlink(outside, link)
+    folder = blobs / f"{'b' * 64}.0badc0de.incomplete"
+    folder.mkdir()
+    (folder / "inside").write_bytes(b"keep")
+    return [link, folder]
+
+
+@pytest.mark.parametrize("repo_state", ["fine", "no-snapshots", "blobs-linked-out"])
+def test_odd_partials_are_never_listed_nor_deleted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, repo_state: str
+) -> None:
+    rev, partial = _broken_repo_with_partial()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    precious = outside / f"{'c' * 64}.0badc0de.incomplete"
+    precious.write_bytes(b"not the cache's")
+    make_old_tree = [precious]
+    blobs = rev.repo_dir / "blobs"
+    if repo_state == "fine":
+        blobs = hb.repo_dir(hf_dir(), TINY) / "blobs"
+    elif repo_state == "blobs-linked-out":
+        partial.unlink()
+        for p in blobs.iterdir():
+            p.unlink()
+        blobs.rmdir()
+        os.symlink(outside, blobs)  # the whole blobs/ folder points out of the cache
+    if repo_state != "blobs-linked-out":
+        make_old_tree += _odd_partials(blobs, precious)
+    for p in make_old_tree:
+        os.utime(p, (1, 1), follow_symlinks=False)
+    write_spec(KEEP_TINY, CLEANUP)
+
+    plan = json.loads(mlx(capsys, "plan", "--json").out)
+    subjects = [a["subject"] for a in plan["actions"]]
+    assert all(
+        (str(outside) not in s and ".incomplete" not in s) or s == str(partial) for s in subjects
+    )
+    scanned = scan_hf_cache(hf_dir())
+    listed = [f.path for r in scanned.repos for f in r.incomplete] + [
+        f.path for f in scanned.incomplete
+    ]
+    assert listed == ([partial] if repo_state != "blobs-linked-out" else [])
+    apply_in_process(capsys, 0)
+    assert precious.read_bytes() == b"not the cache's"
+    if repo_state != "blobs-linked-out":
+        assert (blobs / f"{'b' * 64}.0badc0de.incomplete" / "inside").read_bytes() == b"keep"
+        assert (blobs / f"{'a' * 64}.0badc0de.incomplete").is_symlink()
+
+
+@pytest.mark.parametrize("what", ["link", "folder", "not-a-partial-name", "outside"])
+def test_a_forged_partial_cleanup_is_refused(tmp_path: Path, what: str) -> None:
+    """The effect re-checks what the plan saw: a saved plan edited by hand, or a file
+    replaced after the plan, never makes it delete a link's target, a folder, a blob."""
+    from mlxstate.apply.cleanup_effects import delete_hf_file
+    from mlxstate.plan.actions import Action
+    from mlxstate.plan.params import FileCleanupParams
+
+    rev, partial = _broken_repo_with_partial()
+    blobs = rev.repo_dir / "blobs"
+    precious = tmp_path / "precious"
+    precious.write_bytes(b"keep")
+    os.utime(precious, (1, 1))
+    if what == "link":
+        partial.unlink()
+        os.symlink(precious, partial)
+    elif what == "folder":
+        partial.unlink()
+        partial.mkdir()
+    elif what == "not-a-partial-name":
+        partial = rev.files["config.json"].blob_path
+    else:
+        partial = precious
+    st = os.lstat(partial)
+    action = Action(
+        f"cleanup/org/broken/{partial.name}",
+        "delete",
+        "cleanup.partial",
+        str(partial),
+        0,
+        st.st_size,
+        "test",
+        None,
+        FileCleanupParams(mtime=st.st_mtime, size=st.st_size),
+        "cleanup-partial",
+    )
+    with pytest.raises(ActionError):
+        delete_hf_file(action, hf_dir(), now=st.st_mtime + 7200)
+    assert os.path.lexists(partial) and precious.read_bytes() == b"keep"
+    assert blobs.is_dir()
+
+
+# --- 4. a refs folder that cannot be read at all ----------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["dangling", "looping"])
+def test_a_refs_folder_that_is_a_broken_link_keeps_every_revision(
+    capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    main = hb.add_revision(hf_dir(), TINY, FILES_V2)
+    old = hb.add_revision(hf_dir(), TINY, FILES, refs=())
+    refs = main.repo_dir / "refs"
+    for ref in refs.iterdir():
+        ref.unlink()
+    refs.rmdir()
+    os.symlink(refs.parent / "nowhere" if how == "dangling" else "refs", refs)
+    write_spec(KEEP_TINY, CLEANUP)
+
+    repo = scan_hf_cache(hf_dir()).find(TINY)
+    assert repo is not None and not repo.refs_known and repo.detached == ()
+    status = json.loads(mlx(capsys, "status", "--json").out)
+    (shown,) = status["stores"]["huggingface"]["repos"]
+    assert [r["detached"] for r in shown["revisions"]] == [False, False]
+    assert status["reclaimable"]["detached_revisions"] == 0
+    assert any("cannot read refs in" in w for w in status["warnings"]), status["warnings"]
+    plan = json.loads(mlx(capsys, "plan", "--json").out)
+    # The model's ref is unknown, so it may be fetched again; nothing is deleted.
+    assert [a["kind"] for a in plan["actions"] if a["op"] == "delete"] == []
+    with pytest.raises(ActionError):  # and a saved plan that says otherwise is refused
+        delete_revision(hf_dir(), "model", TINY, old.commit)
+    assert all(resolves(f.snapshot_path) for f in old.files.values())

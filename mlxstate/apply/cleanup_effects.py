@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from mlxstate.text import printable
 
 __all__ = [
     "check_cache_file",
+    "delete_hf_file",
     "delete_ollama_file",
     "delete_revision",
     "delete_stale_file",
@@ -93,6 +95,27 @@ def ollama_blob_in_use(models_dir: Path, digest_path: Path) -> bool:
         return True
     name = digest_path.name
     return not any(f.path.name == name for f in store.orphans)
+
+
+def delete_hf_file(action: Action, cache_dir: Path, now: float | None = None) -> bool:
+    """A stale ``.incomplete`` download or orphan blob of the HF cache: only a file of a
+    repo's own ``blobs/`` folder (no folder on the way a link, the repo folder directly in
+    the cache), and a partial only when it is a regular file named as the library names
+    them — a link or a folder with that name is left alone (the repo may be otherwise
+    unreadable, so nothing else about it is trusted)."""
+    path = Path(action.subject)
+    check_cache_file(cache_dir, path)
+    if action.kind == "cleanup.partial":
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise ActionError(f"cannot read {path}: {exc.strerror or exc}; left alone") from None
+        if not path.name.endswith(".incomplete") or not stat.S_ISREG(mode):
+            raise ActionError(f"{printable(str(path))} is not a partial download; left alone")
+    in_use = action.kind == "cleanup.orphan" and hf_blob_in_use(cache_dir, path)
+    return delete_stale_file(action, in_use, now)
 
 
 def hf_blob_in_use(cache_dir: Path, blob: Path) -> bool:

@@ -8,11 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlxstate.apply.cleanup_effects import (
-    check_cache_file,
+    delete_hf_file,
     delete_ollama_file,
     delete_revision,
-    delete_stale_file,
-    hf_blob_in_use,
 )
 from mlxstate.apply.context import ApplyContext, Handler, source_of
 from mlxstate.apply.dedup_effects import dedup
@@ -152,9 +150,7 @@ def _cleanup_file(action: Action, ctx: ApplyContext) -> Result:
     if path.parent == ctx.settings.ollama_models_dir / "blobs":
         removed = delete_ollama_file(action, ctx.settings.ollama_models_dir, ctx.seams.clock())
     else:  # then it must be a file in a repo's blobs/ folder of the HF cache
-        check_cache_file(ctx.settings.hf_cache_dir, path)
-        in_use = action.kind == "cleanup.orphan" and hf_blob_in_use(ctx.settings.hf_cache_dir, path)
-        removed = delete_stale_file(action, in_use, ctx.seams.clock())
+        removed = delete_hf_file(action, ctx.settings.hf_cache_dir, ctx.seams.clock())
     return Result("done", "removed") if removed else Result("noop", "already gone")
 
 

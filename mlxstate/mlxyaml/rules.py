@@ -46,6 +46,7 @@ def check(data: dict[str, Any], env: Environment, base_dir: Path) -> list[Proble
     )
     for name, bench in _mapping(data.get("benchmarks")).items():
         problems += _prompt_items(name, _mapping(bench).get("prompts"))
+        problems += _benchmark_sources(name, _mapping(bench).get("models"), models, base_dir)
     return problems
 
 
@@ -217,6 +218,22 @@ def _configured(value: Any, base_dir: Path) -> Path | None:
         return expand_path_text(value, base_dir) if isinstance(value, str) else None
     except ValueError:
         return None
+
+
+def _benchmark_sources(
+    bench: Any, names: Any, models: dict[Any, Any], base_dir: Path
+) -> Iterator[Problem]:
+    """Benchmarks run through an engine: Ollama for ollama://, mlx-lm for hf://. A file://
+    model has neither (docs/benchmarks.md)."""
+    for i, name in enumerate(names if isinstance(names, list) else []):
+        entry = models.get(name) if isinstance(name, str) else None
+        source = _source(entry, base_dir) if isinstance(entry, dict) else None
+        if isinstance(source, FileSource):
+            yield Problem(
+                ("benchmarks", bench, "models", i),
+                f"model {name!r} is {source.scheme}://; a benchmark model must be "
+                "ollama:// or hf://",
+            )
 
 
 def _prompt_items(bench: Any, prompts: Any) -> Iterator[Problem]:

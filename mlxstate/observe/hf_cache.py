@@ -12,10 +12,11 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
-from typing import Literal
 
 from mlxstate.facts import FileFact, HfCache, HfFile, HfRepo, HfRevision, RemoteFile
 
@@ -24,21 +25,31 @@ __all__ = [
     "TRASH_PREFIX",
     "read_ref",
     "repo_folder_name",
+    "repo_type_of",
     "scan_hf_cache",
     "scan_hf_repo",
 ]
 
-_TYPES: dict[str, Literal["model", "dataset", "space"]] = {
+# Folder prefix -> repo type, as huggingface_hub.constants.REPO_TYPES_MAPPING (2.4.0). A
+# prefix not listed here is looked up in the installed library (repo_type_of): the types it
+# knows are the types the cache may hold, and importing it only then keeps the scan fast.
+_TYPES: dict[str, str] = {
     "models": "model",
     "datasets": "dataset",
     "spaces": "space",
+    "kernels": "kernel",
 }
 # huggingface_hub's FILES_TO_IGNORE (.DS_Store, Thumbs.db, desktop.ini) plus what it skips at
-# the top level (.locks, CACHEDIR.TAG).
+# the top level (.locks, CACHEDIR.TAG). ``.git`` is skipped inside repos only: at the top
+# level the library warns about it, and so does this scanner.
 _IGNORED = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", ".locks", "CACHEDIR.TAG", ".git"})
+_TOP_IGNORED = _IGNORED - {".git"}
 IGNORED_NAMES = _IGNORED
 TRASH_PREFIX = ".mlx-deleting-"  # a repo folder mlx is deleting (renamed out of sight first)
 SHARED_MARKER = ".huggingface-shared-blobs"
+SHARED_LAYOUT = b"1\n"  # the only shared-store layout the library reads (_shared_blobs.py)
+TREE_FORMAT_VERSION = 1  # trees/<commit>.json of another version are not read (_tree_cache.py)
+_XET_HASH = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class _Corrupt(Exception):
@@ -49,30 +60,62 @@ def repo_folder_name(repo_id: str, repo_type: str = "model") -> str:
     return f"{repo_type}s--" + repo_id.replace("/", "--")
 
 
+def repo_type_of(prefix: str) -> str | None:
+    """The repo type a cache folder prefix names (``models`` -> ``model``), or None."""
+    return _TYPES.get(prefix) or _library_types().get(prefix)
+
+
+@cache
+def _library_types() -> dict[str, str]:
+    """huggingface_hub's own prefix -> type table, read once and only for a prefix this
+    module does not know (a type added by a newer library)."""
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return {}
+    mapping = getattr(constants, "REPO_TYPES_MAPPING", None)
+    if not isinstance(mapping, dict):
+        return {}
+    return {str(k): str(v) for k, v in mapping.items()}
+
+
 def scan_hf_cache(root: Path) -> HfCache:
     """Every repo in the cache at ``root``; a corrupt repo becomes a warning."""
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except (FileNotFoundError, NotADirectoryError):
         return HfCache(root=root, exists=False)
-    shared = os.path.exists(os.path.join(root, "blobs", SHARED_MARKER))
-    todo = [e for e in entries if e.name not in _IGNORED and not (e.name == "blobs" and shared)]
+    warnings: list[str] = []
+    marker = _shared_marker(root)
+    if marker is not None and marker != SHARED_LAYOUT:
+        warnings.append(
+            f"{root}/blobs is a shared blob store of an unsupported layout "
+            f"({marker[:16]!r}): huggingface_hub does not read it either; left as it is"
+        )
+    # The store folder is no repo, whatever its version: one warning above, not two.
+    todo = [e for e in entries if e.name not in _TOP_IGNORED and not (e.name == "blobs" and marker)]
     repos: list[HfRepo] = []
-    warnings = [
+    stray: list[FileFact] = []
+    warnings += [
         f"{e.path} was left by an interrupted delete: mlx removes it at its next HF delete"
         for e in todo
         if e.name.startswith(TRASH_PREFIX)
     ]
     todo = [e for e in todo if not e.name.startswith(TRASH_PREFIX)]
+    # The library resolves the cache folder before it reads links: an absolute snapshot
+    # link through the real path then names the same blob as a relative one.
+    real_root = os.path.realpath(root)
     # The scan allocates one small object per file and creates no reference cycles; the
     # cyclic GC would otherwise re-walk the growing heap dozens of times (~30% of the time).
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
         for entry in todo:
-            result = _scan_repo_safely(entry, warnings)
+            result = _scan_repo_safely(entry, warnings, real_root)
             if result is not None:
                 repos.append(result)
+            else:
+                stray += _stray_partials(entry)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -81,8 +124,41 @@ def scan_hf_cache(root: Path) -> HfCache:
         exists=True,
         repos=_without_linked_orphans(repos),
         warnings=tuple(warnings),
-        shared_store=shared,
+        shared_store=marker == SHARED_LAYOUT,
+        incomplete=tuple(stray),
     )
+
+
+def _shared_marker(root: Path) -> bytes | None:
+    """The content of ``blobs/.huggingface-shared-blobs`` (None when there is none)."""
+    try:
+        return read_small_file(os.path.join(root, "blobs", SHARED_MARKER), 64)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return b"?"  # there, but not a small readable file: not a layout the library reads
+
+
+def _stray_partials(entry: os.DirEntry[str]) -> list[FileFact]:
+    """``blobs/*.incomplete`` of a repo folder that could not be read as a repo (no
+    ``snapshots/``, a bad ref): the library lists them too, and they are still garbage.
+    Only regular files in a real ``<repo>/blobs`` folder of a repo-named folder: nothing
+    reached through a link."""
+    prefix, sep, _ = entry.name.partition("--")
+    if not sep or repo_type_of(prefix) is None:
+        return []
+    blobs = os.path.join(entry.path, "blobs")
+    try:
+        if not entry.is_dir(follow_symlinks=False) or not stat.S_ISDIR(os.lstat(blobs).st_mode):
+            return []
+        found = []
+        for e in os.scandir(blobs):
+            if e.name.endswith(".incomplete") and e.is_file(follow_symlinks=False):
+                st = e.stat(follow_symlinks=False)
+                found.append(FileFact(Path(e.path), st.st_size, st.st_mtime, "incomplete"))
+        return sorted(found, key=lambda f: f.path)
+    except OSError:
+        return []
 
 
 def _without_linked_orphans(repos: list[HfRepo]) -> tuple[HfRepo, ...]:
@@ -124,15 +200,17 @@ def scan_hf_repo(root: Path, repo_id: str, repo_type: str = "model") -> tuple[Hf
     if entry is None:
         return None, f"{root / name} does not exist"
     warnings: list[str] = []
-    repo = _scan_repo_safely(entry, warnings)
+    repo = _scan_repo_safely(entry, warnings, os.path.realpath(root))
     return repo, "; ".join(warnings)
 
 
-def _scan_repo_safely(entry: os.DirEntry[str], warnings: list[str]) -> HfRepo | None:
+def _scan_repo_safely(
+    entry: os.DirEntry[str], warnings: list[str], real_root: str
+) -> HfRepo | None:
     try:
         if not entry.is_dir():
             raise _Corrupt(f"not a repo folder (a file): {entry.path}")
-        return _scan_repo(Path(entry.path), entry.name, warnings)
+        return _scan_repo(Path(entry.path), entry.name, warnings, real_root)
     except _Corrupt as exc:
         warnings.append(str(exc))
     except OSError as exc:
@@ -140,22 +218,31 @@ def _scan_repo_safely(entry: os.DirEntry[str], warnings: list[str]) -> HfRepo | 
     return None
 
 
-def _scan_repo(path: Path, name: str, warnings: list[str]) -> HfRepo:
+def _scan_repo(path: Path, name: str, warnings: list[str], real_root: str) -> HfRepo:
     prefix, sep, rest = name.partition("--")
-    if not sep or prefix not in _TYPES:
+    repo_type = repo_type_of(prefix) if sep else None
+    if repo_type is None:
         raise _Corrupt(f"not a Hugging Face cache folder: {path}")
     snapshots = f"{path}/snapshots"
     try:
         snapshot_entries = sorted(os.scandir(snapshots), key=lambda e: e.name)
     except (FileNotFoundError, NotADirectoryError):
         raise _Corrupt(f"no snapshots folder in cached repo: {path}") from None
-    refs, unreadable = _read_refs(f"{path}/refs")
+    refs, unreadable, padded = _read_refs(f"{path}/refs")
     if unreadable:
         warnings.append(
             f"cannot read {', '.join(unreadable)} in {path}: "
             "which revisions are detached is unknown, all are kept"
         )
-    scan = _Scan(os.path.normpath(f"{path}/blobs"))
+    if padded:
+        # Leniency on purpose (docs/status-json.md, stores.huggingface): the library reads
+        # the file as is, finds no such commit and skips the whole repo.
+        warnings.append(
+            f"{', '.join(padded)} in {path} has a newline or spaces around the commit: mlx "
+            "reads it without them, huggingface_hub skips this repo (rewrite the ref file "
+            "without a final newline)"
+        )
+    scan = _Scan(os.path.normpath(f"{path}/blobs"), os.path.join(real_root, name, "blobs"))
     _stat_blobs(scan)
     revisions = [
         _scan_revision(e, refs, path, scan) for e in snapshot_entries if e.name not in _IGNORED
@@ -171,7 +258,7 @@ def _scan_repo(path: Path, name: str, warnings: list[str]) -> HfRepo:
         here = path.stat()
         accessed, modified = here.st_atime, here.st_mtime
     return HfRepo(
-        repo_type=_TYPES[prefix],
+        repo_type=repo_type,
         repo_id=rest.replace("--", "/"),
         path=path,
         refs=refs,
@@ -184,33 +271,51 @@ def _scan_repo(path: Path, name: str, warnings: list[str]) -> HfRepo:
     )
 
 
-def _read_refs(folder: str) -> tuple[tuple[tuple[str, str], ...], list[str]]:
-    """``refs/<name>`` files (``refs/pr/1`` nested) → (name, commit), and the refs that
-    cannot be read (not UTF-8, a dangling or looping link, not a regular file)."""
+_Refs = tuple[tuple[str, str], ...]
+
+
+def _read_refs(folder: str) -> tuple[_Refs, list[str], list[str]]:
+    """``refs/<name>`` files (``refs/pr/1`` nested, named so as the library names them) →
+    (name, commit); the refs that cannot be read (not UTF-8, a dangling or looping link, a
+    folder that cannot be listed — ``refs`` itself included); the refs read leniently."""
     out: list[tuple[str, str]] = []
     bad: list[str] = []
+    padded: list[str] = []
     try:
-        _collect_refs(folder, "", out, bad)
+        _collect_refs(folder, "", out, bad, padded)
     except FileNotFoundError:
-        return (), []
+        # No refs folder: no refs. A dangling link in its place: refs that cannot be read.
+        return (), (["refs"] if os.path.islink(folder) else []), []
     except NotADirectoryError:
         raise _Corrupt(f"refs is a file, not a folder: {folder}") from None
-    return tuple(sorted(out)), sorted(bad)
+    except OSError:
+        return (), ["refs"], []
+    return tuple(sorted(out)), sorted(bad), sorted(padded)
 
 
-def _collect_refs(folder: str, prefix: str, out: list[tuple[str, str]], bad: list[str]) -> None:
+def _collect_refs(
+    folder: str, prefix: str, out: list[tuple[str, str]], bad: list[str], padded: list[str]
+) -> None:
     for entry in os.scandir(folder):
         if entry.name in _IGNORED:
             continue
         name = f"refs/{prefix}{entry.name}"
         # A link to a folder is not followed: refs/loop -> . would recurse forever.
         if entry.is_dir(follow_symlinks=False):
-            _collect_refs(entry.path, f"{prefix}{entry.name}/", out, bad)
+            try:
+                _collect_refs(entry.path, f"{prefix}{entry.name}/", out, bad, padded)
+            except OSError:
+                bad.append(name)
             continue
         try:
-            out.append((prefix + entry.name, read_ref(entry.path)))
+            raw = read_small_file(entry.path, 4096).decode("utf-8")
         except (OSError, ValueError):
             bad.append(name)
+            continue
+        commit = raw.strip()
+        if commit != raw:
+            padded.append(name)
+        out.append((prefix + entry.name, commit))
 
 
 def read_ref(path: str | Path) -> str:
@@ -243,6 +348,9 @@ _Stat = tuple[int, float, float]  # size, mtime, atime
 @dataclass
 class _Scan:
     blobs_dir: str  # <repo>/blobs
+    # The same folder as huggingface_hub names it: under the resolved cache root. A link to
+    # a blob through this path is the same blob (the library counts it once too).
+    lib_blobs_dir: str
     # blob name (for <repo>/blobs/<etag>) or absolute path (anything else) -> stat or None
     stats: dict[str, _Stat | None] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)  # keys of `stats` that snapshots reference
@@ -274,6 +382,8 @@ def _stat_blobs(scan: _Scan) -> None:
                 continue
             name = entry.name
             if name.endswith(".incomplete"):
+                if entry.is_symlink():  # not a download the library left: never listed
+                    continue
                 path = Path(scan.blobs_dir, name)
                 scan.incomplete.append(FileFact(path, st.st_size, st.st_mtime, "incomplete"))
             else:
@@ -359,6 +469,10 @@ def _other_file(rel: str, blob_file: str, scan: _Scan) -> HfFile:
     # The etag names blobs in <repo>/blobs; anything else (no-symlink layout, a link that
     # points elsewhere) is named by its path, so that distinct files never share a name:
     # sizes and file counts are summed per distinct blob, as scan_cache_dir does.
+    if folder == scan.lib_blobs_dir and folder != scan.blobs_dir:
+        # An absolute link through the resolved cache root (the cache moved to another
+        # disk behind a link): this repo's own blob, counted once and never an orphan.
+        folder, blob_file = scan.blobs_dir, f"{scan.blobs_dir}/{name}"
     key = name if folder == scan.blobs_dir else blob_file
     if key not in scan.stats:
         try:
@@ -370,20 +484,28 @@ def _other_file(rel: str, blob_file: str, scan: _Scan) -> HfFile:
     scan.used.add(key)
     if found is None:
         return HfFile(rel, key, 0, False, blob_file)
-    return HfFile(rel, key, found[0], True, blob_file, found[1], found[2])
+    real = scan.real.get(key, "") if key == name else ""
+    return HfFile(rel, key, found[0], True, blob_file, found[1], found[2], real)
 
 
 _TREE_LIMIT = 256 * 1024 * 1024  # a listing of ~1M files; anything larger is not one
 
 
 def read_tree(path: Path) -> tuple[RemoteFile, ...] | None:
-    """The file list huggingface_hub >= 1.22 caches per commit; None if absent or unreadable."""
+    """The file list huggingface_hub >= 1.22 caches per commit; None if absent, unreadable,
+    of another ``format_version`` or holding a Xet hash that is not one (a masked value):
+    the library does not use such a listing either (``_tree_cache.read_tree_cache``)."""
     try:
         doc = json.loads(read_small_file(path, _TREE_LIMIT))
-        files = doc["files"]
-        return tuple(
-            RemoteFile(name, int(info["size"]), str(info.get("lfs_sha256") or info["blob_id"]))
-            for name, info in sorted(files.items())
-        )
+        if doc.get("format_version") != TREE_FORMAT_VERSION:
+            return None
+        out = []
+        for name, info in sorted(doc["files"].items()):
+            xet = info.get("xet_hash")
+            if xet is not None and not (isinstance(xet, str) and _XET_HASH.fullmatch(xet)):
+                return None
+            blob = str(info.get("lfs_sha256") or info["blob_id"])
+            out.append(RemoteFile(name, int(info["size"]), blob))
+        return tuple(out)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -70,6 +70,17 @@ def plan_cleanups(spec: Spec, observed: Observed) -> list[Action]:
             for f in r.incomplete
             if stale(f)
         ]
+        # Partials of repo folders that could not be read as repos: named by their folder.
+        actions += [
+            _file_action(
+                "cleanup.partial",
+                f,
+                f.path.parent.parent.name.partition("--")[2].replace("--", "/"),
+                "partial download of a repo folder that cannot be read, untouched for over 1 hour",
+            )
+            for f in hf.incomplete
+            if stale(f)
+        ]
     if cleanup.orphans:
         if ollama.orphans_known:
             actions += [
@@ -102,7 +113,11 @@ def _detached(spec: Spec, observed: Observed) -> list[Action]:
         for rev in repo.detached:
             if (repo.repo_id.lower(), rev.commit) in pinned:
                 continue
-            blobs = {f.blob: f.size for f in rev.files if f.present and f.blob not in live}
+            blobs = {
+                f.blob: f.size if observed.hf.frees_payload(repo, f) else 0
+                for f in rev.files
+                if f.present and f.blob not in live
+            }
             freed = sum(size for blob, size in blobs.items() if blob not in counted)
             counted |= set(blobs)
             out.append(

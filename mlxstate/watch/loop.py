@@ -330,21 +330,9 @@ class Agent:
 
 
 def _real_runner() -> tuple[Runner, Skipper]:
-    import importlib
+    from mlxstate.bench.runner import run_benchmarks, skipped_run
 
-    # Imported when a benchmark is due, not at every reconcile.
-    def run(*args: Any, **kwargs: Any) -> list[RunRecord]:
-        runner = importlib.import_module("mlxstate.bench.runner")
-        records: list[RunRecord] = runner.run_benchmarks(*args, **kwargs)
-        return records
-
-    def skip(*args: Any, **kwargs: Any) -> RunRecord:
-        record: RunRecord = importlib.import_module("mlxstate.bench.runner").skipped_run(
-            *args, **kwargs
-        )
-        return record
-
-    return run, skip
+    return run_benchmarks, skipped_run
 
 
 def _one_line(exc: BaseException) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path, PurePosixPath
 
 from tests.builders.common import git_blob_sha1, make_old, set_mtime, sha256_hex
 
-REPO_TYPES = ("model", "dataset", "space")
+REPO_TYPES = ("model", "dataset", "space", "kernel")
 SHARED_BLOBS_MARKER = ".huggingface-shared-blobs"
 SHARED_BLOBS_LAYOUT_VERSION = "1\n"
 TREE_FORMAT_VERSION = 1
@@ -220,11 +220,19 @@ class CachedRevision:
 
 
 def set_ref(
-    cache_dir: Path, repo_id: str, ref: str, commit: str, *, repo_type: str = "model"
+    cache_dir: Path,
+    repo_id: str,
+    ref: str,
+    commit: str,
+    *,
+    repo_type: str = "model",
+    newline: bool = False,
 ) -> Path:
+    """``refs/<ref>``: the commit with no trailing newline, like the library (``newline``
+    adds one, as a hand edit or a shell ``echo`` would)."""
     path = repo_dir(cache_dir, repo_id, repo_type) / "refs" / ref
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(commit)  # no trailing newline, like the library
+    path.write_text(commit + ("\n" if newline else ""))
     return path
 
 
@@ -335,6 +343,14 @@ def _publish_shared(cache_dir: Path, blob: Path, fact: FileFacts) -> Path:
         blob.unlink()
     os.symlink(os.path.relpath(store, blob.parent), blob)
     return store
+
+
+def set_shared_marker(cache_dir: Path, content: str = SHARED_BLOBS_LAYOUT_VERSION) -> Path:
+    """``blobs/.huggingface-shared-blobs`` with ``content`` (another layout version, say)."""
+    marker = Path(cache_dir, "blobs", SHARED_BLOBS_MARKER)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(content)
+    return marker
 
 
 def write_tree_cache(base: Path, commit: str, files: Iterable[FileFacts]) -> Path:

@@ -159,6 +159,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # As Go's net/http (Ollama) does: without it, Nagle holds each small streamed line
+        # until the client's delayed ACK (~40 ms), and a stream of tokens crawls.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.fake._track(self.connection, add=True)
 
     def finish(self) -> None:

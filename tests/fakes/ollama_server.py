@@ -46,6 +46,17 @@ final object carries Ollama's timings in NANOSECONDS, each omitted when zero: a 
 tokens cost ``generate_prompt_ns`` and ``generate_eval_ns`` each, so decode speed is
 ``1e9 / generate_eval_ns`` tok/s. An empty prompt only loads (``done_reason: "load"``), or
 with ``keep_alive: 0`` unloads (``"unload"``).
+
+Benchmark knobs: ``generate_first_delay`` / ``generate_token_delay`` really sleep (seconds)
+before the first token and before each later one (0: off, tests stay fast; the counters
+stay as configured). With ``prompt_cache`` on, the same prompt again on a running model is
+served from the cache, as Ollama does: ``prompt_eval_count`` and ``prompt_eval_duration``
+are left out. ``generate_error_after`` sends ``{"error": generate_error_message}`` in place
+of token N after HTTP 200 (a runner that crashed mid-stream). ``generate_seconds`` adds up
+the wall time spent answering ``/api/generate`` (the fake's own share of a benchmark).
+``/api/show`` reports ``details`` (``parameter_size``, ``quantization_level``) and
+``model_info`` with ``general.architecture``, ``general.parameter_count`` and
+``<arch>.context_length`` (``context_length``).
 """
 
 from __future__ import annotations
@@ -152,6 +163,15 @@ class FakeOllama(LoopbackServer):
         self.generate_load_ns = 250_000_000
         self.generate_prompt_ns = 2_000_000  # per prompt token
         self.generate_eval_ns = 20_000_000  # per output token: 50 tok/s
+        self.generate_first_delay = 0.0  # seconds slept before the first token
+        self.generate_token_delay = 0.0  # seconds slept before each later token
+        self.prompt_cache = False
+        self.generate_error_after: int | None = None
+        self.generate_error_message = "llama runner process has terminated: exit status 2"
+        self.generate_seconds = 0.0
+        self.context_length = 8192
+        self.parameter_count = 7_615_616_512
+        self._cached_prompt: dict[str, str] = {}  # model -> the prompt its cache holds
         self._disk = threading.Lock()  # one pull/delete touches the store at a time
 
     # --- registry and state -------------------------------------------------------------------
@@ -342,7 +362,11 @@ class FakeOllama(LoopbackServer):
                 "template": texts.get("template", ""),
                 "license": texts.get("license", ""),
                 "details": details,
-                "model_info": {"general.architecture": details["family"]},
+                "model_info": {
+                    "general.architecture": details["family"],
+                    "general.parameter_count": self.parameter_count,
+                    f"{details['family']}.context_length": self.context_length,
+                },
                 "capabilities": capabilities,
                 "modified_at": _iso(info.path.stat().st_mtime),
             },
@@ -370,6 +394,14 @@ class FakeOllama(LoopbackServer):
     # --- generate -----------------------------------------------------------------------------
 
     def _generate(self, ex: Exchange) -> None:
+        start = time.perf_counter()
+        try:
+            self._generate_answer(ex)
+        finally:
+            with self._lock:
+                self.generate_seconds += time.perf_counter() - start
+
+    def _generate_answer(self, ex: Exchange) -> None:
         body = self._body(ex)
         name = str(body.get("model") or "")
         if not name:
@@ -387,6 +419,7 @@ class FakeOllama(LoopbackServer):
         if not prompt:
             if body.get("keep_alive") in (0, "0", "0s"):
                 self.running.pop(info.name.full, None)
+                self._cached_prompt.pop(info.name.full, None)
                 final = {**head, "response": "", "done": True, "done_reason": "unload"}
             else:
                 self.set_running(info.name.full)
@@ -396,8 +429,10 @@ class FakeOllama(LoopbackServer):
             return
         count = limit if isinstance(limit, int) and limit >= 0 else self.generate_tokens
         tokens = fake_tokens(name, prompt, count)
-        prompt_count = len(prompt.split())
+        cached = self.prompt_cache and self._cached_prompt.get(info.name.full) == prompt
+        prompt_count = 0 if cached else len(prompt.split())
         self.set_running(info.name.full)
+        self._cached_prompt[info.name.full] = prompt
         load = self.generate_load_ns if cold else 0
         prompt_ns = prompt_count * self.generate_prompt_ns
         eval_ns = count * self.generate_eval_ns
@@ -419,10 +454,16 @@ class FakeOllama(LoopbackServer):
             ex.send_json(200, {**final, "response": "".join(tokens)})
             return
         ex.start(200, {"Content-Type": "application/x-ndjson"}, chunked=True)
-        for token in tokens:
-            line = {**head, "response": token, "done": False}
-            ex.write_chunk(json.dumps(line, separators=(",", ":")).encode() + b"\n")
-        ex.write_chunk(json.dumps(final, separators=(",", ":")).encode() + b"\n")
+        for index, token in enumerate(tokens):
+            delay = self.generate_first_delay if index == 0 else self.generate_token_delay
+            if delay:
+                time.sleep(delay)
+            if self.generate_error_after == index:
+                ex.write_chunk(_line({"error": self.generate_error_message}))
+                ex.end_chunks()
+                return
+            ex.write_chunk(_line({**head, "response": token, "done": False}))
+        ex.write_chunk(_line(final))
         ex.end_chunks()
 
     # --- pull ---------------------------------------------------------------------------------
@@ -566,6 +607,10 @@ def fake_tokens(model: str, prompt: str, count: int) -> list[str]:
         ("" if i == 0 else " ") + _WORDS[(seed[i % len(seed)] + i) % len(_WORDS)]
         for i in range(count)
     ]
+
+
+def _line(value: Mapping[str, object]) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode() + b"\n"
 
 
 def _durations(**values: int) -> dict[str, int]:
