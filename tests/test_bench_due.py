@@ -30,6 +30,8 @@ from tests.helpers.schedule import (
     fake_skipped,
     run_agent,
     seams,
+    seed,
+    workspace,
 )
 from tests.helpers.watch import Script, kinds
 
@@ -44,26 +46,9 @@ class Clock:
         return self.now
 
 
-def workspace() -> str:
-    return (
-        Session(read_environment(), Path("mlx.yaml"))
-        .settings(Session(read_environment(), Path("mlx.yaml")).load())
-        .workspace
-        or ""
-    )
-
-
 def marks() -> dict[str, Mark]:
     with Registry.open(state_dir()) as registry:
         return read_marks(registry, workspace())
-
-
-def seed(name: str, schedule: str, last_due: float) -> None:
-    with Registry.open(state_dir()) as registry, registry.transaction() as conn:
-        conn.execute(
-            "INSERT INTO bench_schedule VALUES (?, ?, ?, ?)",
-            (name, workspace(), schedule, last_due),
-        )
 
 
 def due_once(

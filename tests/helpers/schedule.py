@@ -32,6 +32,8 @@ __all__ = [
     "fake_skipped",
     "run_agent",
     "seams",
+    "seed",
+    "workspace",
 ]
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -113,16 +115,33 @@ class FakeRunner:
         return records
 
 
+def workspace() -> str:
+    session = Session(read_environment(), Path("mlx.yaml"))
+    return session.settings(session.load()).workspace or ""
+
+
+def seed(name: str, schedule: str, last_due: float) -> None:
+    """Store what the agent would have handled before: ``last_due`` for ``name``."""
+    with Registry.open(state_dir()) as registry, registry.transaction() as conn:
+        conn.execute(
+            "INSERT INTO bench_schedule VALUES (?, ?, ?, ?)",
+            (name, workspace(), schedule, last_due),
+        )
+
+
 def run_agent(
-    script: Script, runner: FakeRunner, conditions: Conditions = AC, tz: tzinfo = UTC_ZONE
+    script: Script,
+    runner: FakeRunner | None = None,
+    conditions: Conditions = AC,
+    tz: tzinfo = UTC_ZONE,
 ) -> list[Event]:
-    """The loop in process to the end of ``script``, with a fake benchmark runner."""
+    """The loop in process to the end of ``script``, with a fake benchmark runner (None:
+    the real one)."""
     events: list[Event] = []
     session = Session(read_environment(), Path("mlx.yaml"), seams(script.clock, conditions, tz))
     with agent_lock(state_dir()), Registry.open(state_dir()) as registry:
-        agent = Agent(
-            session, Path("mlx.yaml"), AgentStore(registry), events.append, (runner, fake_skipped)
-        )
+        bench = None if runner is None else (runner, fake_skipped)
+        agent = Agent(session, Path("mlx.yaml"), AgentStore(registry), events.append, bench)
         agent.start()
         # The script ends after its last step; a look from inside a benchmark run is no step.
         agent.run(script.wait, lambda: not agent.benchmarking and script.done())
