@@ -5,6 +5,10 @@ the loopback fake Ollama; the clock, the time zone and the machine's conditions 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -19,7 +23,7 @@ from tests.fakes.ollama_server import FakeOllama
 from tests.helpers import mlx, state_dir
 from tests.helpers.apply import QWEN
 from tests.helpers.schedule import BATTERY, bench_spec, run_agent, seams, seed
-from tests.helpers.watch import Script, kinds
+from tests.helpers.watch import HANG_GUARD, Script, kinds
 
 HOUR = 3600.0
 
@@ -130,3 +134,33 @@ def test_a_model_not_installed_is_skipped_and_nothing_is_downloaded(
     pulls = ollama_server.count("POST", "/api/pull")
     assert ollama_server.count("POST", "/api/generate") == 0
     assert pulls >= 1  # the reconcile's own attempts only
+
+
+def test_sigterm_during_a_benchmark_abandons_it_and_exits_0(
+    qwen_published: FakeOllama, capsys: pytest.CaptureFixture[str]
+) -> None:
+    qwen_published.generate_token_delay = 0.05  # each generation streams for a while
+    Path("mlx.yaml").write_text(bench_spec("@every 1h"))
+    seed("nightly", "@every 1h", 1000.0 - HOUR)  # due at start
+
+    def terminate_while_measuring() -> None:
+        deadline = time.monotonic() + HANG_GUARD  # a guard against a hang, not a timing
+        while qwen_published.count("POST", "/api/generate") == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)  # `mlx watch` runs in this process
+
+    threading.Thread(target=terminate_while_measuring, daemon=True).start()
+    result = mlx(capsys, "watch", "--json", seams=seams(lambda: 1000.0))
+    assert result.code == 0, result.err
+    events = [json.loads(line) for line in result.out.splitlines()]
+    assert [e["event"] for e in events if e["event"] != "log"] == [
+        "started",
+        "reconcile",
+        "applied",
+        "stopped",
+    ]
+    assert any("benchmark was abandoned" in e["message"] for e in events)
+    assert runs() == []  # nothing recorded for the model it was measuring
+    assert qwen_published.count("POST", "/api/generate") < 20  # it did not run to the end
+    with apply_lock(state_dir(), 0.0):  # and the lock the runner held is free
+        pass
