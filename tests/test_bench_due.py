@@ -255,3 +255,17 @@ def test_a_stop_before_a_benchmark_starts_leaves_it_due() -> None:
     )
     assert runner.calls == []
     assert marks()["nightly"].last_due == 10 * HOUR  # still due: a catch-up at the next start
+
+
+def test_status_shows_the_next_benchmark_of_a_running_agent() -> None:
+    import os
+
+    from mlxstate.cli.status import agent_line
+    from mlxstate.watch.state import agent_document
+
+    nxt = {"benchmark": "nightly", "time": "2026-12-01T03:00:00+00:00"}
+    doc = {"pid": os.getpid(), "next_run": "2026-11-30T09:22:03+00:00", "next_benchmark": nxt}
+    shown = agent_document(doc, suspended=False)
+    assert shown["next_benchmark"] == nxt
+    assert agent_line(shown).endswith(", next benchmark nightly 2026-12-01T03:00:00+00:00")
+    assert agent_document(doc, suspended=False, locked=False)["next_benchmark"] is None

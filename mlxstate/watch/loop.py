@@ -79,6 +79,7 @@ class Agent:
         self.ok = True  # the last reconcile's outcome (for --once)
         self.bench = bench
         self.bench_next: float | None = None  # when the next scheduled benchmark is due
+        self.bench_marks = True  # the registry may hold schedule marks (until a look says not)
         self.stopping: Callable[[], bool] = lambda: False
 
     # -- the loop --------------------------------------------------------------------------
@@ -175,6 +176,10 @@ class Agent:
             loaded = loaded or self.session.load()
         except MlxError:
             return
+        scheduled = any(b.schedule is not None for b in loaded.spec.benchmarks.values())
+        if not scheduled and not self.bench_marks:
+            return  # nothing scheduled now or at the last look: no registry round trip
+        self.bench_marks = scheduled  # the last look may have left marks to forget
         self.benchmarking = True
         try:
             runner, skipper = self.bench or _real_runner()
