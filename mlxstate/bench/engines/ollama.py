@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from mlxstate._httpx import httpx
+from mlxstate.bench.engines._http import count, json_object, said
 from mlxstate.bench.engines.base import BenchTarget, EngineError, Loaded, Measurement
 from mlxstate.observe.ollama_api import probe_daemon
 from mlxstate.text import printable
@@ -92,14 +93,14 @@ class OllamaEngine:
             return EngineError(
                 f"model {ref} is not in Ollama at {self.host}; install it with `mlx apply`"
             )
-        return EngineError(f"Ollama answered HTTP {response.status_code}: {_said(response)}")
+        return EngineError(f"Ollama answered HTTP {response.status_code}: {said(response)}")
 
     def _identity(self, ref: str) -> dict[str, Any]:
         """What exactly is measured: manifest digest, quantization, size, context length."""
         shown = self._post("/api/show", {"model": ref})
         if not shown.is_success:
             raise self.refused(ref, shown)
-        doc = _json_object(shown)
+        doc = json_object(shown)
         details, info = _mapping(doc.get("details")), _mapping(doc.get("model_info"))
         arch = info.get("general.architecture")
         context = info.get(f"{arch}.context_length") if isinstance(arch, str) else None
@@ -118,7 +119,7 @@ class OllamaEngine:
             tags = self.client.get(f"{self.host}/api/tags")
         except httpx.HTTPError as exc:
             raise self.unreachable(exc) from None
-        models = _json_object(tags).get("models") if tags.is_success else None
+        models = json_object(tags).get("models") if tags.is_success else None
         for model in models if isinstance(models, list) else []:
             if isinstance(model, dict) and str(model.get("name", "")).lower() == ref.lower():
                 return _text(model.get("digest"))
@@ -186,26 +187,22 @@ def _read_stream(lines: Iterator[str], start: float) -> tuple[float | None, dict
 def measurement(final: dict[str, Any], ttft_s: float, text: str = "") -> Measurement:
     """Rates from the final chunk's counters (ns); omitted fields are zero, except a missing
     ``prompt_eval_count`` (a cached prompt): its rate is unknown, not zero."""
-    gen_tokens = _count(final.get("eval_count"))
-    prompt_tokens = _count(final.get("prompt_eval_count"))
+    gen_tokens = count(final.get("eval_count"))
+    prompt_tokens = count(final.get("prompt_eval_count"))
     return Measurement(
         ttft_ms=ttft_s * 1000,
         prompt_tokens=prompt_tokens,
         prompt_tps=_rate(prompt_tokens, final.get("prompt_eval_duration")),
         gen_tokens=gen_tokens,
         gen_tps=_rate(gen_tokens, final.get("eval_duration")),
-        load_ms=_count(final.get("load_duration")) / 1e6,
+        load_ms=count(final.get("load_duration")) / 1e6,
         text=text,
     )
 
 
-def _rate(count: int, duration_ns: Any) -> float | None:
-    ns = _count(duration_ns)
-    return count / ns * _NS if count and ns else None
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+def _rate(tokens: int, duration_ns: Any) -> float | None:
+    ns = count(duration_ns)
+    return tokens / ns * _NS if tokens and ns else None
 
 
 def _text(value: Any) -> str | None:
@@ -214,16 +211,3 @@ def _text(value: Any) -> str | None:
 
 def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        doc = response.json()
-    except (ValueError, RecursionError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
-def _said(response: httpx.Response) -> str:
-    error = _json_object(response).get("error")
-    return printable(str(error))[:200] if error else printable(response.text[:120]) or "no details"
