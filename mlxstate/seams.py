@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from datetime import tzinfo
+
     from mlxstate.facts import DiskSpace
     from mlxstate.machine import Conditions
 
@@ -48,6 +50,12 @@ def _conditions() -> Conditions:
     return conditions()
 
 
+def _timezone() -> tzinfo:
+    from mlxstate.bench.schedule import local_zone
+
+    return local_zone()
+
+
 def _folds_case(path: Path) -> bool:
     from mlxstate.fsutil import folds_case
 
@@ -65,6 +73,8 @@ class Seams:
     platform: str = sys.platform
     # Power source and memory pressure now (benchmarks skip scheduled runs on battery).
     conditions: Callable[[], Conditions] = _conditions
+    # The local time zone cron schedules are read in (a named zone, so DST is right).
+    timezone: Callable[[], tzinfo] = _timezone
 
 
 DEFAULT = Seams()

@@ -417,4 +417,7 @@ def agent_line(agent: dict[str, Any]) -> str:
     last = agent.get("last_applied") or {}
     applied = f", last applied {last['time']}" if last.get("time") else ""
     nxt = f", next run {agent['next_run']}" if agent.get("next_run") else ""
+    bench = agent.get("next_benchmark") or {}
+    if bench.get("time"):
+        nxt += f", next benchmark {bench.get('benchmark')} {bench['time']}"
     return f"Agent: pid {agent['pid']}, {state}{applied}{nxt}"

@@ -83,7 +83,8 @@ def _state_dir(session: Session) -> Path:
 
 class _Stop:
     """SIGTERM and SIGHUP (exit 0) and SIGINT (exit 130): stop the loop; during an apply, abandon it
-    the way Ctrl-C abandons `mlx apply` (the lock is released, the journal remains)."""
+    the way Ctrl-C abandons `mlx apply` (the lock is released, the journal remains); during a
+    scheduled benchmark, abandon the model being measured (nothing is recorded for it)."""
 
     def __init__(self, agent: object) -> None:
         self.agent = agent
@@ -97,7 +98,8 @@ class _Stop:
         # the first one, and a lock taken twice by one thread hangs the agent for good.
         first = self.code is None
         self.code = EXIT_INTERRUPTED if signum == signal.SIGINT else 0
-        if first and getattr(self.agent, "applying", False):
+        busy = getattr(self.agent, "applying", False) or getattr(self.agent, "benchmarking", False)
+        if first and busy:
             raise KeyboardInterrupt
 
     def installed(self) -> _Installed:

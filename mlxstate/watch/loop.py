@@ -3,8 +3,9 @@
 A reconcile is the engine's apply — the same lock, journal, executor and registry as
 `mlx apply` — with destructive actions held unless ``settings.watch.deletes: apply``. The
 loop reconciles at start, when the file's content changes, when asked (`mlx reconcile`),
-and every ``watch.interval``; failures retry with backoff. Its state goes to the registry
-after every step so `mlx status` can show it.
+and every ``watch.interval``; failures retry with backoff. After a reconcile, and whenever
+one is due, it runs the scheduled benchmarks (mlxstate.bench.due). Its state goes to the
+registry after every step so `mlx status` can show it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from mlxstate.watch.state import HISTORY, AgentStore, iso, set_condition
 
 if TYPE_CHECKING:
     from mlxstate.apply.progress import Display
+    from mlxstate.bench.due import Runner, Skipper
+    from mlxstate.bench.record import RunRecord
     from mlxstate.engine import ApplyResult, Session
     from mlxstate.mlxyaml.load import LoadedSpec
 
@@ -37,7 +40,7 @@ POLL = 1.0  # how often the suspend / reconcile flags are read while idle
 @dataclass(frozen=True)
 class Event:
     time: float
-    event: str  # started, reconcile, applied, held, invalid, failed, stopped
+    event: str  # started, reconcile, applied, held, invalid, failed, benchmark, stopped
     message: str
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -56,15 +59,28 @@ def _quiet_progress() -> AbstractContextManager[Display]:
 
 
 class Agent:
-    """One mlx.yaml kept reconciled. ``wait`` and the session's clock are injected."""
+    """One mlx.yaml kept reconciled. ``wait`` and the session's clock are injected, and so
+    is the benchmark runner (the real one by default)."""
 
-    def __init__(self, session: Session, path: Path, store: AgentStore, emit: Emit) -> None:
+    def __init__(
+        self,
+        session: Session,
+        path: Path,
+        store: AgentStore,
+        emit: Emit,
+        bench: tuple[Runner, Skipper] | None = None,
+    ) -> None:
         self.session, self.path, self.store, self.emit = session, path, store, emit
         self.clock = session.seams.clock
         self.schedule = Schedule(DEFAULT_INTERVAL)
         self.doc: dict[str, Any] = store.doc()
         self.applying = False  # a signal during an apply abandons it (journal covers it)
+        self.benchmarking = False  # ... and during a benchmark, abandons that
         self.ok = True  # the last reconcile's outcome (for --once)
+        self.bench = bench
+        self.bench_next: float | None = None  # when the next scheduled benchmark is due
+        self.bench_marks = True  # the registry may hold schedule marks (until a look says not)
+        self.stopping: Callable[[], bool] = lambda: False
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -77,9 +93,10 @@ class Agent:
 
     def run(self, wait: Wait, stopping: Callable[[], bool]) -> None:
         """Reconcile now, then whenever something asks for it, until ``stopping()``."""
+        self.stopping = stopping
         self.step("start")
         while not stopping():
-            event = wait(min(POLL, max(self.schedule.next_run - self.clock(), 0.0)))
+            event = wait(self._timeout())
             if stopping():
                 return
             suspended, requested = self.store.flags()
@@ -89,8 +106,17 @@ class Agent:
                 self.store.request_reconcile(False)
             if why is not None:
                 self.step(why)
-            elif suspended != self._suspended_shown():
+            elif self.bench_next is not None and self.clock() >= self.bench_next:
+                self.benchmarks()
+            if why is None and suspended != self._suspended_shown():
                 self._show_suspended(suspended, self.clock())
+
+    def _timeout(self) -> float:
+        # Wake at the earliest of the next reconcile and the next benchmark: a 03:00
+        # benchmark starts at 03:00, whatever the interval.
+        now = self.clock()
+        due = [self.schedule.next_run, *([self.bench_next] if self.bench_next else [])]
+        return min(POLL, max(min(due) - now, 0.0))
 
     def stop(self) -> None:
         now = self.clock()
@@ -111,6 +137,7 @@ class Agent:
         if suspended:
             self.schedule.succeeded(now)
             self._show_suspended(True, now)
+            self.benchmarks()  # due ones are recorded as skipped (docs/watch.md)
             return
         attempt = {"time": iso(now), "spec_sha256": sha, "git_commit": git_commit(self.path)}
         set_condition(self._conds(), "Reconciling", True, "Reconciling", str(why), now)
@@ -120,6 +147,12 @@ class Agent:
             loaded = self.session.load()  # an invalid file is never applied
         except MlxError as exc:  # also gone, a folder, too big, unreadable: wait for an edit
             return self._invalid(attempt, sha, exc)
+        self._reconcile(why, attempt, sha, loaded)
+        self.benchmarks(loaded)  # after the apply: its lock is free again
+
+    def _reconcile(
+        self, why: Trigger | str, attempt: dict[str, Any], sha: str | None, loaded: LoadedSpec
+    ) -> None:
         self._emit("reconcile", f"reconciling ({why})", spec_sha256=sha)
         try:
             self.applying = True
@@ -131,6 +164,67 @@ class Agent:
         finally:
             self.applying = False
         self._finished(attempt, result)
+
+    # -- scheduled benchmarks ---------------------------------------------------------------
+
+    def benchmarks(self, loaded: LoadedSpec | None = None) -> None:
+        """Run (or skip, recording why) the scheduled benchmarks due now."""
+        from mlxstate.bench.due import run_due
+
+        self.bench_next = None  # an invalid file runs none until a valid one is reconciled
+        try:
+            loaded = loaded or self.session.load()
+        except MlxError:
+            return
+        scheduled = any(b.schedule is not None for b in loaded.spec.benchmarks.values())
+        if not scheduled and not self.bench_marks:
+            return  # nothing scheduled now or at the last look: no registry round trip
+        self.bench_marks = scheduled  # the last look may have left marks to forget
+        self.benchmarking = True
+        try:
+            runner, skipper = self.bench or _real_runner()
+            upcoming = run_due(
+                self.session,
+                loaded,
+                now=self.clock(),
+                suspended=self.store.flags()[0],
+                runner=runner,
+                skipper=skipper,
+                on_record=self._benchmark_event,
+                stopping=self.stopping,
+            )
+        except KeyboardInterrupt:
+            self._emit("log", "a scheduled benchmark was abandoned: the agent is stopping")
+            raise
+        except Exception as exc:  # the loop outlives any one benchmark
+            self._emit("log", f"scheduled benchmarks: {_one_line(exc)}")
+            upcoming = None
+        finally:
+            self.benchmarking = False
+        self.bench_next = upcoming[1] if upcoming else None
+        self.doc["next_benchmark"] = (
+            {"benchmark": upcoming[0], "time": iso(upcoming[1])} if upcoming else None
+        )
+        self._save()
+
+    def _benchmark_event(self, record: RunRecord) -> None:
+        gen = record.summary()["gen_tps"] if record.status == "ok" else None
+        name = f"{record.benchmark}/{record.model}"
+        if gen is not None:
+            message = f"{name}: {gen.median:.1f} tok/s generation (median of {gen.n})"
+        else:
+            message = f"{name}: {record.status}" + (f": {record.reason}" if record.reason else "")
+        self._emit(
+            "benchmark",
+            f"{message} ({record.trigger})",
+            benchmark=record.benchmark,
+            model=record.model,
+            status=record.status,
+            trigger=record.trigger,
+            reason=record.reason,
+            run_id=record.id,
+            gen_tps=None if gen is None else round(gen.median, 3),
+        )
 
     def _apply(self, loaded: LoadedSpec) -> ApplyResult:
         # Parsed once per reconcile (a third of an idle resync's CPU on a large file went
@@ -238,6 +332,12 @@ class Agent:
 
     def _emit(self, event: str, message: str, **extra: Any) -> None:
         self.emit(Event(self.clock(), event, message, extra))
+
+
+def _real_runner() -> tuple[Runner, Skipper]:
+    from mlxstate.bench.runner import run_benchmarks, skipped_run
+
+    return run_benchmarks, skipped_run
 
 
 def _one_line(exc: BaseException) -> str:

@@ -181,6 +181,7 @@ def agent_document(doc: dict[str, Any], suspended: bool, locked: bool = True) ->
         "last_attempt": doc.get("last_attempt"),
         "last_applied": doc.get("last_applied"),
         "next_run": doc.get("next_run") if running else None,
+        "next_benchmark": doc.get("next_benchmark") if running else None,
         "conditions": conditions,
         "failures": int(doc.get("failures", 0)),
         "history": list(doc.get("history", []))[-HISTORY:],
