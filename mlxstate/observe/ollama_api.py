@@ -51,6 +51,7 @@ def _running(doc: Any) -> tuple[RunningModel, ...]:
                     size=_count(m.get("size")),
                     size_vram=_count(m.get("size_vram")),
                     expires_at=printable(expires)[:60] if isinstance(expires, str) else None,
+                    context_length=_count(m.get("context_length")) or None,
                 )
             )
     return tuple(out)
