@@ -81,6 +81,12 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "schema": ("schema", "command", "Print the JSON Schema of mlx.yaml."),
     "agent": ("agent", "app", "Install, remove or inspect the background agent (mlx watch)."),
     "bench": ("bench", "app", "Run declared benchmarks and read their history."),
+    "dashboard": (
+        "dashboard",
+        "command",
+        "Show running models, drift, the machine, the stores and the agent at a glance.",
+    ),
+    "dash": ("dashboard", "command", "Alias of dashboard."),
 }
 
 

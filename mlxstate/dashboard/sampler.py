@@ -93,17 +93,19 @@ class Sampler:
         session: Session,
         *,
         system: SystemSource | None = None,
-        host: Callable[[], dict[str, Any]] = _host,
+        host: Callable[[], dict[str, Any]] | None = None,
         agent: AgentSource = _read_state,
         client: httpx.Client | None = None,
         stores_every: float = 60.0,
         plan_every: float | None = 60.0,
         bench_every: float = 10.0,
     ) -> None:
+        system = system or session.seams.system_figures
         if system is None:
             from mlxstate.dashboard.system import SystemProbe
 
             system = SystemProbe(platform=session.seams.platform)
+        host = host or session.seams.host_facts or _host
         self.session, self.system, self.host, self.agent = session, system, host, agent
         self.clock = session.seams.clock
         self.client = client

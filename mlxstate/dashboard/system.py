@@ -274,7 +274,7 @@ class SystemProbe:
             unavailable["gpu"] = (
                 "macmon not installed (brew install macmon)"
                 if self.platform == "darwin"
-                else "not measured on this OS (macmon is for Apple silicon)"
+                else "not measured on this OS: macmon is for Apple silicon"
             )
             return None, {}
         out = self.runner(MACMON_ARGV, MACMON_TIMEOUT)
