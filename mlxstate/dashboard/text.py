@@ -58,7 +58,7 @@ def _pct(value: float | None) -> str:
     return "?" if value is None else f"{value:.1f}%"
 
 
-def _table(columns: Sequence[str], rows: list[tuple[str, ...]], right: set[int]) -> list[str]:
+def _table(columns: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
     widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
 
     def line(cells: Sequence[str]) -> str:
@@ -149,7 +149,7 @@ def _power(power: dict[str, Any]) -> str:
     if power["source"] is None:
         return "unknown"
     battery = power["battery_percent"]
-    return power["source"] + (f" (battery {battery:.0f}%)" if battery is not None else "")
+    return str(power["source"]) + (f" (battery {battery:.0f}%)" if battery is not None else "")
 
 
 def _disk(doc: dict[str, Any]) -> list[str]:
