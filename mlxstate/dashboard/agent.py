@@ -53,7 +53,7 @@ class AgentSnapshots:
             doc = self.sampler.sample()
             write_snapshot(self.sampler.state_dir(), doc)
         except Exception as exc:
-            text = " ".join((str(exc) or type(exc).__name__).split())
+            text = _why(exc)
             if text != self.failure:
                 self.agent.emit_log(f"could not write the dashboard snapshot: {text}")
             self.failure = text
@@ -62,3 +62,11 @@ class AgentSnapshots:
 
     def close(self) -> None:
         self.sampler.close()
+
+
+def _why(exc: Exception) -> str:
+    """One line, the same for the same cause (not naming the random temporary file)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = exc.filename2 or exc.filename
+        return f"{exc.strerror}: {where}" if where else exc.strerror
+    return " ".join((str(exc) or type(exc).__name__).split())

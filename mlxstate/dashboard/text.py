@@ -141,7 +141,7 @@ def _system(doc: dict[str, Any]) -> list[str]:
         ]
         out.append("  " + ", ".join(parts))
     for key, why in s["unavailable"].items():
-        out.append(f"  {key}: n/a ({why})")
+        out.append(f"  {key} n/a: {why}")
     return out
 
 

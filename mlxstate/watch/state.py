@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlxstate.errors import MlxError
 from mlxstate.registry import DB_NAME, Registry, ensure_state_dir
+from mlxstate.text import iso_time
 
 if TYPE_CHECKING:
     from mlxstate.engine import PlannedRun
@@ -212,7 +213,7 @@ def plan_summary(
     or failed) counted by kind. ``planned`` None: no plan could be made (``error`` says why)."""
     if planned is None:
         nothing = {"declared": None, "present": None, "pending": None}
-        return {"time": iso(now), **nothing, "error": error}
+        return {"time": iso_time(now), **nothing, "error": error}
     from mlxstate.status import missing_models
 
     spec = planned.loaded.spec
@@ -221,7 +222,7 @@ def plan_summary(
     for action in pending:
         kinds[action.kind] = kinds.get(action.kind, 0) + 1
     return {
-        "time": iso(now),
+        "time": iso_time(now),
         "declared": declared,
         "present": declared - len(missing_models(planned.observed, spec)),
         "pending": {"total": len(pending), **dict(sorted(kinds.items()))},
