@@ -230,7 +230,7 @@ def test_stores_are_scanned_every_n_seconds_or_when_they_change(
     assert models() == 3  # the periodic rescan
 
 
-def test_a_plan_is_made_every_n_seconds_not_every_sample(ollama_server: FakeOllama) -> None:
+def test_a_plan_is_made_every_n_seconds_when_its_inputs_changed(ollama_server: FakeOllama) -> None:
     Path("mlx.yaml").write_text(SPEC)
     now = [NOW]
     session = Session(read_environment(), None, Seams(clock=lambda: now[0]))
@@ -240,7 +240,13 @@ def test_a_plan_is_made_every_n_seconds_not_every_sample(ollama_server: FakeOlla
     now[0] += 10
     assert made.sample()["drift"]["present"] == 0
     now[0] += 50
-    assert made.sample()["drift"]["present"] == 1
+    drift = made.sample()["drift"]
+    assert (drift["present"], drift["at"]) == (1, iso_time(now[0]))
+    now[0] += 60  # nothing changed since: the last plan stands
+    assert made.sample()["drift"]["at"] == drift["at"]
+    Path("mlx.yaml").write_text(SPEC + "# edited\n")
+    now[0] += 60
+    assert made.sample()["drift"]["at"] == iso_time(now[0])
 
 
 def test_snapshot_file_is_written_atomically_and_read_back(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import httpx
 
     from mlxstate.engine import Session
-    from mlxstate.facts import Observed
+    from mlxstate.facts import Observed, OllamaDaemon
     from mlxstate.mlxyaml.load import LoadedSpec
     from mlxstate.settings import Settings
 
@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 FORMAT_VERSION = "1"
+VERSION_EVERY = 30.0  # /api/version changes with a daemon restart; /api/ps at every refresh
 SystemSource = Callable[[], dict[str, Any]]
 # The agent document (as `mlx status --json` shows it) and the plan summary it recorded.
 AgentSource = Callable[["Settings"], tuple[dict[str, Any], dict[str, Any] | None]]
@@ -118,7 +119,11 @@ class Sampler:
         self._host_doc: dict[str, Any] | None = None
         self._observed: tuple[float, Observed] | None = None
         self._stale = True  # the stores changed (or were never scanned)
+        self._store_docs: list[dict[str, Any]] | None = None  # of the current observation
+        self._generation = 0  # bumped when a scan finds the stores different
         self._planned: tuple[float, dict[str, Any]] | None = None
+        self._plan_inputs: object = None  # what the last plan was made from
+        self._daemon: tuple[float, OllamaDaemon] | None = None
         self._bench: tuple[float, list[dict[str, Any]]] | None = None
         self._agent: tuple[dict[str, Any] | None, dict[str, Any] | None] = (None, None)
 
@@ -131,6 +136,8 @@ class Sampler:
     def use_observed(self, observed: Observed, at: float) -> None:
         """A fresh observation made by someone else (the agent's reconcile): no scan needed."""
         self._observed, self._stale = (at, observed), False
+        self._store_docs = None
+        self._generation += 1
 
     @property
     def settings(self) -> DashboardSettings:
@@ -188,21 +195,7 @@ class Sampler:
         return self._agent
 
     def _ollama(self, host: str) -> dict[str, Any]:
-        from mlxstate.observe.scan import port_closed
-
-        daemon = None
-        if self.client is None and (refused := port_closed(host, timeout=0.2)):
-            # Nothing listens: say so without importing httpx or waiting for a timeout.
-            from mlxstate.facts import OllamaDaemon
-
-            daemon = OllamaDaemon(host, False, error=refused)
-        else:
-            from mlxstate._httpx import httpx
-            from mlxstate.observe.ollama_api import PROBE_TIMEOUT, probe_daemon
-
-            if self.client is None:  # kept: one connection per refresh, not a new one
-                self.client = httpx.Client(timeout=PROBE_TIMEOUT, trust_env=False)
-            daemon = probe_daemon(host, self.client)
+        daemon = self._probe(host)
         return {
             "host": daemon.host,
             "reachable": daemon.reachable,
@@ -220,21 +213,60 @@ class Sampler:
             ],
         }
 
+    def _probe(self, host: str) -> OllamaDaemon:
+        from mlxstate.facts import OllamaDaemon
+        from mlxstate.observe.scan import port_closed
+
+        if self.client is None and (refused := port_closed(host, timeout=0.2)):
+            # Nothing listens: say so without importing httpx or waiting for a timeout.
+            self._daemon = None
+            return OllamaDaemon(host, False, error=refused)
+        from mlxstate._httpx import httpx
+        from mlxstate.observe.ollama_api import PROBE_TIMEOUT, probe_daemon, running_models
+
+        if self.client is None:  # kept: one connection per refresh, not a new one each time
+            self.client = httpx.Client(timeout=PROBE_TIMEOUT, trust_env=False)
+        now = self.clock()
+        last = self._daemon
+        if last is not None and last[1].host == host and now - last[0] < VERSION_EVERY:
+            try:  # the version is known: only /api/ps
+                ps = self.client.get(f"{host}/api/ps")
+                ps.raise_for_status()
+                return replace(last[1], running=running_models(ps.json()))
+            except (httpx.HTTPError, ValueError, RecursionError):
+                pass  # the full probe says what is wrong
+        daemon = probe_daemon(host, self.client)
+        self._daemon = (now, daemon) if daemon.reachable else None
+        return daemon
+
     def _stores(self, now: float, spec: _Spec) -> list[dict[str, Any]]:
         from mlxstate.dashboard.stores import store_documents
 
         due = self._observed is None or now - self._observed[0] >= self.stores_every
         if self._stale or due:
             try:
-                self._observed = (now, self._observe(spec))
+                observed = self._observe(spec)
             except (MlxError, OSError):
-                if self._observed is None:
-                    return []
+                observed = None
+            if observed is not None:
+                previous = self._observed[1] if self._observed else None
+                if previous is None or replace(previous, now=0.0) != replace(observed, now=0.0):
+                    self._generation += 1  # the stores are different: drift may be too
+                self._observed, self._store_docs = (now, observed), None
             self._stale = False
-        assert self._observed is not None
+        if self._observed is None:
+            return []
         at, observed = self._observed
-        loaded_spec = spec.loaded.spec if spec.loaded else None
-        return store_documents(observed, loaded_spec, self.session.seams.disk_space, at)
+        free = self.session.seams.disk_space
+        if self._store_docs is None:  # sizes once per scan: summing 18,000 files is not free
+            loaded_spec = spec.loaded.spec if spec.loaded else None
+            self._store_docs = store_documents(observed, loaded_spec, free, at)
+            return [dict(d) for d in self._store_docs]
+        out = []
+        for doc in self._store_docs:  # free space now: one statvfs per store
+            space = free(Path(doc["path"]))
+            out.append({**doc, "free_bytes": None if space is None else space.free})
+        return out
 
     def _observe(self, spec: _Spec) -> Observed:
         from mlxstate.engine import registry_hash_cache
@@ -263,9 +295,15 @@ class Sampler:
             return _drift_doc(summary, "agent", summary.get("error"))
         if self.plan_every is None:
             return _drift_doc(None, None, "the agent has not reconciled yet")
-        if self._planned is None or now - self._planned[0] >= self.plan_every:
-            self._planned = (now, self._plan(now))
-        return _drift_doc(self._planned[1], "plan", self._planned[1].get("error"))
+        # A plan is a pure function of the file, the stores and the registry: made again
+        # every plan_every seconds only when one of them changed since the last one.
+        inputs = (spec.key, self._generation, _registry_mark(spec.settings.state_dir))
+        due = self._planned is None or now - self._planned[0] >= self.plan_every
+        if due and (self._planned is None or inputs != self._plan_inputs):
+            self._planned, self._plan_inputs = (now, self._plan(now)), inputs
+        assert self._planned is not None
+        summary = self._planned[1]
+        return _drift_doc(summary, "plan", summary.get("error"))
 
     def _plan(self, now: float) -> dict[str, Any]:
         from mlxstate.watch.state import plan_summary
@@ -301,6 +339,20 @@ def _drift_doc(
         "at": summary.get("time"),
         "error": error,
     }
+
+
+def _registry_mark(state_dir: Path) -> tuple[int, ...]:
+    """Changes whenever the registry is written (the database or its write-ahead log)."""
+    from mlxstate.registry import DB_NAME
+
+    marks = []
+    for name in (DB_NAME, f"{DB_NAME}-wal"):
+        try:
+            st = (state_dir / name).stat()
+            marks += [st.st_mtime_ns, st.st_size]
+        except OSError:
+            marks += [0, 0]
+    return tuple(marks)
 
 
 def _spec_key(session: Session) -> object:
