@@ -117,7 +117,8 @@ class Sampler:
         )
         self._spec: _Spec | None = None
         self._host_doc: dict[str, Any] | None = None
-        self._observed: tuple[float, Observed] | None = None
+        self._scanned_at: float | None = None  # when the store figures were observed
+        self._observation: Observed | None = None  # kept only to compare the next scan with
         self._stale = True  # the stores changed (or were never scanned)
         self._store_docs: list[dict[str, Any]] | None = None  # of the current observation
         self._generation = 0  # bumped when a scan finds the stores different
@@ -135,9 +136,8 @@ class Sampler:
 
     def use_observed(self, observed: Observed, at: float) -> None:
         """A fresh observation made by someone else (the agent's reconcile): no scan needed."""
-        self._observed, self._stale = (at, observed), False
-        self._store_docs = None
-        self._generation += 1
+        self._take(observed, at, self._context())
+        self._stale = False
 
     @property
     def settings(self) -> DashboardSettings:
@@ -240,33 +240,34 @@ class Sampler:
         return daemon
 
     def _stores(self, now: float, spec: _Spec) -> list[dict[str, Any]]:
-        from mlxstate.dashboard.stores import store_documents
-
-        due = self._observed is None or now - self._observed[0] >= self.stores_every
+        due = self._scanned_at is None or now - self._scanned_at >= self.stores_every
         if self._stale or due:
-            try:
-                observed = self._observe(spec)
-            except (MlxError, OSError):
-                observed = None
-            if observed is not None:
-                previous = self._observed[1] if self._observed else None
-                if previous is None or replace(previous, now=0.0) != replace(observed, now=0.0):
-                    self._generation += 1  # the stores are different: drift may be too
-                self._observed, self._store_docs = (now, observed), None
+            with contextlib.suppress(MlxError, OSError):  # the last figures stand
+                self._take(self._observe(spec), now, spec)
             self._stale = False
-        if self._observed is None:
+        if self._store_docs is None:
             return []
-        at, observed = self._observed
-        free = self.session.seams.disk_space
-        if self._store_docs is None:  # sizes once per scan: summing 18,000 files is not free
-            loaded_spec = spec.loaded.spec if spec.loaded else None
-            self._store_docs = store_documents(observed, loaded_spec, free, at)
-            return [dict(d) for d in self._store_docs]
         out = []
         for doc in self._store_docs:  # free space now: one statvfs per store
-            space = free(Path(doc["path"]))
+            space = self.session.seams.disk_space(Path(doc["path"]))
             out.append({**doc, "free_bytes": None if space is None else space.free})
         return out
+
+    def _take(self, observed: Observed, at: float, spec: _Spec) -> None:
+        """Store figures from a new observation, computed once (summing 18,000 files at
+        every refresh is not free)."""
+        from mlxstate.dashboard.stores import store_documents
+
+        previous = self._observation
+        if previous is None or _plan_view(previous) != _plan_view(observed):
+            self._generation += 1  # the stores are different: drift may be too
+        loaded_spec = spec.loaded.spec if spec.loaded else None
+        free = self.session.seams.disk_space
+        self._store_docs = store_documents(observed, loaded_spec, free, at)
+        self._scanned_at = at
+        # Kept only to tell whether the next scan differs (a plan is then due). Who plans
+        # nothing (the agent) keeps the figures, not the whole observation.
+        self._observation = observed if self.plan_every is not None else None
 
     def _observe(self, spec: _Spec) -> Observed:
         from mlxstate.engine import registry_hash_cache
@@ -295,11 +296,16 @@ class Sampler:
             return _drift_doc(summary, "agent", summary.get("error"))
         if self.plan_every is None:
             return _drift_doc(None, None, "the agent has not reconciled yet")
-        # A plan is a pure function of the file, the stores and the registry: made again
-        # every plan_every seconds only when one of them changed since the last one.
+        # A plan is a function of the file, the stores and the registry: made again every
+        # plan_every seconds when one of them changed since the last one, and every ten
+        # times that anyway (time alone matters too: a partial download becomes stale).
         inputs = (spec.key, self._generation, _registry_mark(spec.settings.state_dir))
-        due = self._planned is None or now - self._planned[0] >= self.plan_every
-        if due and (self._planned is None or inputs != self._plan_inputs):
+        age = None if self._planned is None else now - self._planned[0]
+        if (
+            age is None
+            or age >= 10 * self.plan_every
+            or (age >= self.plan_every and inputs != self._plan_inputs)
+        ):
             self._planned, self._plan_inputs = (now, self._plan(now)), inputs
         assert self._planned is not None
         summary = self._planned[1]
@@ -339,6 +345,18 @@ def _drift_doc(
         "at": summary.get("time"),
         "error": error,
     }
+
+
+def _plan_view(observed: Observed) -> Observed:
+    """What a plan depends on: the observation without its time and the access times
+    (reading a file can change those, and no plan looks at them)."""
+    ollama, hf = observed.ollama, observed.hf
+    return replace(
+        observed,
+        now=0.0,
+        ollama=replace(ollama, models=tuple(replace(m, last_used=0.0) for m in ollama.models)),
+        hf=replace(hf, repos=tuple(replace(r, last_accessed=0.0) for r in hf.repos)),
+    )
 
 
 def _registry_mark(state_dir: Path) -> tuple[int, ...]:

@@ -23,7 +23,8 @@ def write_snapshot(state_dir: Path, doc: dict[str, Any]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".dashboard.", suffix=".tmp", dir=state_dir)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(doc, out, separators=(",", ":"))
+            # dumps, not dump: dump encodes piece by piece in Python, dumps in C.
+            out.write(json.dumps(doc, separators=(",", ":")))
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except BaseException:

@@ -173,6 +173,8 @@ class SystemProbe:
         self.first_interval = first_interval  # the first CPU figure is measured over this
         self._primed = False
         self._slow: tuple[float, dict[str, Any]] | None = None
+        self._born = time.monotonic()
+        self._prime()
 
     def __call__(self) -> dict[str, Any]:
         import psutil
@@ -197,10 +199,19 @@ class SystemProbe:
         doc["unavailable"] = unavailable
         return {key: doc[key] for key in _ORDER}
 
+    def _prime(self) -> None:
+        """psutil measures CPU since its previous call: make one now, so the first figure
+        needs no wait when the first sample comes later (the agent)."""
+        import psutil
+
+        psutil.cpu_percent(interval=None)
+
     def _cpu(self, psutil: Any) -> float:
-        if not self._primed:  # psutil measures since the previous call: make one
+        if not self._primed:
             self._primed = True
-            return round(float(psutil.cpu_percent(interval=self.first_interval)), 1)
+            wait = self.first_interval - (time.monotonic() - self._born)
+            if wait > 0:  # sampled at once (`--once`): measure over the rest of the interval
+                return round(float(psutil.cpu_percent(interval=wait)), 1)
         return round(float(psutil.cpu_percent(interval=None)), 1)
 
     def _swap(self, psutil: Any, unavailable: dict[str, str]) -> dict[str, int] | None:

@@ -140,9 +140,12 @@ class Agent:
 
     def snapshot(self, force: bool = False) -> None:
         """Write ``dashboard.json`` (docs/dashboard.md); a failure is logged, never raised."""
-        if not self.dashboard:
-            return
-        if self._snapshots is None:
+        if self._snapshots_ready() is not None:
+            assert self._snapshots is not None
+            self._snapshots.write(force)
+
+    def _snapshots_ready(self) -> AgentSnapshots | None:
+        if self.dashboard and self._snapshots is None:
             try:
                 from mlxstate.dashboard.agent import AgentSnapshots
 
@@ -150,8 +153,7 @@ class Agent:
             except Exception as exc:  # the loop outlives its dashboard
                 self.dashboard = False
                 self.emit_log(f"no dashboard snapshots: {_one_line(exc)}")
-                return
-        self._snapshots.write(force)
+        return self._snapshots
 
     def emit_log(self, text: str) -> None:
         self._emit("log", text)
@@ -159,6 +161,7 @@ class Agent:
     # -- one reconcile ---------------------------------------------------------------------
 
     def step(self, why: Trigger | str) -> None:
+        self._snapshots_ready()  # before the reconcile: its observation feeds the snapshot
         now = self.clock()
         sha = spec_sha256(self.path)
         self.schedule.last_sha = sha
