@@ -33,6 +33,9 @@ SinceOpt = Annotated[
 ]
 
 
+_STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow"}
+
+
 class HistoryFormat(StrEnum):
     table = "table"
     json = "json"
@@ -130,7 +133,11 @@ def compare_command(
                 if base.status != "ok":
                     raise MlxError(f"run {base.id} is {base.status}: it has no figures to compare")
                 model, benchmark = base.model, base.benchmark
-            runs = query_runs(registry, model=model, benchmark=benchmark, status=["ok"])
+            unreadable: list[str] = []
+            runs = query_runs(
+                registry, model=model, benchmark=benchmark, status=["ok"], unreadable=unreadable
+            )
+            _warn_unreadable(unreadable)
             comparisons = compare_latest(runs, base)
     failing = [] if fail_on_regression is None else regressions(comparisons, fail_on_regression)
     if json_out:
@@ -238,10 +245,23 @@ def _runs(
     from mlxstate.bench.history import query_runs
 
     after = _since(since)
+    unreadable: list[str] = []
     with _registry(call) as registry:
         if registry is None:
             return None
-        return query_runs(registry, model=model, benchmark=benchmark, since=after)
+        runs = query_runs(
+            registry, model=model, benchmark=benchmark, since=after, unreadable=unreadable
+        )
+    _warn_unreadable(unreadable)
+    return runs
+
+
+def _warn_unreadable(unreadable: list[str]) -> None:
+    """Runs a newer mlx wrote (or an edited registry): say so and go on with the rest."""
+    from mlxstate.cli._output import warn
+
+    for what in unreadable:
+        warn(f"skipped benchmark {what} (written by a newer mlx?)")
 
 
 def _since(text: str | None) -> float | None:
@@ -284,7 +304,7 @@ def _history_table(runs: list[RunRecord], color: bool) -> None:
         stats = run.summary()
         gen, ttft, load = stats["gen_tps"], stats["ttft_ms"], load_ms(run)
         status = run.status if not run.reason else f"{run.status}: {run.reason}"
-        style = {"ok": "green", "failed": "red", "skipped": "yellow"}[run.status] if color else ""
+        style = _STATUS_STYLE.get(run.status, "") if color else ""  # a newer status: plain
         table.add_row(
             _when(run.started),
             Text(printable(run.benchmark or "-")),
