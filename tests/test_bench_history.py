@@ -189,3 +189,11 @@ def test_fields_of_a_newer_version_are_ignored(
     assert result.code == 0 and result.err == ""
     assert "queued" in result.out and "webhook" in result.out
     assert _ids(capsys) == ["r1"]
+
+
+def test_an_infinite_stored_rate_is_no_rate(capsys: pytest.CaptureFixture[str]) -> None:
+    save_runs(make_run("r1", gen_tps=(50.0, 50.0, 50.0)))
+    poke_registry("UPDATE bench_samples SET gen_tps = 9e999 WHERE seq = 0")
+    doc = json.loads(run_ok(capsys, "bench", "history", "--json").out)  # strict JSON: no Infinity
+    (run,) = doc["runs"]
+    assert run["samples"][0]["gen_tps"] is None and run["summary"]["gen_tps"]["median"] == 50.0

@@ -223,3 +223,14 @@ def test_chromium_renders_the_charts(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     print(f"screenshot: {shot}")
+
+
+def test_non_finite_samples_do_not_break_the_charts() -> None:
+    inf, nan = float("inf"), float("nan")
+    runs = [
+        make_run("r1", gen_tps=(50.0, inf, nan)),
+        make_run("r2", started=T0 + 60, gen_tps=(inf, inf), ttft_ms=(nan, nan)),
+    ]
+    page = render_report(runs, generated=T0 + 120)
+    assert 'id="no-runs"' not in page
+    assert "nan" not in page.lower().replace("nan-", "") and "inf" not in page.lower()

@@ -5,6 +5,7 @@ and their samples one per row (``bench_samples``)."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -168,11 +169,16 @@ def _record(registry: Registry, row: Sequence[Any]) -> RunRecord:
     )
 
 
+_OPTIONAL = ("prompt_tps", "gen_tps", "peak_memory_bytes")
+
+
 def _sample(values: Sequence[Any]) -> Sample:
     fields = dict(zip(_SAMPLE_COLUMNS, values, strict=True))
     for key, value in fields.items():
         # the columns are untyped in SQLite: a text or blob there would reach the arithmetic
-        if value is not None or key in ("prompt_index", "ttft_ms", "prompt_tokens", "gen_tokens"):
+        if key in _OPTIONAL and isinstance(value, float) and not math.isfinite(value):
+            fields[key] = None  # an infinite rate is no rate (and no valid JSON)
+        elif value is not None or key not in _OPTIONAL:
             _number(value, key)
     return Sample(**fields)
 
@@ -180,6 +186,8 @@ def _sample(values: Sequence[Any]) -> Sample:
 def _number(value: Any, what: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Unreadable(f"{what} is not a number")
+    if not math.isfinite(value):
+        raise _Unreadable(f"{what} is not finite")
     return value
 
 
