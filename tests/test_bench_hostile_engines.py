@@ -4,6 +4,7 @@ crash."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 from collections.abc import Callable, Iterator
@@ -14,6 +15,8 @@ import pytest
 from mlxstate.bench.engines.base import EngineError, Loaded
 from mlxstate.bench.engines.ollama import OllamaEngine, OllamaSession, measurement
 from mlxstate.bench.engines.openai import OpenAIEngine, OpenAISession
+from mlxstate.cli.bench import results_table
+from tests.helpers.bench import make_run
 
 
 def _client(lines: Callable[[], Iterator[bytes]]) -> httpx.Client:
@@ -79,3 +82,14 @@ def test_odd_openai_events_are_ignored_and_infinite_rates_unknown() -> None:
     assert got.text == "ab" and got.gen_tokens == 2
     assert got.gen_tps is None or got.gen_tps < 1e12  # from the wall clock, not "Infinity"
     assert got.prompt_tps is None or got.prompt_tps < 1e12
+
+
+def test_a_servers_words_reach_the_terminal_escaped() -> None:
+    session = _openai(lambda: iter([b"data: \x1b[2J{oops\n\n"]))
+    with pytest.raises(EngineError) as caught:
+        session.generate("hi", max_tokens=8, seed=1)
+    assert "\x1b" not in str(caught.value)
+    record = make_run("r1", status="failed", reason="Ollama: \x1b]0;pwned\x07 crashed")
+    out = io.StringIO()
+    results_table([record], out, no_color=True)
+    assert "\x1b" not in out.getvalue() and "\x07" not in out.getvalue()

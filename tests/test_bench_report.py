@@ -234,3 +234,14 @@ def test_non_finite_samples_do_not_break_the_charts() -> None:
     page = render_report(runs, generated=T0 + 120)
     assert 'id="no-runs"' not in page
     assert "nan" not in page.lower().replace("nan-", "") and "inf" not in page.lower()
+
+
+def test_dash_writes_the_page_to_stdout(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save_runs(make_run("r1"))
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    result = run_ok(capsys, "bench", "report", "--html", "-")
+    assert result.out.startswith("<!DOCTYPE html>") and result.out.rstrip().endswith("</html>")
+    assert list((tmp_path / "cwd").iterdir()) == []  # no file named "-"

@@ -11,6 +11,7 @@ import typer
 from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, VerboseOpt, lock_seconds
 from mlxstate.cli._output import color_enabled, emit_json
 from mlxstate.cli.bench_history import compare_command, history_command, report_command
+from mlxstate.text import printable
 
 if TYPE_CHECKING:
     from mlxstate.bench.record import RunRecord
@@ -181,7 +182,8 @@ def results_table(records: list[RunRecord], out: TextIO, no_color: bool = False)
     for record in records:  # reasons below the table: whole lines, never wrapped in a cell
         if record.reason is not None:
             where = f"{record.benchmark}/{record.model}" if several else record.model
-            out.write(f"{where}: {record.status}: {record.reason}\n")
+            # a reason can quote a server's words: no escape sequence reaches the terminal
+            out.write(f"{where}: {record.status}: {printable(record.reason)}\n")
 
 
 def _median_mad(stats: Stats | None) -> str:

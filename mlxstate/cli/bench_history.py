@@ -3,6 +3,7 @@ read the runs from the registry, call mlxstate.bench (compare, report, export), 
 
 from __future__ import annotations
 
+import math
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -116,6 +117,10 @@ def compare_command(
     from mlxstate.bench.history import find_run, query_runs
     from mlxstate.errors import MlxError
 
+    if fail_on_regression is not None and not math.isfinite(fail_on_regression):
+        raise MlxError(
+            f"--fail-on-regression {fail_on_regression}: give a percentage, e.g. 10"
+        )  # an infinite threshold would pass every regression silently
     call = Invocation.make(file, no_color, quiet, verbose)
     comparisons: list[Comparison] = []
     with _registry(call) as registry:
@@ -170,7 +175,9 @@ def compare_command(
 def report_command(
     html: Annotated[
         Path,
-        typer.Option("--html", help="Write the report to this HTML file.", dir_okay=False),
+        typer.Option(
+            "--html", help="Write the report to this HTML file (- for stdout).", dir_okay=False
+        ),
     ],
     model: ModelOpt = None,
     benchmark: BenchmarkOpt = None,
@@ -194,6 +201,9 @@ def report_command(
         if v is not None
     )
     page = render_report(runs, generated=CURRENT.get().clock(), scope=scope or "all runs")
+    if str(html) == "-":  # the usual "standard output", not a file named "-" in the cwd
+        sys.stdout.write(page)
+        return
     try:
         write_atomic(html, page.encode("utf-8"))
     except OSError as exc:

@@ -164,7 +164,7 @@ def _read_events(lines: Iterator[str], stream: _Stream) -> None:
             event = json.loads(payload)
         except ValueError:
             raise EngineError(
-                f"the server sent an event that is not JSON: {payload[:80]}"
+                f"the server sent an event that is not JSON: {printable(payload[:80])}"
             ) from None
         if not isinstance(event, dict):
             continue
