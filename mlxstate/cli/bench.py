@@ -89,14 +89,19 @@ def run_command(
 def _endpoint(text: str | None) -> str | None:
     from urllib.parse import urlsplit
 
+    from mlxstate.errors import MlxError
+
     if text is None:
         return None
-    parts = urlsplit(text.strip())
+    try:
+        parts = urlsplit(text.strip())
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError:  # "http://[::1", "http://host:99999": httpx would fail outside its errors
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        from mlxstate.errors import MlxError
-
         raise MlxError(
-            f"--endpoint {text!r} is not an http(s) URL", hint="e.g. http://127.0.0.1:1234/v1"
+            f"--endpoint {printable(text)!r} is not an http(s) URL",
+            hint="e.g. http://127.0.0.1:1234/v1",
         )
     return text.strip()
 
