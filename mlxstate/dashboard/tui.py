@@ -203,7 +203,10 @@ class _Loop:
         from rich.console import Console
         from rich.live import Live
 
-        console = Console()  # NO_COLOR in the environment turns colours off
+        # NO_COLOR in the environment turns colours off. COLUMNS and LINES are ignored: a
+        # full screen is the terminal's size, and an exported LINES would never follow a resize.
+        environ = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+        console = Console(_environ=environ)
         with Live(console=console, screen=True, auto_refresh=False, transient=True) as live:
             while True:
                 live.update(self.view(console), refresh=True)
