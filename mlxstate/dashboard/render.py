@@ -472,7 +472,7 @@ def agent_line(snapshot: dict[str, Any] | None) -> Text:
     if last.get("result"):
         text.append(f" · last run {_str(last['result'])}")
     nxt, now = parse_time(agent.get("next_run")), parse_time((snapshot or {}).get("time"))
-    if nxt is not None and now is not None and not suspended:
+    if nxt is not None and now is not None and agent.get("running") and not suspended:
         text.append(f" · next in {duration_text((nxt - now).total_seconds())}")
     stalled = conds.get("Stalled", {})
     if "Stalled" in true and stalled.get("message"):
