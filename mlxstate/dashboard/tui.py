@@ -32,16 +32,21 @@ EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it
 
 
 class DashboardSettings(Protocol):
-    """What the view needs of mlx.yaml's ``dashboard:`` section."""
+    """What the view needs of mlx.yaml's ``dashboard:`` section (durations as timedelta, as
+    the parsed file has them, or in seconds)."""
 
     @property
-    def refresh(self) -> timedelta: ...
+    def refresh(self) -> timedelta | float: ...
 
     @property
     def panels(self) -> Sequence[str]: ...
 
     @property
-    def history(self) -> timedelta: ...
+    def history(self) -> timedelta | float: ...
+
+
+def _seconds(value: timedelta | float) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 class _Terminated(Exception):
@@ -168,7 +173,7 @@ def run(
     drift counts of the snapshot)."""
     fd = sys.stdin.fileno() if stdin is None else stdin
     waker = _Waker()
-    sampler = _Sampler(sample, max(settings.refresh.total_seconds(), 0.1), waker.wake)
+    sampler = _Sampler(sample, max(_seconds(settings.refresh), 0.1), waker.wake)
     try:
         with _signals(waker), _cbreak(fd):
             sampler.start()
@@ -195,7 +200,7 @@ class _Loop:
 
         self.fd, self.waker, self.sampler, self.plan = fd, waker, sampler, plan
         self.panels = list(settings.panels)
-        self.trends = Trends(settings.history)
+        self.trends = Trends(timedelta(seconds=_seconds(settings.history)))
         self.seen = 0  # samples taken into the trends
         self.plan_fetch: _PlanFetch | None = None  # set while the plan is shown
 
