@@ -7,6 +7,9 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -147,3 +150,39 @@ def test_needs_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     result = mlx(capsys, "dashboard", "--snapshot-file", str(tmp_path / "x.json"))
     assert result.code == 1
     assert "mlx dashboard needs a terminal" in result.err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_NO_TMUX, reason="tmux is not installed")
+def test_sigterm_leaves_like_q(tmp_path: Path) -> None:
+    with _dashboard(tmp_path, 80, 24) as pane:
+        pane.wait_until(_panels_shown, what=TITLES)
+        shell = int(pane.tmux("display", "-p", "-t", pane.target, "#{pane_pid}"))
+        children = Path(f"/proc/{shell}/task/{shell}/children").read_text().split()
+        assert len(children) == 1
+        os.kill(int(children[0]), signal.SIGTERM)
+        assert pane.exit_code() == 128 + signal.SIGTERM
+        # The alternate screen is left: the shell's screen is back, no panel on it.
+        pane.wait_until(lambda s: "─ models ─" not in s, what="the panels gone")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_NO_TMUX, reason="tmux is not installed")
+def test_a_failed_sample_is_named_and_the_keys_still_work(tmp_path: Path) -> None:
+    with _dashboard(tmp_path, 80, 24) as pane:
+        pane.wait_until(_panels_shown, what=TITLES)
+        (tmp_path / "snapshot.json").write_text("{not json", encoding="utf-8")
+        pane.send("r")
+        pane.wait_for("sampling failed")
+        assert "qwen2.5:7b" in pane.text()  # the last good figures stay
+        pane.send("q")
+        assert pane.exit_code() == 0
+
+
+def test_rich_is_not_imported_to_start() -> None:
+    code = (
+        "import sys, mlxstate.cli.main, mlxstate.cli.dashboard, mlxstate.dashboard.tui; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'textual')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
