@@ -10,10 +10,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from tests.builders import ollama_store as ob
+from tests.fakes.ollama_server import FakeOllama
+from tests.helpers import ollama_dir
+from tests.helpers.bench import make_run, save_runs
 from tests.helpers.dashboard_doc import snapshot_doc, write_snapshot_doc
 from tests.helpers.tmux import MLX, TMUX, Pane, tmux_run
 
@@ -186,3 +191,36 @@ def test_rich_is_not_imported_to_start() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+_LIVE_SPEC = """\
+version: 1
+models:
+  qwen:
+    source: ollama://qwen2.5:7b
+  tiny:
+    source: hf://org/tiny
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_NO_TMUX, reason="tmux is not installed")
+@pytest.mark.parametrize(("width", "height"), [(80, 24), (160, 48)])
+def test_live_against_fake_ollama_and_stores(
+    tmp_path: Path, ollama_server: FakeOllama, width: int, height: int
+) -> None:
+    """The real sampler: a loaded model from the fake Ollama, the built store's path, a
+    benchmark run from the registry."""
+    pytest.importorskip("mlxstate.dashboard.sampler")
+    ob.add_model(ollama_dir(), "qwen2.5:7b")
+    ollama_server.set_running("qwen2.5:7b", size_vram=2048)
+    (tmp_path / "mlx.yaml").write_text(_LIVE_SPEC, encoding="utf-8")
+    save_runs(make_run("r1", model="qwen", gen_tps=(41.5,) * 3, started=time.time() - 3600))
+    with tmux_run(
+        [MLX, "dashboard"], width=width, height=height, env=dict(os.environ), folder=tmp_path
+    ) as pane:
+        pane.wait_until(_panels_shown, what=TITLES)
+        pane.wait_for("qwen2.5:7b", "41.5", "~/.ollama/models", "declared 2 · present 1")
+        pane.send("r")
+        pane.send("q")
+        assert pane.exit_code() == 0
