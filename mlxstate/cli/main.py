@@ -81,6 +81,12 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "schema": ("schema", "command", "Print the JSON Schema of mlx.yaml."),
     "agent": ("agent", "app", "Install, remove or inspect the background agent (mlx watch)."),
     "bench": ("bench", "app", "Run declared benchmarks and read their history."),
+    "dashboard": (
+        "dashboard",
+        "command",
+        "Full-screen dashboard of models, machine, disks, benchmarks and the agent.",
+    ),
+    "dash": ("dashboard", "command", "Alias of `mlx dashboard`."),
 }
 
 
