@@ -81,6 +81,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "schema": ("schema", "command", "Print the JSON Schema of mlx.yaml."),
     "agent": ("agent", "app", "Install, remove or inspect the background agent (mlx watch)."),
     "bench": ("bench", "app", "Run declared benchmarks and read their history."),
+    "menubar": ("menubar", "app", "The SwiftBar/xbar menu bar plugin: its output; install it."),
 }
 
 
