@@ -477,3 +477,27 @@ def test_mlx_menubar_with_a_missing_spec_shows_the_problem_in_the_menu(
     menu = check(result.out)
     assert header(menu) == "mlx ⚠"
     assert "nope.yaml" in menu.items[0].text
+
+
+def test_the_plugin_call_imports_neither_the_parser_nor_pydantic(tmp_path: Path) -> None:
+    """What keeps `mlx menubar` fast with a fresh snapshot: no option parser, no models."""
+    import subprocess
+    import sys
+
+    spec = tmp_path / "mlx.yaml"
+    spec.write_text("version: 1\nmodels: {}\n")
+    written = _write(state_dir() / "dashboard.json", json.dumps(snapshot_doc()))
+    os.utime(written)  # now: the subprocess reads the real clock
+    code = (
+        "import sys; from mlxstate.cli.main import main; rc = main(sys.argv[1:]);"
+        "print([m for m in ('typer', 'pydantic', 'yaml', 'ruamel') if m in sys.modules], rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "menubar", "-f", str(spec)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    *menu, last = done.stdout.splitlines()
+    assert last == "[] 0"
+    assert check("\n".join(menu) + "\n").header[0].text == "qwen2.5:7b 48 tok/s"

@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mlxstate.cli._common import FileOpt, Invocation, QuietOpt
 
 if TYPE_CHECKING:
-    from mlxstate.dashboard.menubar_source import Sampler
     from mlxstate.seams import Seams
 
 __all__ = ["app"]
@@ -44,63 +43,13 @@ def _mlx() -> tuple[str, ...]:
     return program_argv()
 
 
-def _locate(file: Path | None) -> tuple[str | None, Path]:
-    """(absolute mlx.yaml or None, state folder). With ``-f`` and a file that does not set
-    ``state_dir``, nothing is parsed: the plugin runs every few seconds."""
-    from mlxstate.dashboard.menubar_source import state_dir_if_default
-
-    if file is not None:
-        spec = os.path.abspath(file)  # absolute, links kept (a dotfiles mlx.yaml)
-        quick = state_dir_if_default(Path(spec), os.environ)
-        if quick is not None:
-            return spec, quick
-    from mlxstate.errors import SpecError, SpecNotFound
-
-    session = Invocation.make(file, False, False, False).session()
-    try:
-        path, _ = session.find_spec()
-        spec_path: str | None = os.path.abspath(path)
-    except SpecNotFound:
-        if file is not None:
-            raise
-        spec_path = None
-    try:
-        loaded = session.load_optional()
-    except SpecError:
-        loaded = None  # an invalid file still has the agent's snapshot to show
-    return spec_path, session.settings(loaded).state_dir
-
-
-def _sampler(spec_path: str | None) -> Sampler | None:
-    """A live sample when the agent's snapshot is missing or stale (None: no sampler)."""
-    import importlib
-
-    try:  # the sampler may be absent from a build of mlx: the agent's snapshot still works
-        sampler = importlib.import_module("mlxstate.dashboard.sampler")
-    except ImportError:
-        return None
-    sample: Any = getattr(sampler, "sample", None)
-    return sample if callable(sample) else None
-
-
 @app.callback(invoke_without_command=True)
 def show(ctx: typer.Context, file: FileOpt = None) -> None:
     """Print the plugin output: what the SwiftBar plugin shows (header, ---, the menu)."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from mlxstate.dashboard.menubar import render_error
-    from mlxstate.dashboard.menubar_source import produce
-    from mlxstate.errors import MlxError
+    if ctx.invoked_subcommand is None:
+        from mlxstate.cli.menubar_run import show_menu
 
-    mlx = _mlx()
-    try:
-        spec_path, state_dir = _locate(file)
-    except MlxError as exc:
-        # The menu bar shows the problem; a failing plugin would only show SwiftBar's ⚠.
-        sys.stdout.write(render_error(exc.message, mlx, None))
-        return
-    now = _seams().clock()
-    sys.stdout.write(produce(state_dir, now, mlx, spec_path, _sampler(spec_path)))
+        show_menu(file)
 
 
 def _spec_for_plugin(file: Path | None) -> str | None:
