@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -482,7 +483,6 @@ def test_mlx_menubar_with_a_missing_spec_shows_the_problem_in_the_menu(
 def test_the_plugin_call_imports_neither_the_parser_nor_pydantic(tmp_path: Path) -> None:
     """What keeps `mlx menubar` fast with a fresh snapshot: no option parser, no models."""
     import subprocess
-    import sys
 
     spec = tmp_path / "mlx.yaml"
     spec.write_text("version: 1\nmodels: {}\n")
@@ -501,3 +501,49 @@ def test_the_plugin_call_imports_neither_the_parser_nor_pydantic(tmp_path: Path)
     *menu, last = done.stdout.splitlines()
     assert last == "[] 0"
     assert check("\n".join(menu) + "\n").header[0].text == "qwen2.5:7b 48 tok/s"
+
+
+@pytest.mark.parametrize(
+    ("running", "source"),
+    [
+        ("qwen2.5:7b", "ollama://qwen2.5:7b"),
+        ("qwen2.5:latest", "ollama://qwen2.5"),
+        ("qwen2.5:latest", "ollama://registry.ollama.ai/library/qwen2.5"),
+        ("hf.co/org/repo:Q4_K_M", "ollama://hf.co/org/repo:Q4_K_M"),
+    ],
+)
+def test_the_header_finds_the_benchmark_of_a_running_model_by_its_source(
+    running: str, source: str
+) -> None:
+    doc = snapshot_doc()
+    doc["ollama"]["running"][0]["name"] = running
+    doc["benchmarks"][0].update(model="declared-name", source=source)
+    assert header(rendered(doc)) == f"{running} 48 tok/s"
+    doc["benchmarks"][0]["source"] = "ollama://other:1b"
+    assert header(rendered(doc)) == running
+
+
+def test_a_stale_snapshot_is_replaced_by_a_sample_of_this_mlx_yaml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import types
+
+    spec = tmp_path / "mlx.yaml"
+    spec.write_text("version: 1\nmodels: {}\n")
+    _write(state_dir() / "dashboard.json", json.dumps(snapshot_doc()), age=300)
+    asked: list[Path | None] = []
+
+    def sample(file: Path | None = None) -> dict[str, Any]:
+        asked.append(file)
+        doc = snapshot_doc()
+        doc["ollama"]["running"][0]["name"] = "sampled-now"
+        return doc
+
+    fake = types.ModuleType("mlxstate.dashboard.sampler")
+    fake.sample = sample  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "mlxstate.dashboard.sampler", fake)
+    result = mlx(capsys, "menubar", "-f", str(spec), seams=Seams(clock=lambda: NOW))
+    menu = check(result.out)
+    assert asked == [spec]
+    assert header(menu).startswith("sampled-now")
+    assert menu.items[-1].text.endswith("(sampled now; dashboard.json is stale (300 s old))")

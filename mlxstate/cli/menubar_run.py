@@ -68,11 +68,13 @@ def _sampler(spec_path: str | None) -> Sampler | None:
     import importlib
 
     try:  # the sampler may be absent from a build of mlx: the agent's snapshot still works
-        sampler = importlib.import_module("mlxstate.dashboard.sampler")
+        module = importlib.import_module("mlxstate.dashboard.sampler")
     except ImportError:
         return None
-    sample: Any = getattr(sampler, "sample", None)
-    return sample if callable(sample) else None
+    sample: Any = getattr(module, "sample", None)
+    if not callable(sample):
+        return None
+    return lambda: sample(Path(spec_path) if spec_path else None)
 
 
 def plain_run(args: Sequence[str]) -> bool:

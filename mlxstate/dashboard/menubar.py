@@ -104,10 +104,23 @@ def _pending(drift: dict[str, Any]) -> int | None:
     return int(total) if total is not None and total >= 0 else None
 
 
+def _ollama_key(name: str) -> str:
+    """``ollama://registry.ollama.ai/library/qwen2.5`` and ``qwen2.5:latest`` alike: the
+    name as Ollama's ``/api/ps`` shows it (default registry, namespace and tag dropped or
+    added as Ollama does)."""
+    key = name.strip().lower().removeprefix("ollama://")
+    key = key.removeprefix("registry.ollama.ai/").removeprefix("library/")
+    return key if ":" in key.rsplit("/", 1)[-1] else f"{key}:latest"
+
+
 def _bench_for(name: str, benchmarks: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The benchmark entry of a running Ollama model: by its declared name or its source."""
+    key = _ollama_key(name)
     for bench in benchmarks:
-        if bench.get("model") == name or bench.get("source") in (name, f"ollama://{name}"):
+        if bench.get("model") == name:
+            return bench
+        source = _str(bench.get("source"))
+        if source and source.startswith("ollama://") and _ollama_key(source) == key:
             return bench
     return None
 
