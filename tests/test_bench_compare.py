@@ -198,3 +198,10 @@ def test_no_registry_is_no_runs_yet(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(run_ok(capsys, "bench", "compare", "--json").out)["comparisons"] == []
     unknown = mlx(capsys, "bench", "compare", "--baseline", "x")
     assert unknown.code == 1 and unknown.err.count("\n") == 1
+
+
+def test_an_infinite_threshold_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    save_runs(make_run("r1", gen_tps=(100.0,) * 3), make_run("r2", started=T0 + 60))
+    result = mlx(capsys, "bench", "compare", "--fail-on-regression", "inf")
+    assert result.code == 1 and result.out == ""
+    assert result.err == "error: --fail-on-regression inf: give a percentage, e.g. 10\n"

@@ -12,7 +12,7 @@ import pytest
 from mlxstate.bench.export import CSV_COLUMNS
 from mlxstate.seams import Seams
 from tests.helpers import mlx, run_ok
-from tests.helpers.bench import T0, make_run, save_runs
+from tests.helpers.bench import T0, make_run, poke_registry, save_runs
 
 DAY = 86400.0
 
@@ -144,3 +144,56 @@ def test_csv_text_that_looks_like_a_formula_stays_text(capsys: pytest.CaptureFix
     rows = list(csv.DictReader(io.StringIO(run_ok(capsys, "bench", "history", "--csv").out)))
     assert rows[0]["reason"] == '\'=HYPERLINK("http://x")'
     assert rows[0]["gen_tps_median"] == ""  # numbers are left alone
+
+
+@pytest.mark.parametrize(
+    ("sql", "why"),
+    [
+        ("UPDATE bench_runs SET doc = 'garbage' WHERE id = 'r2'", "its document is not JSON"),
+        ("UPDATE bench_runs SET doc = '[]' WHERE id = 'r2'", "its document is not a JSON object"),
+        ("UPDATE bench_runs SET doc = '{}' WHERE id = 'r2'", "host is missing"),
+        (
+            "UPDATE bench_runs SET doc = json_remove(doc, '$.settings.runs') WHERE id = 'r2'",
+            "runsettings lacks a field",
+        ),
+        ("UPDATE bench_samples SET gen_tps = 'x' WHERE run_id = 'r2'", "gen_tps is not a number"),
+    ],
+)
+def test_an_unreadable_run_is_skipped_with_a_warning(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, sql: str, why: str
+) -> None:
+    save_runs(*(make_run(f"r{i}", started=T0 + i) for i in (1, 2, 3)))
+    poke_registry(sql)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    warning = f"skipped benchmark run r2: {why} (written by a newer mlx?)"
+    for args in (("history",), ("history", "--csv"), ("compare",)):
+        result = mlx(capsys, "bench", *args)
+        assert result.code == 0, result.err
+        assert warning in result.err
+    assert _ids(capsys) == ["r1", "r3"]
+    bad = mlx(capsys, "bench", "compare", "--baseline", "r2")
+    assert bad.code == 1 and f"benchmark run r2 cannot be read: {why}\n" in bad.err
+
+
+def test_fields_of_a_newer_version_are_ignored(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save_runs(make_run("r1"))
+    poke_registry(
+        "UPDATE bench_runs SET status = 'queued', trigger = 'webhook',"
+        " doc = json_set(doc, '$.host.gpu', 'M9', '$.settings.top_k', 5)"
+    )
+    monkeypatch.setenv("FORCE_COLOR", "1")  # the status colours
+    monkeypatch.setenv("COLUMNS", "200")
+    result = mlx(capsys, "bench", "history")
+    assert result.code == 0 and result.err == ""
+    assert "queued" in result.out and "webhook" in result.out
+    assert _ids(capsys) == ["r1"]
+
+
+def test_an_infinite_stored_rate_is_no_rate(capsys: pytest.CaptureFixture[str]) -> None:
+    save_runs(make_run("r1", gen_tps=(50.0, 50.0, 50.0)))
+    poke_registry("UPDATE bench_samples SET gen_tps = 9e999 WHERE seq = 0")
+    doc = json.loads(run_ok(capsys, "bench", "history", "--json").out)  # strict JSON: no Infinity
+    (run,) = doc["runs"]
+    assert run["samples"][0]["gen_tps"] is None and run["summary"]["gen_tps"]["median"] == 50.0

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import shutil
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -253,3 +254,50 @@ def test_bench_run_without_the_extra_names_it(
     assert code == 1
     (run,) = doc["runs"]
     assert (run["status"], run["reason"]) == ("failed", MISSING_EXTRA)
+
+
+def _config(change: dict[str, object]) -> Callable[[dict[str, bytes]], None]:
+    def edit(files: dict[str, bytes]) -> None:
+        files["config.json"] = json.dumps({**json.loads(files["config.json"]), **change}).encode()
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("spoil", "said"),
+    [
+        (lambda f: f.update({"model.safetensors": f["model.safetensors"][:200]}), "JSON header"),
+        (lambda f: f.update({"model.safetensors": b"\xff" * 100}), "json header length"),
+        (lambda f: f.update({"config.json": b"[1, 2]"}), "'list' object"),
+        (_config({"model_type": "frobnicator"}), "Model type frobnicator not supported."),
+    ],
+)
+def test_a_broken_snapshot_fails_the_run_with_one_line(
+    tmp_path: Path, spoil: Callable[[dict[str, bytes]], None], said: str
+) -> None:
+    _need_mlx()
+    files = model_files()
+    spoil(files)
+    revision = add_revision(tmp_path / "hub", "org/broken", files)
+    target = BenchTarget("b", "hf://org/broken", "", path=revision.snapshot_dir)
+    with pytest.raises(EngineError) as caught, MlxEngine().load(target):
+        pass
+    message = str(caught.value)
+    assert message.startswith("mlx-lm cannot load hf://org/broken: ") and said in message
+    assert "\n" not in message
+
+
+def test_an_error_while_generating_fails_the_run(
+    tiny_cache: TinyMlxModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlx_lm
+
+    def broken(*_: object, **__: object) -> Iterator[object]:
+        raise RuntimeError("[metal::malloc] out of memory\nmore detail")
+        yield  # a generator, as stream_generate
+
+    with MlxEngine().load(target_of(tiny_cache)) as session:
+        monkeypatch.setattr(mlx_lm, "stream_generate", broken)
+        with pytest.raises(EngineError) as caught:
+            session.generate(PROMPT, max_tokens=4, seed=1)
+    assert str(caught.value) == "mlx-lm failed to generate: [metal::malloc] out of memory"

@@ -132,3 +132,13 @@ def test_endpoint_must_be_a_url(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     spec = write_bench_spec(tmp_path / "mlx.yaml", {"q": "ollama://qwen2.5:7b"}, {"b": ["q"]})
     result = mlx(capsys, "bench", "run", "--endpoint", "localhost:1234", "-f", str(spec))
     assert result.code == 1 and "--endpoint 'localhost:1234' is not an http(s) URL" in result.err
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:99999/v1", "http://h:abc/"])
+def test_a_malformed_endpoint_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, url: str
+) -> None:
+    spec = write_bench_spec(tmp_path / "mlx.yaml", {"q": "ollama://qwen2.5:7b"}, {"n": ["q"]})
+    result = mlx(capsys, "bench", "run", "--endpoint", url, "-f", str(spec))
+    assert result.code == 1
+    assert result.err.startswith(f"error: --endpoint {url!r} is not an http(s) URL")

@@ -223,3 +223,25 @@ def test_chromium_renders_the_charts(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     print(f"screenshot: {shot}")
+
+
+def test_non_finite_samples_do_not_break_the_charts() -> None:
+    inf, nan = float("inf"), float("nan")
+    runs = [
+        make_run("r1", gen_tps=(50.0, inf, nan)),
+        make_run("r2", started=T0 + 60, gen_tps=(inf, inf), ttft_ms=(nan, nan)),
+    ]
+    page = render_report(runs, generated=T0 + 120)
+    assert 'id="no-runs"' not in page
+    assert "nan" not in page.lower().replace("nan-", "") and "inf" not in page.lower()
+
+
+def test_dash_writes_the_page_to_stdout(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save_runs(make_run("r1"))
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    result = run_ok(capsys, "bench", "report", "--html", "-")
+    assert result.out.startswith("<!DOCTYPE html>") and result.out.rstrip().endswith("</html>")
+    assert list((tmp_path / "cwd").iterdir()) == []  # no file named "-"

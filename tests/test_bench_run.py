@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mlxstate.apply.lock import apply_lock
-from mlxstate.bench.engines.base import Engine, EngineError
+from mlxstate.bench.engines.base import Engine, EngineError, Measurement
 from mlxstate.bench.history import query_runs
 from mlxstate.bench.prompts import prompts_sha256, standard_prompts
 from mlxstate.bench.runner import run_benchmarks, skipped_run
@@ -260,3 +260,20 @@ def test_missing_extra_fails_only_that_run(ollama_server: FakeOllama, tmp_path: 
     engine = RecordingEngine(fail="hf:// models run with mlx-lm; install the extra")
     (record,) = run_benchmarks(session, loaded, models=["mlx-small"], engines=lambda _: engine)
     assert (record.status, record.reason) == ("failed", engine.fail)
+
+
+class _InfiniteRates(RecordingEngine):
+    def generate(self, prompt: str, *, max_tokens: int, seed: int) -> Measurement:
+        return Measurement(10.0, 3, float("inf"), max_tokens, float("nan"))
+
+
+def test_non_finite_rates_of_an_engine_are_unknown(
+    ollama_server: FakeOllama, tmp_path: Path
+) -> None:
+    hf_cache.add_revision(hf_dir(), "mlx-community/tiny-4bit", {"config.json": b"{}"})
+    session, loaded = bench_session(_spec(tmp_path))
+    (record,) = run_benchmarks(
+        session, loaded, models=["mlx-small"], engines=lambda _: _InfiniteRates()
+    )
+    assert record.status == "ok" and record.samples
+    assert {(s.gen_tps, s.prompt_tps) for s in record.samples} == {(None, None)}

@@ -40,3 +40,9 @@ def test_no_values() -> None:
     assert summarize([]) is None
     with pytest.raises(ValueError):
         median([])
+
+
+def test_nan_and_infinity_are_left_out() -> None:
+    stats = summarize([float("nan"), float("inf"), 1.0, 2.0, float("-inf")])
+    assert stats is not None and (stats.median, stats.n, stats.max) == (1.5, 2, 2.0)
+    assert summarize([float("nan"), float("inf")]) is None

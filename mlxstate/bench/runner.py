@@ -8,6 +8,7 @@ would make them slow."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -306,13 +307,19 @@ class _Runner:
                             prompt_index=index,
                             ttft_ms=got.ttft_ms,
                             prompt_tokens=got.prompt_tokens,
-                            prompt_tps=got.prompt_tps,
+                            prompt_tps=_finite(got.prompt_tps),
                             gen_tokens=got.gen_tokens,
-                            gen_tps=got.gen_tps,
+                            gen_tps=_finite(got.gen_tps),
                             load_ms=got.load_ms,
                             peak_memory_bytes=got.peak_memory_bytes,
                         )
                     )
+
+
+def _finite(rate: float | None) -> float | None:
+    """An engine's rate, or None when it is NaN or infinite (a zero elapsed time): such a
+    figure would poison every median and is not valid JSON."""
+    return rate if rate is not None and math.isfinite(rate) else None
 
 
 @contextmanager

@@ -48,7 +48,10 @@ def percentile(values: Sequence[float], pct: float) -> float:
 
 
 def summarize(values: Sequence[float]) -> Stats | None:
-    """Median, MAD, min, max and p95 of ``values``; None when there are none."""
+    """Median, MAD, min, max and p95 of the finite ``values``; None when there are none.
+    (A NaN or an infinity, from an engine's odd timing or an edited registry, would make
+    every figure NaN and break the report's axes.)"""
+    values = [v for v in values if math.isfinite(v)]
     if not values:
         return None
     mid = median(values)

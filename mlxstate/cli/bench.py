@@ -11,6 +11,7 @@ import typer
 from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, VerboseOpt, lock_seconds
 from mlxstate.cli._output import color_enabled, emit_json
 from mlxstate.cli.bench_history import compare_command, history_command, report_command
+from mlxstate.text import printable
 
 if TYPE_CHECKING:
     from mlxstate.bench.record import RunRecord
@@ -88,14 +89,19 @@ def run_command(
 def _endpoint(text: str | None) -> str | None:
     from urllib.parse import urlsplit
 
+    from mlxstate.errors import MlxError
+
     if text is None:
         return None
-    parts = urlsplit(text.strip())
+    try:
+        parts = urlsplit(text.strip())
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError:  # "http://[::1", "http://host:99999": httpx would fail outside its errors
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        from mlxstate.errors import MlxError
-
         raise MlxError(
-            f"--endpoint {text!r} is not an http(s) URL", hint="e.g. http://127.0.0.1:1234/v1"
+            f"--endpoint {printable(text)!r} is not an http(s) URL",
+            hint="e.g. http://127.0.0.1:1234/v1",
         )
     return text.strip()
 
@@ -181,7 +187,8 @@ def results_table(records: list[RunRecord], out: TextIO, no_color: bool = False)
     for record in records:  # reasons below the table: whole lines, never wrapped in a cell
         if record.reason is not None:
             where = f"{record.benchmark}/{record.model}" if several else record.model
-            out.write(f"{where}: {record.status}: {record.reason}\n")
+            # a reason can quote a server's words: no escape sequence reaches the terminal
+            out.write(f"{where}: {record.status}: {printable(record.reason)}\n")
 
 
 def _median_mad(stats: Stats | None) -> str:

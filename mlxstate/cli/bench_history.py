@@ -3,6 +3,7 @@ read the runs from the registry, call mlxstate.bench (compare, report, export), 
 
 from __future__ import annotations
 
+import math
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -31,6 +32,9 @@ SinceOpt = Annotated[
     str | None,
     typer.Option("--since", help="Only runs started within this duration: 7d, 12h, 30m."),
 ]
+
+
+_STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow"}
 
 
 class HistoryFormat(StrEnum):
@@ -113,6 +117,10 @@ def compare_command(
     from mlxstate.bench.history import find_run, query_runs
     from mlxstate.errors import MlxError
 
+    if fail_on_regression is not None and not math.isfinite(fail_on_regression):
+        raise MlxError(
+            f"--fail-on-regression {fail_on_regression}: give a percentage, e.g. 10"
+        )  # an infinite threshold would pass every regression silently
     call = Invocation.make(file, no_color, quiet, verbose)
     comparisons: list[Comparison] = []
     with _registry(call) as registry:
@@ -130,7 +138,11 @@ def compare_command(
                 if base.status != "ok":
                     raise MlxError(f"run {base.id} is {base.status}: it has no figures to compare")
                 model, benchmark = base.model, base.benchmark
-            runs = query_runs(registry, model=model, benchmark=benchmark, status=["ok"])
+            unreadable: list[str] = []
+            runs = query_runs(
+                registry, model=model, benchmark=benchmark, status=["ok"], unreadable=unreadable
+            )
+            _warn_unreadable(unreadable)
             comparisons = compare_latest(runs, base)
     failing = [] if fail_on_regression is None else regressions(comparisons, fail_on_regression)
     if json_out:
@@ -163,7 +175,9 @@ def compare_command(
 def report_command(
     html: Annotated[
         Path,
-        typer.Option("--html", help="Write the report to this HTML file.", dir_okay=False),
+        typer.Option(
+            "--html", help="Write the report to this HTML file (- for stdout).", dir_okay=False
+        ),
     ],
     model: ModelOpt = None,
     benchmark: BenchmarkOpt = None,
@@ -187,6 +201,9 @@ def report_command(
         if v is not None
     )
     page = render_report(runs, generated=CURRENT.get().clock(), scope=scope or "all runs")
+    if str(html) == "-":  # the usual "standard output", not a file named "-" in the cwd
+        sys.stdout.write(page)
+        return
     try:
         write_atomic(html, page.encode("utf-8"))
     except OSError as exc:
@@ -238,10 +255,23 @@ def _runs(
     from mlxstate.bench.history import query_runs
 
     after = _since(since)
+    unreadable: list[str] = []
     with _registry(call) as registry:
         if registry is None:
             return None
-        return query_runs(registry, model=model, benchmark=benchmark, since=after)
+        runs = query_runs(
+            registry, model=model, benchmark=benchmark, since=after, unreadable=unreadable
+        )
+    _warn_unreadable(unreadable)
+    return runs
+
+
+def _warn_unreadable(unreadable: list[str]) -> None:
+    """Runs a newer mlx wrote (or an edited registry): say so and go on with the rest."""
+    from mlxstate.cli._output import warn
+
+    for what in unreadable:
+        warn(f"skipped benchmark {what} (written by a newer mlx?)")
 
 
 def _since(text: str | None) -> float | None:
@@ -284,7 +314,7 @@ def _history_table(runs: list[RunRecord], color: bool) -> None:
         stats = run.summary()
         gen, ttft, load = stats["gen_tps"], stats["ttft_ms"], load_ms(run)
         status = run.status if not run.reason else f"{run.status}: {run.reason}"
-        style = {"ok": "green", "failed": "red", "skipped": "yellow"}[run.status] if color else ""
+        style = _STATUS_STYLE.get(run.status, "") if color else ""  # a newer status: plain
         table.add_row(
             _when(run.started),
             Text(printable(run.benchmark or "-")),

@@ -9,42 +9,21 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 # pydantic looks for plugins by scanning every installed package's entry points when it
 # builds its first model: ~10 ms of each start, for observability hooks a CLI never has.
 # A value the user set is kept.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
-import typer
-
-from mlxstate import __version__
 from mlxstate.cli._errors import EXIT_INTERRUPTED, report, usage_error
 
 if TYPE_CHECKING:
+    import typer
+
     from mlxstate.seams import Seams
 
 __all__ = ["entry_point", "main", "make_app"]
-
-
-def _show_version(value: bool) -> None:
-    if value:
-        sys.stdout.write(f"mlx (mlxstate) {__version__}\n")
-        raise typer.Exit(0)
-
-
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
-        ),
-    ] = False,
-) -> None:
-    """Declarative manager for local LLM model stores (Ollama, Hugging Face cache, LM Studio).
-
-    Write the models you want in mlx.yaml, `mlx validate` it, then `mlx plan`.
-    """
 
 
 # name -> (module in mlxstate.cli, function, help). Order is the order of `mlx --help`.
@@ -84,9 +63,10 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "dashboard": (
         "dashboard",
         "command",
-        "Show running models, drift, the machine, the stores and the agent at a glance.",
+        "Full-screen dashboard of models, machine, disks, benchmarks and the agent.",
     ),
-    "dash": ("dashboard", "command", "Alias of dashboard."),
+    "dash": ("dashboard", "command", "Alias of `mlx dashboard`."),
+    "menubar": ("menubar", "app", "The SwiftBar/xbar menu bar plugin: its output; install it."),
 }
 
 
@@ -94,6 +74,10 @@ def make_app(only: str | None = None) -> typer.Typer:
     """The ``mlx`` app; with ``only``, just that subcommand (its module alone is imported:
     `mlx validate` does not load what apply or status need). Options, help and errors of a
     subcommand do not depend on which others are registered."""
+    import typer
+
+    from mlxstate.cli._root import root
+
     app = typer.Typer(
         name="mlx",
         help=(
@@ -105,7 +89,7 @@ def make_app(only: str | None = None) -> typer.Typer:
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
-    app.callback()(_root)
+    app.callback()(root)
     for name, (module, attr, help_text) in _COMMANDS.items():
         if only is None or name == only:
             func: Callable[..., Any] = getattr(
@@ -134,9 +118,20 @@ def main(argv: Sequence[str] | None = None, seams: Seams | None = None) -> int:
 
 
 def _main(args: list[str]) -> int:
+    debug = _debug_requested(args)
+    if args[:1] == ["menubar"]:
+        # The menu bar plugin's own call, run every few seconds: no option parser, not even
+        # its import (a third of the run).
+        try:
+            if _menubar_plain(args[1:]):
+                return 0
+        except BrokenPipeError:
+            return _pipe_closed()
+        except (Exception, KeyboardInterrupt) as exc:
+            return report(exc, debug=debug)
+    import typer
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
-    debug = _debug_requested(args)
     try:
         # The first word names the subcommand (the root has no option taking a value);
         # anything else (--help, a typo, nothing) gets them all, for help and suggestions.
@@ -165,6 +160,12 @@ def _main(args: list[str]) -> int:
     if result == EXIT_INTERRUPTED:  # Ctrl-C: the CLI framework turned it into this code
         sys.stderr.write("\ninterrupted\n")
     return result if isinstance(result, int) else 0
+
+
+def _menubar_plain(args: list[str]) -> bool:
+    from mlxstate.cli.menubar_run import plain_run
+
+    return plain_run(args)
 
 
 def _pipe_closed() -> int:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from mlxstate.bench.history import save_run
 from mlxstate.bench.record import Host, RunRecord, RunSettings, Sample, Status, Trigger
-from mlxstate.registry import Registry
+from mlxstate.registry import DB_NAME, Registry
 from tests.helpers import state_dir
 
-__all__ = ["HOST", "PROMPTS_SHA", "make_run", "save_runs"]
+__all__ = ["HOST", "PROMPTS_SHA", "make_run", "poke_registry", "save_runs"]
 
 HOST = Host(name="bench-host", os="Linux", arch="x86_64", cpu="Test CPU", memory_bytes=16 << 30)
 PROMPTS_SHA = "a" * 64
@@ -77,3 +78,14 @@ def save_runs(*records: RunRecord) -> None:
     with Registry.open(state_dir()) as registry:
         for record in records:
             save_run(registry, record)
+
+
+def poke_registry(sql: str) -> None:
+    """Run ``sql`` on the test's registry behind mlx's back: rows a newer version (or a
+    hand edit) left there."""
+    conn = sqlite3.connect(state_dir() / DB_NAME)
+    try:
+        conn.execute(sql)
+        conn.commit()
+    finally:
+        conn.close()

@@ -2,17 +2,45 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from typing import Any
 
 from mlxstate._httpx import httpx
+from mlxstate.bench.engines.base import EngineError
 from mlxstate.text import printable
 
-__all__ = ["count", "json_object", "said"]
+__all__ = ["bounded", "count", "json_object", "positive", "said"]
+
+# No real counter comes near 2**53 (a float's exact integers); a larger one would overflow
+# float division, or SQLite's 64-bit integers when the sample is saved.
+_MAX_COUNT = 2**53
 
 
 def count(value: Any) -> int:
-    """A positive integer counter, else 0 (servers leave zero counters out)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    """A positive integer counter, else 0 (servers leave zero counters out; an absurd one
+    is as good as none)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_COUNT:
+        return value
+    return 0
+
+
+def positive(value: Any) -> float | None:
+    """A positive finite rate, else None (JSON from Python servers may say Infinity/NaN)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= _MAX_COUNT:
+        rate = float(value)
+        return rate if math.isfinite(rate) else None
+    return None
+
+
+def bounded(lines: Iterator[str], max_tokens: int, who: str) -> Iterator[str]:
+    """The stream's lines, at most a few per allowed token: a server that ignores the token
+    limit and streams forever (each chunk within the read timeout) must not hang the run."""
+    limit = 4 * max_tokens + 1024
+    for number, line in enumerate(lines, 1):
+        if number > limit:
+            raise EngineError(f"{who} kept streaming past {max_tokens} tokens; stopped reading")
+        yield line
 
 
 def json_object(response: httpx.Response) -> dict[str, Any]:

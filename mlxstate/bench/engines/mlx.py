@@ -65,6 +65,13 @@ def _check_mlx_folder(target: BenchTarget) -> Path:
     return folder
 
 
+def _first_line(exc: BaseException) -> str:
+    from mlxstate.text import printable
+
+    text = str(exc).strip()
+    return printable(text.splitlines()[0])[:200] if text else type(exc).__name__
+
+
 def _identity(target: BenchTarget, config: dict[str, Any], parameters: int) -> dict[str, Any]:
     quantization = config.get("quantization")
     quant: str | None = None
@@ -120,13 +127,16 @@ class MlxSession:
         ttft_ms: float | None = None
         last: Any = None
         start = time.perf_counter()
-        for response in mlx_lm.stream_generate(
-            self._model, self._tokenizer, prompt, max_tokens=max_tokens, sampler=self._sampler
-        ):
-            if ttft_ms is None:
-                ttft_ms = (time.perf_counter() - start) * 1000
-            pieces.append(response.text)
-            last = response
+        try:
+            for response in mlx_lm.stream_generate(
+                self._model, self._tokenizer, prompt, max_tokens=max_tokens, sampler=self._sampler
+            ):
+                if ttft_ms is None:
+                    ttft_ms = (time.perf_counter() - start) * 1000
+                pieces.append(response.text)
+                last = response
+        except Exception as exc:  # mlx raises RuntimeError and more: this run fails, not mlx
+            raise EngineError(f"mlx-lm failed to generate: {_first_line(exc)}") from exc
         if last is None or ttft_ms is None:
             raise EngineError("mlx-lm generated nothing for the prompt")
         return Measurement(
@@ -159,11 +169,14 @@ class MlxEngine:
         start = time.perf_counter()
         try:
             model, tokenizer = modules.mlx_lm.load(str(folder))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise EngineError(f"mlx-lm cannot load {target.source}: {first}") from exc
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        # A truncated safetensors file is a RuntimeError from mlx, a config.json that is a
+        # list an AttributeError from mlx-lm...: any of them fails this run with one line.
+        except Exception as exc:
+            raise EngineError(f"mlx-lm cannot load {target.source}: {_first_line(exc)}") from exc
         load_ms = (time.perf_counter() - start) * 1000
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        if not isinstance(config, dict):
+            config = {}
         identity = _identity(target, config, _parameter_count(model))
         identity["load_ms"] = round(load_ms, 3)
         sampler = modules.make_sampler(temp=0.0)  # greedy: the same prompt, the same text

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from mlxstate._httpx import httpx
-from mlxstate.bench.engines._http import count, json_object, said
+from mlxstate.bench.engines._http import bounded, count, json_object, said
 from mlxstate.bench.engines.base import BenchTarget, EngineError, Loaded, Measurement
 from mlxstate.observe.ollama_api import probe_daemon
 from mlxstate.text import printable
@@ -147,7 +147,8 @@ class OllamaSession:
                 if not reply.is_success:
                     reply.read()
                     raise engine.refused(self.ref, reply)
-                first, final, text = _read_stream(reply.iter_lines(), start)
+                lines = bounded(reply.iter_lines(), max_tokens, "Ollama")
+                first, final, text = _read_stream(lines, start)
         except httpx.HTTPError as exc:
             raise engine.unreachable(exc) from None
         ttft = (first if first is not None else time.perf_counter()) - start

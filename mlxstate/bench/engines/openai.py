@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlxstate._httpx import httpx
-from mlxstate.bench.engines._http import count, json_object, said
+from mlxstate.bench.engines._http import bounded, count, json_object, positive, said
 from mlxstate.bench.engines.base import BenchTarget, EngineError, Loaded, Measurement
 from mlxstate.text import printable
 
@@ -144,7 +144,7 @@ class OpenAISession:
                         f"{engine.base}/chat/completions answered HTTP {reply.status_code}:"
                         f" {said(reply)}"
                     )
-                _read_events(reply.iter_lines(), stream)
+                _read_events(bounded(reply.iter_lines(), max_tokens, "the server"), stream)
         except httpx.HTTPError as exc:
             raise engine.unreachable(exc) from None
         return _measure(stream)
@@ -164,7 +164,7 @@ def _read_events(lines: Iterator[str], stream: _Stream) -> None:
             event = json.loads(payload)
         except ValueError:
             raise EngineError(
-                f"the server sent an event that is not JSON: {payload[:80]}"
+                f"the server sent an event that is not JSON: {printable(payload[:80])}"
             ) from None
         if not isinstance(event, dict):
             continue
@@ -178,7 +178,8 @@ def _read_events(lines: Iterator[str], stream: _Stream) -> None:
 
 
 def _take(event: dict[str, Any], stream: _Stream) -> None:
-    for choice in event.get("choices") or ():
+    choices = event.get("choices")
+    for choice in choices if isinstance(choices, list) else ():
         delta = choice.get("delta") if isinstance(choice, dict) else None
         piece = delta.get("content") if isinstance(delta, dict) else None
         if isinstance(piece, str) and piece:
@@ -199,8 +200,8 @@ def _measure(stream: _Stream) -> Measurement:
     gen_tokens = count(stream.usage.get("completion_tokens")) or stream.deltas
     prompt_tokens = count(stream.usage.get("prompt_tokens"))
     timings = stream.timings
-    gen_tps = _positive(timings.get("predicted_per_second"))
-    prompt_tps = _positive(timings.get("prompt_per_second"))
+    gen_tps = positive(timings.get("predicted_per_second"))
+    prompt_tps = positive(timings.get("prompt_per_second"))
     if gen_tps is None and stream.last is not None and gen_tokens > 1 and stream.last > first:
         gen_tps = (gen_tokens - 1) / (stream.last - first)
     if prompt_tps is None and prompt_tokens and ttft_s > 0:
@@ -213,9 +214,3 @@ def _measure(stream: _Stream) -> Measurement:
         gen_tps=gen_tps,
         text="".join(stream.text),
     )
-
-
-def _positive(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    return None
