@@ -155,7 +155,10 @@ def main() -> None:
         size = len(json.dumps(doc))
         if menubar_exists(env):
             label = "mlx menubar, fresh snapshot (whole process)"
-            argv = [sys.executable, "-m", "mlxstate", "menubar"]
+            argv = [sys.executable, "-m", "mlxstate", "menubar", "-f", str(spec)]  # as the plugin
+            shown = subprocess.run(argv, env=env, capture_output=True, text=True).stdout
+            if "stale" in shown or "---" not in shown:
+                raise SystemExit(f"mlx menubar did not show the fresh snapshot:\n{shown}")
         else:
             label = "read + render a fresh snapshot (whole process)"
             argv = [sys.executable, "-c", READER, str(state_dir)]
