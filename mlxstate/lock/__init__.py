@@ -1,0 +1,1 @@
+"""``mlx.lock``: what each declared model resolved to, pinned (docs/lock.md)."""
