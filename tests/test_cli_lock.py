@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,8 +44,8 @@ def upstream(fake_hub: FakeHfHub, ollama_registry: FakeOllamaRegistry) -> Path:
     return _spec(ollama_registry, MODELS)
 
 
-def _read(spec: Path) -> dict[str, object]:
-    doc: dict[str, object] = json.loads((spec.parent / "mlx.lock").read_text())
+def _read(spec: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((spec.parent / "mlx.lock").read_text())
     return doc
 
 
@@ -79,7 +80,7 @@ def test_lock_keeps_pins_until_upgrade(
     models = after["models"]
     assert isinstance(models, dict)
     assert models["qwen"]["ollama"]["digest"] == moved.digest
-    assert models["llama"] == first["models"]["llama"]  # type: ignore[index]
+    assert models["llama"] == first["models"]["llama"]
 
 
 def test_editing_an_entry_resolves_only_that_one(
@@ -170,4 +171,4 @@ def test_an_unreadable_lock_is_written_again(
     (upstream.parent / "mlx.lock").write_text("{not json")
     result = run_ok(capsys, "lock", "-f", str(upstream))
     assert "is not valid JSON; writing it again" in result.err
-    assert sorted(_read(upstream)["models"]) == ["llama", "qwen"]  # type: ignore[arg-type]
+    assert sorted(_read(upstream)["models"]) == ["llama", "qwen"]
