@@ -37,7 +37,10 @@ Switches for a hostile or unusual hub (each off by default):
 - ``require_token(token)``: every request must carry ``Authorization: Bearer <token>``;
   a wrong one gets 401 "Invalid credentials in Authorization header";
 - ``truncate_bodies = True``: every file GET announces its full ``Content-Length`` but
-  sends only half of the bytes, then closes the connection.
+  sends only half of the bytes, then closes the connection;
+- ``tamper[path] = bytes``: the file at ``path`` (any repo) is served with those bytes
+  instead, under its true ETag (a corrupting mirror: the listing and the ETag still name
+  the real sha256; give bytes of the same length to get past the library's size check).
 
 How the library reacts to the fault knobs (observed with 2.4.0):
 
@@ -98,6 +101,7 @@ class FakeHfHub(LoopbackServer):
         self._state = threading.Lock()
         self.plain_404s = False
         self.truncate_bodies = False
+        self.tamper: dict[str, bytes] = {}
         self._gated: set[str] = set()
         self._token: str | None = None
 
@@ -332,7 +336,7 @@ class FakeHfHub(LoopbackServer):
             ex.start(200, headers, content_length=len(fact.data))
             ex.write(fact.data[: len(fact.data) // 2])
             ex.drop()
-        self._send_range(ex, fact.data, headers)
+        self._send_range(ex, self.tamper.get(path, fact.data), headers)
 
     @staticmethod
     def _refuse_gated(ex: Exchange, repo_id: str) -> None:
