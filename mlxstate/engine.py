@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mlxstate.apply.journal import Interrupted
     from mlxstate.apply.progress import Display
     from mlxstate.facts import Observed
+    from mlxstate.hosts import Host
     from mlxstate.mlxyaml.load import LoadedSpec
     from mlxstate.observe.duplicates import HashCache
     from mlxstate.ownership import Forgotten, Imported
@@ -50,6 +51,7 @@ Progress = Callable[[], AbstractContextManager["Display"]]
 class PlanOptions:
     targets: tuple[str, ...] = ()  # --target: only these models
     refresh: bool = False  # --refresh: ask the hub for branch heads and sizes
+    host: Host | None = None  # --host: plan as that machine (None: this one)
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class PlannedRun:
     plan: Plan
     fingerprint: str
     options: PlanOptions
+    host: Host
 
     def document(self) -> dict[str, Any]:
         """The plan JSON (docs/plan-json.md)."""
@@ -75,6 +78,7 @@ class PlannedRun:
             fingerprint=self.fingerprint,
         )
         doc["workspace"] = self.settings.workspace
+        doc["host"] = self.host.document()
         doc["options"] = {"refresh": self.options.refresh, "targets": list(self.options.targets)}
         return doc
 
@@ -165,10 +169,26 @@ class Session:
 
     # -- plan ------------------------------------------------------------------------------
 
-    def plan(self, targets: Sequence[str] = (), refresh: bool = False) -> PlannedRun:
-        """Load, observe, read the registry, plan. Changes nothing; PlanError on problems."""
+    def plan(
+        self, targets: Sequence[str] = (), refresh: bool = False, host: Host | None = None
+    ) -> PlannedRun:
+        """Load, observe, read the registry, plan. Changes nothing; PlanError on problems.
+        ``host``: plan as that machine would (``mlx plan --host``)."""
         loaded = self.load()
-        return self._plan(loaded, self.settings(loaded), None, PlanOptions(tuple(targets), refresh))
+        options = PlanOptions(tuple(targets), refresh, host)
+        return self._plan(loaded, self.settings(loaded), None, options)
+
+    def host(self) -> Host:
+        """This machine as ``when:`` sees it: ``$MLX_HOST`` or the short hostname, its
+        memory and OS (docs/mlx-yaml.md, "Hosts")."""
+        from mlxstate.errors import MlxError
+        from mlxstate.hosts import Host, host_name, os_of
+
+        try:
+            name = host_name(self.env.MLX_HOST)
+        except ValueError as exc:
+            raise MlxError(f"$MLX_HOST: {exc}") from None
+        return Host(name, self.seams.memory_total(), os_of(self.seams.platform))
 
     def _plan(
         self,
@@ -200,13 +220,16 @@ class Session:
             seams=self.seams,
         )
         remote = _hub_facts(loaded, settings) if options.refresh else None
-        plan = make_plan(loaded.spec, observed, facts, targets=options.targets, remote=remote)
+        host = options.host or self.host()
+        plan = make_plan(
+            loaded.spec, observed, facts, targets=options.targets, remote=remote, host=host
+        )
         if plan.problems:
             raise plan_error(plan, loaded)
         if (shared := _shared_workspace(settings.workspace, loaded.path, facts)) is not None:
             plan = replace(plan, warnings=(*plan.warnings, shared))
         fp = fingerprint(loaded.spec, observed, facts)
-        return PlannedRun(loaded, settings, observed, facts, plan, fp, options)
+        return PlannedRun(loaded, settings, observed, facts, plan, fp, options, host)
 
     # -- apply -----------------------------------------------------------------------------
 
@@ -262,8 +285,9 @@ class Session:
     def _authorized(self, planned: PlannedRun, saved: SavedPlan | None) -> tuple[Action, ...]:
         if saved is None:
             return planned.plan.actions
-        from mlxstate.saved_plan import authorized, check_fresh
+        from mlxstate.saved_plan import authorized, check_fresh, check_host
 
+        check_host(saved, planned.host.name)
         check_fresh(saved, planned.loaded.path, planned.loaded.display, planned.fingerprint)
         return authorized(saved, planned.plan.actions)
 

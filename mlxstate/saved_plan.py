@@ -16,7 +16,14 @@ from typing import Any
 from mlxstate.errors import MlxError, StalePlan
 from mlxstate.plan.actions import Action
 
-__all__ = ["MAX_PLAN_BYTES", "SavedPlan", "authorized", "check_fresh", "load_saved_plan"]
+__all__ = [
+    "MAX_PLAN_BYTES",
+    "SavedPlan",
+    "authorized",
+    "check_fresh",
+    "check_host",
+    "load_saved_plan",
+]
 
 MAX_PLAN_BYTES = 64 << 20  # far above any real plan; /dev/zero must not fill the memory
 
@@ -32,11 +39,13 @@ class SavedPlan:
     targets: tuple[str, ...]
     refresh: bool
     actions: tuple[Action, ...]
+    host: object = None  # the host name it was planned for (none in older plans)
 
 
 def load_saved_plan(path: Path) -> SavedPlan:
     doc = _read(path)
     observed = doc.get("observed")
+    host = doc.get("host")
     targets, refresh = _options(doc)
     return SavedPlan(
         path=path,
@@ -46,7 +55,18 @@ def load_saved_plan(path: Path) -> SavedPlan:
         targets=targets,
         refresh=refresh,
         actions=_actions(doc),
+        host=host.get("name") if isinstance(host, dict) else None,
     )
+
+
+def check_host(saved: SavedPlan, host: str) -> None:
+    """A plan made for another machine (``mlx plan --host``) is not carried out here: its
+    ``when:`` decisions were that machine's."""
+    if saved.host is not None and saved.host != host:
+        raise StalePlan(
+            f"saved plan was made for host {saved.host!r}; this machine is {host!r}",
+            hint="make a new one here with `mlx plan --out FILE`",
+        )
 
 
 def check_fresh(saved: SavedPlan, spec_path: Path, shown: str, fingerprint: str) -> None:

@@ -50,6 +50,15 @@ def _conditions() -> Conditions:
     return conditions()
 
 
+def _memory_total() -> int | None:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except (OSError, RuntimeError, AttributeError):
+        return None  # unknown: a `when: {min_memory}` then fails closed
+
+
 def _timezone() -> tzinfo:
     from mlxstate.bench.schedule import local_zone
 
@@ -75,6 +84,8 @@ class Seams:
     conditions: Callable[[], Conditions] = _conditions
     # The local time zone cron schedules are read in (a named zone, so DST is right).
     timezone: Callable[[], tzinfo] = _timezone
+    # This machine's total memory in bytes (None: unknown), for `when: {min_memory}`.
+    memory_total: Callable[[], int | None] = _memory_total
 
 
 DEFAULT = Seams()
