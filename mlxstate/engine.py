@@ -373,6 +373,7 @@ class Session:
         from mlxstate.watch.state import read_agent
 
         document["agent"] = read_agent(settings.state_dir)  # docs/watch.md
+        document["host"] = self.host().document()  # what `when:` matches (docs/mlx-yaml.md)
         return StatusReport(document)
 
 

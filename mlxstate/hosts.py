@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 from mlxstate.text import human_bytes
 
 __all__ = [
+    "GLOB_PATTERN",
     "HOST_NAME_PATTERN",
     "OS_NAMES",
     "Host",
@@ -36,7 +37,8 @@ OS_NAMES: tuple[OsName, ...] = ("macos", "linux")
 HOST_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"
 _HOST_RE = re.compile(HOST_NAME_PATTERN)
 # What a glob may hold: host-name characters and the wildcards * ? [ ] !.
-_GLOB_CHARS = re.compile(r"^[A-Za-z0-9._\-*?\[\]!]+$")
+GLOB_PATTERN = r"^[A-Za-z0-9._\-*?\[\]!]+$"
+_GLOB_CHARS = re.compile(GLOB_PATTERN)
 _WILD = re.compile(r"[*?\[]")
 
 

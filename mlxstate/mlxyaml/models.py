@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from mlxstate.hosts import GLOB_PATTERN
 from mlxstate.mlxyaml.types import Duration, ExpandedPath, ScheduleField
 from mlxstate.sources import SOURCE_FORMS, HfSource, Source, parse_source
 from mlxstate.text import describe
@@ -264,7 +265,11 @@ def _host_glob(value: str) -> str:
     return value
 
 
-HostGlob = Annotated[str, AfterValidator(_host_glob)]
+HostGlob = Annotated[
+    str,
+    AfterValidator(_host_glob),
+    WithJsonSchema({"type": "string", "pattern": GLOB_PATTERN}),
+]
 
 
 class WhenSpec(_Section):
