@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from mlxstate.apply.ollama_locked import MANIFEST_TYPE
 from mlxstate.lock.model import (
     HfFile,
     HfLock,
@@ -27,8 +26,8 @@ from mlxstate.lock.model import (
 from mlxstate.mlxyaml.models import ModelSpec
 from tests.builders import ollama_store as ob
 from tests.builders.hf_cache import repo_dir
-from tests.fakes._server import Exchange, LoopbackServer
 from tests.fakes.hf_hub import FakeHfHub
+from tests.fakes.ollama_registry import FakeOllamaRegistry
 from tests.fakes.ollama_server import FakeOllama
 from tests.helpers import Result, Sentinel, hf_dir, mlx, ollama_dir
 from tests.helpers.apply import QWEN, QWEN_SRC, TINY, TINY_FILES, TINY_SRC, go_offline, no_traceback
@@ -210,33 +209,17 @@ def test_a_mismatch_on_an_update_removes_only_what_that_download_wrote(
 # --- Ollama: the registry is asked before the pull -----------------------------------------------
 
 
-class Registry(LoopbackServer):
-    """The registry side of the fake daemon: ``GET /v2/<ns>/<model>/manifests/<tag>``
-    serves the manifest bytes the daemon would pull (republishing moves the tag)."""
-
-    def __init__(self, daemon: FakeOllama) -> None:
-        super().__init__()
-        self.daemon = daemon
-
-    def handle(self, ex: Exchange) -> None:
-        parts = ex.request.parts
-        if len(parts) == 5 and parts[0] == "v2" and parts[3] == "manifests":
-            name = f"registry.ollama.ai/{parts[1]}/{parts[2]}:{parts[4]}"
-            model = self.daemon.registry.get(name)
-            if model is not None:
-                ex.send(200, model.manifest, {"Content-Type": MANIFEST_TYPE})
-                return
-        ex.send_json(404, {"errors": [{"code": "MANIFEST_UNKNOWN"}]})
-
-
 @pytest.fixture
-def registry(ollama_server: FakeOllama) -> Iterator[Registry]:
-    with Registry(ollama_server) as server:
-        yield server
+def registry(
+    ollama_server: FakeOllama, ollama_registry: FakeOllamaRegistry
+) -> Iterator[FakeOllamaRegistry]:
+    """The daemon pulls from the fake registry that mlx asks before a pinned pull."""
+    ollama_server.upstream = ollama_registry.url
+    yield ollama_registry
 
 
-def ollama_entry(daemon: FakeOllama) -> LockEntry:
-    model = daemon.registry[ob.ModelName.parse(QWEN).full]
+def ollama_entry(registry: FakeOllamaRegistry) -> LockEntry:
+    model = registry.model(QWEN)
     doc = json.loads(model.manifest)
     layers = tuple(
         OllamaLayer(x["digest"], x["size"], x["mediaType"]) for x in [doc["config"], *doc["layers"]]
@@ -251,11 +234,11 @@ OLLAMA_MODEL = f"  qwen:\n    source: {QWEN_SRC}\n"
 
 
 def test_ollama_pull_follows_the_lock_and_a_moved_tag_fails(
-    capsys: pytest.CaptureFixture[str], ollama_server: FakeOllama, registry: Registry
+    capsys: pytest.CaptureFixture[str], ollama_server: FakeOllama, registry: FakeOllamaRegistry
 ) -> None:
-    ollama_server.publish(QWEN, ob.default_layers(QWEN, 2048))
+    registry.publish(QWEN, ob.default_layers(QWEN, 2048))
     spec(OLLAMA_MODEL, registry.url)
-    entry = ollama_entry(ollama_server)
+    entry = ollama_entry(registry)
     write_lock(qwen=entry)
     assert entry.ollama is not None
     doc = json.loads(run(capsys, "plan", "--locked", "--json", code=0).out)
@@ -265,8 +248,8 @@ def test_ollama_pull_follows_the_lock_and_a_moved_tag_fails(
     assert "sha256:" + hashlib.sha256(manifest.read_bytes()).hexdigest() == entry.ollama.digest
     # The tag moves upstream: a fresh store must not get the new manifest.
     manifest.unlink()
-    ollama_server.publish(QWEN, ob.default_layers(QWEN, 4096))
-    now = ollama_entry(ollama_server)
+    registry.publish(QWEN, ob.default_layers(QWEN, 4096))
+    now = ollama_entry(registry)
     assert now.ollama is not None
     out = run(capsys, "apply", "--locked", "-y", code=1).out
     assert (
@@ -277,13 +260,13 @@ def test_ollama_pull_follows_the_lock_and_a_moved_tag_fails(
 
 
 def test_an_installed_ollama_model_other_than_the_lock_is_shown(
-    capsys: pytest.CaptureFixture[str], ollama_server: FakeOllama, registry: Registry
+    capsys: pytest.CaptureFixture[str], ollama_server: FakeOllama, registry: FakeOllamaRegistry
 ) -> None:
-    ollama_server.publish(QWEN, ob.default_layers(QWEN, 2048))
+    registry.publish(QWEN, ob.default_layers(QWEN, 2048))
     spec(OLLAMA_MODEL, registry.url)
     run(capsys, "apply", "-y", code=0)
-    ollama_server.publish(QWEN, ob.default_layers(QWEN, 4096))
-    write_lock(qwen=ollama_entry(ollama_server))
+    registry.publish(QWEN, ob.default_layers(QWEN, 4096))
+    write_lock(qwen=ollama_entry(registry))
     plan = run(capsys, "plan", "--locked", "--detailed-exitcode", code=2).out
     assert "observed differs from the lock: installed sha256:" in plan
     run(capsys, "apply", "--locked", "-y", code=0)

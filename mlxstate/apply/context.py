@@ -84,12 +84,17 @@ class ApplyContext:
         return model is not None and same_manifest(model, lock)
 
     def upstream_digest(self, src: OllamaSource) -> str:
-        """The manifest digest the registry serves for ``src``'s tag now."""
-        from mlxstate._httpx import httpx
-        from mlxstate.apply.ollama_locked import tag_digest
+        """The manifest digest the registry serves for ``src``'s tag now (the same request
+        `mlx lock` resolves with); ActionError when the registry cannot say."""
+        from mlxstate.errors import ActionError
+        from mlxstate.lock.resolve import ResolveError, resolve_ollama
 
-        with httpx.Client(timeout=30.0, follow_redirects=True) as client:
-            return tag_digest(src, self.settings.ollama_registry, client)
+        try:
+            return resolve_ollama(str(src), src, self.settings).digest
+        except ResolveError as exc:
+            raise ActionError(
+                f"{exc.reason}; a pull pinned by mlx.lock needs the registry"
+            ) from None
 
     def check_space(self, action: Action, root: Path) -> None:
         """disk.min_free again, right before the download (the plan may be old)."""
