@@ -47,8 +47,10 @@ def _problem(name: str, spec: ModelSpec, resolve: Resolve) -> str | None:
     try:
         resolve(name, spec)
     except MlxError as exc:
-        # Only the first line: a diagnostic is one line in every output format.
-        return exc.message.splitlines()[0] if exc.message else "cannot be resolved"
+        # The reason without a "models.NAME:" prefix when the error has one: the diagnostic
+        # names the key already. Only the first line: a diagnostic is one line everywhere.
+        text = str(getattr(exc, "reason", "") or exc.message)
+        return text.splitlines()[0] if text.strip() else "cannot be resolved upstream"
     return None
 
 
