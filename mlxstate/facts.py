@@ -139,6 +139,7 @@ class RunningModel:
     size: int
     size_vram: int
     expires_at: str | None
+    context_length: int | None = None  # newer daemons say it; None when not
 
 
 @dataclass(frozen=True)

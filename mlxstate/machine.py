@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["Conditions", "Pressure", "conditions", "cpu_name", "host_facts"]
+__all__ = [
+    "Conditions",
+    "Pressure",
+    "conditions",
+    "cpu_name",
+    "host_facts",
+    "mac_pressure",
+    "memory_pressure",
+    "psi_pressure",
+]
 
 Pressure = Literal["normal", "warn", "critical"]
 PSI_FILE = Path("/proc/pressure/memory")
@@ -79,8 +88,13 @@ def memory_pressure(platform_name: str = sys.platform) -> Pressure | None:
             ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return None
-        return _MAC_LEVELS.get(out)
+        return mac_pressure(out)
     return psi_pressure(PSI_FILE)
+
+
+def mac_pressure(sysctl_out: str | None) -> Pressure | None:
+    """What ``sysctl -n kern.memorystatus_vm_pressure_level`` printed, as a level."""
+    return None if sysctl_out is None else _MAC_LEVELS.get(sysctl_out.strip())
 
 
 def psi_pressure(path: Path) -> Pressure | None:

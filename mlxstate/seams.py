@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from datetime import tzinfo
@@ -75,6 +75,10 @@ class Seams:
     conditions: Callable[[], Conditions] = _conditions
     # The local time zone cron schedules are read in (a named zone, so DST is right).
     timezone: Callable[[], tzinfo] = _timezone
+    # The dashboard's machine figures (the ``system`` part of its snapshot) and the host it
+    # names; None: the real ones (docs/dashboard.md).
+    system_figures: Callable[[], dict[str, Any]] | None = None
+    host_facts: Callable[[], dict[str, Any]] | None = None
 
 
 DEFAULT = Seams()

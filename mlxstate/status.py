@@ -18,7 +18,7 @@ from mlxstate.text import iso_time
 if TYPE_CHECKING:
     from mlxstate.mlxyaml.models import Spec
 
-__all__ = ["FORMAT_VERSION", "build_status"]
+__all__ = ["FORMAT_VERSION", "build_status", "detached_bytes", "missing_models", "pinned_commits"]
 
 FORMAT_VERSION = "1"
 
@@ -61,7 +61,7 @@ def build_status(
             }
             for g in observed.duplicates
         ],
-        "missing": _missing(observed, spec),
+        "missing": missing_models(observed, spec),
         "reclaimable": reclaim,
         "warnings": [*_invalid_spec(invalid_spec), *observed.warnings],
     }
@@ -78,7 +78,7 @@ def _invalid_spec(invalid: tuple[Path, str, int] | None) -> list[str]:
     ]
 
 
-def _missing(observed: Observed, spec: Spec | None) -> list[dict[str, Any]]:
+def missing_models(observed: Observed, spec: Spec | None) -> list[dict[str, Any]]:
     """Models mlx.yaml declares (``ensure: present``) that no store holds."""
     from mlxstate.sources import FileSource, HfSource, OllamaSource
 
@@ -272,7 +272,7 @@ def _reclaimable(observed: Observed, pinned: frozenset[str]) -> dict[str, int]:
         + sum(f.size for f in hf.incomplete)
     )
     orphans = sum(f.size for f in ollama.orphans) + sum(f.size for r in hf.repos for f in r.orphans)
-    detached = sum(_detached_bytes(hf, r, pinned) for r in hf.repos)
+    detached = sum(detached_bytes(hf, r, pinned) for r in hf.repos)
     dups = sum(g.reclaimable for g in observed.duplicates)
     # An orphan blob that is also a duplicate is one set of bytes: freeing it either way
     # frees it once, so the total counts it once.
@@ -290,7 +290,7 @@ def _reclaimable(observed: Observed, pinned: frozenset[str]) -> dict[str, int]:
     }
 
 
-def _detached_bytes(hf: HfCache, repo: HfRepo, pinned: frozenset[str]) -> int:
+def detached_bytes(hf: HfCache, repo: HfRepo, pinned: frozenset[str]) -> int:
     """Bytes only unpinned detached revisions use (blobs shared with a kept one stay, and
     so do shared Xet payloads another repo uses)."""
     kept = [r for r in repo.revisions if r.refs or r.commit in pinned]

@@ -1,5 +1,6 @@
-"""``mlx dashboard`` (alias ``mlx dash``): the full-screen view of the models, the machine
-and the agent (docs/dashboard.md)."""
+"""``mlx dashboard`` (alias ``mlx dash``): the models, the machine and the agent at a
+glance (docs/dashboard.md): full screen, or one frame with ``--once`` (``--json``: the
+snapshot document)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, VerboseOpt
+from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, VerboseOpt
 from mlxstate.errors import MlxError
 
 if TYPE_CHECKING:
+    from mlxstate.dashboard.sampler import Sampler
     from mlxstate.mlxyaml.models import DashboardSpec
 
 __all__ = ["command"]
@@ -33,14 +35,26 @@ SnapshotFileOpt = Annotated[
 
 
 def command(
+    once: Annotated[
+        bool, typer.Option("--once", help="Print one frame as text and exit (no terminal needed).")
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="With --once: print the snapshot as JSON.")
+    ] = False,
     file: FileOpt = None,
     no_color: NoColorOpt = False,
+    quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     snapshot_file: SnapshotFileOpt = None,
 ) -> int:
     """Full-screen dashboard: running models, drift, the machine, disks, benchmarks, the
-    agent. Keys: q quit, r refresh now, p show the plan."""
-    call = Invocation.make(file, no_color, False, verbose)
+    agent. Keys: q quit, r refresh now, p show the plan. --once: one frame, no terminal."""
+    if json_out and not once:
+        raise MlxError("--json prints one snapshot: add --once (`mlx dashboard --once --json`)")
+    call = Invocation.make(file, no_color, quiet, verbose)
+    if once:
+        _once(call, json_out)
+        return 0
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise MlxError(
             "mlx dashboard needs a terminal", hint="use `mlx dashboard --once` for one frame"
@@ -50,7 +64,40 @@ def command(
 
     if snapshot_file is not None:
         return run(_file_sample(snapshot_file), settings, plan=_plan_text(call))
-    return run(_live_sample(call), settings, plan=_plan_text(call))
+    sampler = _sampler(call)
+    from mlxstate.dashboard.storewatch import StoreWatcher
+
+    watcher = StoreWatcher(sampler.store_roots(), sampler.stores_changed).start()
+    try:
+        return run(sampler.sample, settings, plan=_plan_text(call))
+    finally:
+        watcher.close()
+        sampler.close()
+
+
+def _sampler(call: Invocation) -> Sampler:
+    from mlxstate.dashboard.sampler import Sampler
+
+    session = call.session()
+    if call.file is not None:
+        session.find_spec()  # a file named with -f must exist
+    return Sampler(session)
+
+
+def _once(call: Invocation, json_out: bool) -> None:
+    from mlxstate.cli._output import emit_json
+
+    sampler = _sampler(call)
+    try:
+        doc = sampler.sample()
+        if json_out:
+            emit_json(doc)
+        else:
+            from mlxstate.dashboard.text import render_text
+
+            sys.stdout.write(render_text(doc, sampler.settings.panels))
+    finally:
+        sampler.close()
 
 
 def _settings(call: Invocation) -> DashboardSpec:
@@ -68,10 +115,6 @@ def _file_sample(path: Path) -> Callable[[], dict[str, Any]]:
         return doc
 
     return sample
-
-
-def _live_sample(call: Invocation) -> Callable[[], dict[str, Any]]:
-    raise MlxError("the live sampler is not available yet", hint="use --snapshot-file")
 
 
 def _plan_text(call: Invocation) -> Callable[[], str]:

@@ -12,7 +12,7 @@ from mlxstate._httpx import httpx
 from mlxstate.facts import OllamaDaemon, RunningModel
 from mlxstate.text import printable
 
-__all__ = ["probe_daemon"]
+__all__ = ["probe_daemon", "running_models"]
 
 PROBE_TIMEOUT = 0.5  # seconds: a local daemon answers in milliseconds; status must stay fast
 
@@ -25,7 +25,7 @@ def probe_daemon(host: str, client: httpx.Client | None = None) -> OllamaDaemon:
         version = http.get(f"{host}/api/version")
         version.raise_for_status()
         ps = http.get(f"{host}/api/ps")
-        running = _running(ps.json()) if ps.is_success else ()
+        running = running_models(ps.json()) if ps.is_success else ()
         doc = version.json()
         said = doc.get("version", "?") if isinstance(doc, dict) else "?"
         return OllamaDaemon(host, True, printable(str(said))[:40], running)
@@ -39,7 +39,8 @@ def probe_daemon(host: str, client: httpx.Client | None = None) -> OllamaDaemon:
             http.close()
 
 
-def _running(doc: Any) -> tuple[RunningModel, ...]:
+def running_models(doc: Any) -> tuple[RunningModel, ...]:
+    """The models of an ``/api/ps`` answer (anything malformed is left out)."""
     models = doc.get("models") if isinstance(doc, dict) else None
     out = []
     for m in models if isinstance(models, list) else []:
@@ -51,6 +52,7 @@ def _running(doc: Any) -> tuple[RunningModel, ...]:
                     size=_count(m.get("size")),
                     size_vram=_count(m.get("size_vram")),
                     expires_at=printable(expires)[:60] if isinstance(expires, str) else None,
+                    context_length=_count(m.get("context_length")) or None,
                 )
             )
     return tuple(out)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from mlxstate.apply.progress import Display
     from mlxstate.bench.due import Runner, Skipper
     from mlxstate.bench.record import RunRecord
+    from mlxstate.dashboard.agent import AgentSnapshots
     from mlxstate.engine import ApplyResult, Session
     from mlxstate.mlxyaml.load import LoadedSpec
 
@@ -69,6 +70,7 @@ class Agent:
         store: AgentStore,
         emit: Emit,
         bench: tuple[Runner, Skipper] | None = None,
+        dashboard: bool = True,
     ) -> None:
         self.session, self.path, self.store, self.emit = session, path, store, emit
         self.clock = session.seams.clock
@@ -81,6 +83,8 @@ class Agent:
         self.bench_next: float | None = None  # when the next scheduled benchmark is due
         self.bench_marks = True  # the registry may hold schedule marks (until a look says not)
         self.stopping: Callable[[], bool] = lambda: False
+        self.dashboard = dashboard  # write dashboard.json after each iteration
+        self._snapshots: AgentSnapshots | None = None
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -95,6 +99,7 @@ class Agent:
         """Reconcile now, then whenever something asks for it, until ``stopping()``."""
         self.stopping = stopping
         self.step("start")
+        self.snapshot()
         while not stopping():
             event = wait(self._timeout())
             if stopping():
@@ -110,6 +115,7 @@ class Agent:
                 self.benchmarks()
             if why is None and suspended != self._suspended_shown():
                 self._show_suspended(suspended, self.clock())
+            self.snapshot()
 
     def _timeout(self) -> float:
         # Wake at the earliest of the next reconcile and the next benchmark: a 03:00
@@ -125,11 +131,37 @@ class Agent:
         set_condition(self.doc.setdefault("conditions", []), "Ready", False, "Stopped", "", now)
         set_condition(self.doc["conditions"], "Reconciling", False, "Stopped", "", now)
         self._save()
+        self.snapshot(force=True)  # readers see it stopped, not a stale "running"
+        if self._snapshots is not None:
+            self._snapshots.close()
         self._emit("stopped", "stopped; the apply lock is free")
+
+    # -- the dashboard's snapshot ----------------------------------------------------------
+
+    def snapshot(self, force: bool = False) -> None:
+        """Write ``dashboard.json`` (docs/dashboard.md); a failure is logged, never raised."""
+        if self._snapshots_ready() is not None:
+            assert self._snapshots is not None
+            self._snapshots.write(force)
+
+    def _snapshots_ready(self) -> AgentSnapshots | None:
+        if self.dashboard and self._snapshots is None:
+            try:
+                from mlxstate.dashboard.agent import AgentSnapshots
+
+                self._snapshots = AgentSnapshots(self)
+            except Exception as exc:  # the loop outlives its dashboard
+                self.dashboard = False
+                self.emit_log(f"no dashboard snapshots: {_one_line(exc)}")
+        return self._snapshots
+
+    def emit_log(self, text: str) -> None:
+        self._emit("log", text)
 
     # -- one reconcile ---------------------------------------------------------------------
 
     def step(self, why: Trigger | str) -> None:
+        self._snapshots_ready()  # before the reconcile: its observation feeds the snapshot
         now = self.clock()
         sha = spec_sha256(self.path)
         self.schedule.last_sha = sha
@@ -241,6 +273,7 @@ class Agent:
         )
 
     def _finished(self, attempt: dict[str, Any], result: ApplyResult) -> None:
+        self._summarize(result)
         failed = result.failed
         if failed:
             detail = "; ".join(f"{o.action.id}: {o.detail}" for o in failed)
@@ -260,10 +293,21 @@ class Agent:
         set_condition(self._conds(), "Stalled", False, "Succeeded", "", now)
         self._record(attempt, "held" if held else "applied", text, applied=True)
 
+    def _summarize(self, result: ApplyResult) -> None:
+        """The plan summary the dashboard shows as drift: what is still pending after this
+        reconcile (held deletes, failed actions), by kind."""
+        from mlxstate.watch.state import plan_summary
+
+        pending = (*result.held, *(o.action for o in result.failed))
+        self.doc["plan_summary"] = plan_summary(result.planned, pending, self.clock())
+        if self._snapshots is not None:
+            self._snapshots.reconciled(result)
+
     def _invalid(self, attempt: dict[str, Any], sha: str | None, exc: MlxError) -> None:
         now = self.clock()
         diagnostics = exc.diagnostics if isinstance(exc, SpecError) else ()
         first = diagnostics[0].render() if diagnostics else _one_line(exc)
+        self.doc["plan_summary"] = plan_summary_error(now, f"mlx.yaml is invalid: {first}")
         # A file that cannot be read has no sha256: its message stands for its content, so
         # a deleted mlx.yaml is reported once, not never.
         if self.schedule.invalid(now, sha or f"unreadable: {first}"):
@@ -332,6 +376,12 @@ class Agent:
 
     def _emit(self, event: str, message: str, **extra: Any) -> None:
         self.emit(Event(self.clock(), event, message, extra))
+
+
+def plan_summary_error(now: float, error: str) -> dict[str, Any]:
+    from mlxstate.watch.state import plan_summary
+
+    return plan_summary(None, (), now, error)
 
 
 def _real_runner() -> tuple[Runner, Skipper]:

@@ -15,10 +15,15 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlxstate.errors import MlxError
 from mlxstate.registry import DB_NAME, Registry, ensure_state_dir
+from mlxstate.text import iso_time
+
+if TYPE_CHECKING:
+    from mlxstate.engine import PlannedRun
+    from mlxstate.plan.actions import Action
 
 __all__ = [
     "AGENT_LOCK",
@@ -30,7 +35,9 @@ __all__ = [
     "agent_lock_held",
     "iso",
     "pid_alive",
+    "plan_summary",
     "read_agent",
+    "read_state",
     "set_condition",
 ]
 
@@ -196,3 +203,41 @@ def read_agent(state_dir: Path) -> dict[str, Any]:
     with Registry.open(state_dir) as registry:
         store = AgentStore(registry)
         return agent_document(store.doc(), store.flags()[0], agent_lock_held(state_dir))
+
+
+def plan_summary(
+    planned: PlannedRun | None, pending: tuple[Action, ...], now: float, error: str | None = None
+) -> dict[str, Any]:
+    """What the agent records after each reconcile for the dashboard's drift figures
+    (docs/dashboard.md): models declared and present, and the actions still pending (held
+    or failed) counted by kind. ``planned`` None: no plan could be made (``error`` says why)."""
+    if planned is None:
+        nothing = {"declared": None, "present": None, "pending": None}
+        return {"time": iso_time(now), **nothing, "error": error}
+    from mlxstate.status import missing_models
+
+    spec = planned.loaded.spec
+    declared = sum(m.ensure == "present" for m in spec.models.values())
+    kinds: dict[str, int] = {}
+    for action in pending:
+        kinds[action.kind] = kinds.get(action.kind, 0) + 1
+    return {
+        "time": iso_time(now),
+        "declared": declared,
+        "present": declared - len(missing_models(planned.observed, spec)),
+        "pending": {"total": len(pending), **dict(sorted(kinds.items()))},
+        "error": error,
+    }
+
+
+def read_state(state_dir: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The agent document and the plan summary it recorded last (None: none yet), without
+    creating a registry where there is none."""
+    if not (state_dir / DB_NAME).exists():
+        return agent_document({}, False), None
+    with Registry.open(state_dir) as registry:
+        store = AgentStore(registry)
+        doc = store.doc()
+        agent = agent_document(doc, store.flags()[0], agent_lock_held(state_dir))
+    summary = doc.get("plan_summary")
+    return agent, summary if isinstance(summary, dict) else None
