@@ -11,11 +11,23 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from ruamel.yaml import YAML
+
+from mlxstate.lock.model import (
+    LockEntry,
+    Lockfile,
+    OllamaLayer,
+    OllamaLock,
+    dump_lock,
+    input_hash,
+)
+from mlxstate.mlxyaml.load import parse_spec
+from mlxstate.settings import read_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOKS = ROOT / ".pre-commit-hooks.yaml"
@@ -67,30 +79,43 @@ def _index_unreachable() -> str | None:
     return None
 
 
-def _try_repo(
-    target: Path, hook_repo: Path, rev: str, hook: str, *files: str
-) -> subprocess.CompletedProcess[str]:
-    selection = ["--files", *files] if files else ["--all-files"]
-    # The hook id right after the repository: argparse takes both positionals together.
-    argv = ["try-repo", str(hook_repo), hook, "--ref", rev, "--color", "never", *selection]
-    return subprocess.run(
-        [sys.executable, "-m", "pre_commit", *argv],
-        cwd=target,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "PRE_COMMIT_HOME": str(target.parent / "pre-commit-home")},
-    )
+@dataclass(frozen=True)
+class Hooks:
+    repo: Path
+    rev: str
+    home: Path  # PRE_COMMIT_HOME: the hook environment is built once for the module
+
+    def run(self, target: Path, hook: str, *files: str) -> subprocess.CompletedProcess[str]:
+        """``pre-commit try-repo`` in ``target`` on ``files`` (default: all files)."""
+        selection = ["--files", *files] if files else ["--all-files"]
+        # The hook id right after the repository: argparse takes both positionals together.
+        argv = ["try-repo", str(self.repo), hook, "--ref", self.rev, "--color", "never"]
+        return subprocess.run(
+            [sys.executable, "-m", "pre_commit", *argv, *selection],
+            cwd=target,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**os.environ, "PRE_COMMIT_HOME": str(self.home)},
+        )
 
 
-@pytest.mark.slow
-def test_mlx_validate_hook_passes_a_good_file_and_fails_a_bad_one(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def hooks(tmp_path_factory: pytest.TempPathFactory) -> Hooks:
     if shutil.which("git") is None:
         pytest.skip("pre-commit needs git, which is not installed")
     reason = _index_unreachable()
     if reason:
         pytest.skip(reason)
-    hook_repo, rev = _hook_repo(tmp_path / "hooks")
+    root = tmp_path_factory.mktemp("hooks")
+    repo, rev = _hook_repo(root / "repo")
+    return Hooks(repo, rev, root / "pre-commit-home")
+
+
+@pytest.mark.slow
+def test_mlx_validate_hook_passes_a_good_file_and_fails_a_bad_one(
+    hooks: Hooks, tmp_path: Path
+) -> None:
     target = tmp_path / "dotfiles"
     for folder, text in (("laptop", GOOD), ("studio", BAD)):
         (target / folder).mkdir(parents=True)
@@ -98,13 +123,49 @@ def test_mlx_validate_hook_passes_a_good_file_and_fails_a_bad_one(tmp_path: Path
     (target / "notes.yaml").write_text(BAD)  # not an mlx.yaml: the hook never sees it
     _commit_all(target)
 
-    good = _try_repo(target, hook_repo, rev, "mlx-validate", "laptop/mlx.yaml")
+    good = hooks.run(target, "mlx-validate", "laptop/mlx.yaml")
     assert good.returncode == 0, good.stdout + good.stderr
     assert "mlx validate" in good.stdout and "Passed" in good.stdout
 
-    both = _try_repo(target, hook_repo, rev, "mlx-validate")
+    both = hooks.run(target, "mlx-validate")
     assert both.returncode == 1, both.stdout + both.stderr
     assert "Failed" in both.stdout
     assert "studio/mlx.yaml:4:5: error: models.llama.sorce: unknown key 'sorce'" in both.stdout
     assert "laptop/mlx.yaml is valid" in both.stdout
     assert "notes.yaml" not in both.stdout
+
+
+def _lock_for(text: str) -> bytes:
+    """The mlx.lock of a one-model Ollama spec, written offline (what `mlx lock` would write
+    for a registry serving this one-layer manifest)."""
+    loaded = parse_spec(text, file="mlx.yaml", base_dir=Path("/tmp"), env=read_environment())
+    (name, spec), *_ = loaded.spec.models.items()
+    layer = OllamaLayer("sha256:" + "1" * 64, 4, "application/vnd.ollama.image.model")
+    ollama = OllamaLock("registry.ollama.ai/library/qwen3:8b", "sha256:" + "2" * 64, (layer,))
+    entry = LockEntry(str(spec.parsed_source), input_hash(spec), ollama=ollama)
+    return dump_lock(Lockfile({name: entry}))
+
+
+@pytest.mark.slow
+def test_mlx_lock_check_hook_fails_on_a_missing_or_stale_lock(hooks: Hooks, tmp_path: Path) -> None:
+    if not (ROOT / "mlxstate" / "cli" / "lock.py").exists():
+        pytest.skip("`mlx lock` is not in this checkout yet")
+    target = tmp_path / "team"
+    target.mkdir()
+    (target / "mlx.yaml").write_text(GOOD)
+    _commit_all(target)
+    missing = hooks.run(target, "mlx-lock-check")
+    assert missing.returncode == 1, missing.stdout + missing.stderr
+    assert "mlx lock --check" in missing.stdout and "Failed" in missing.stdout
+
+    (target / "mlx.lock").write_bytes(_lock_for(GOOD))
+    _git(target, "add", "mlx.lock")
+    fresh = hooks.run(target, "mlx-lock-check")
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert "Passed" in fresh.stdout
+
+    (target / "mlx.yaml").write_text(GOOD.replace("qwen3:8b", "qwen3:14b"))
+    _git(target, "add", "mlx.yaml")
+    stale = hooks.run(target, "mlx-lock-check")
+    assert stale.returncode == 1, stale.stdout + stale.stderr
+    assert "qwen: its mlx.yaml entry changed since it was locked" in stale.stdout
