@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mlxstate.apply.journal import Interrupted
     from mlxstate.apply.progress import Display
     from mlxstate.facts import Observed
+    from mlxstate.lock.use import LockMode, LockUse
     from mlxstate.mlxyaml.load import LoadedSpec
     from mlxstate.observe.duplicates import HashCache
     from mlxstate.ownership import Forgotten, Imported
@@ -50,6 +51,7 @@ Progress = Callable[[], AbstractContextManager["Display"]]
 class PlanOptions:
     targets: tuple[str, ...] = ()  # --target: only these models
     refresh: bool = False  # --refresh: ask the hub for branch heads and sizes
+    lock: LockMode = "off"  # --locked / --frozen: follow mlx.lock (docs/lock.md)
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class PlannedRun:
     plan: Plan
     fingerprint: str
     options: PlanOptions
+    lock: LockUse | None = None  # the mlx.lock this plan follows
 
     def document(self) -> dict[str, Any]:
         """The plan JSON (docs/plan-json.md)."""
@@ -75,7 +78,14 @@ class PlannedRun:
             fingerprint=self.fingerprint,
         )
         doc["workspace"] = self.settings.workspace
-        doc["options"] = {"refresh": self.options.refresh, "targets": list(self.options.targets)}
+        doc["options"] = {
+            "refresh": self.options.refresh,
+            "targets": list(self.options.targets),
+            "locked": self.options.lock == "locked",
+            "frozen": self.options.lock == "frozen",
+        }
+        if self.lock is not None:  # a saved plan runs only against these lock bytes
+            doc["lock"] = {"path": str(self.lock.path), "sha256": self.lock.sha256}
         return doc
 
 
@@ -165,10 +175,14 @@ class Session:
 
     # -- plan ------------------------------------------------------------------------------
 
-    def plan(self, targets: Sequence[str] = (), refresh: bool = False) -> PlannedRun:
-        """Load, observe, read the registry, plan. Changes nothing; PlanError on problems."""
+    def plan(
+        self, targets: Sequence[str] = (), refresh: bool = False, lock: LockMode = "off"
+    ) -> PlannedRun:
+        """Load, observe, read the registry, plan. Changes nothing; PlanError on problems.
+        ``lock``: ``locked`` refuses a missing or stale mlx.lock, ``frozen`` uses it as is."""
         loaded = self.load()
-        return self._plan(loaded, self.settings(loaded), None, PlanOptions(tuple(targets), refresh))
+        options = PlanOptions(tuple(targets), refresh, lock)
+        return self._plan(loaded, self.settings(loaded), None, options)
 
     def _plan(
         self,
@@ -177,11 +191,14 @@ class Session:
         registry: Registry | None,
         options: PlanOptions,
     ) -> PlannedRun:
+        from mlxstate.lock.use import load_lock_use
         from mlxstate.observe.scan import observe
         from mlxstate.plan.fingerprint import fingerprint
         from mlxstate.plan.planner import make_plan
         from mlxstate.registry import read_facts
 
+        # Before anything is observed: a missing or stale lock stops here (exit 1).
+        lock = load_lock_use(options.lock, loaded.path, loaded.spec.models)
         facts = (
             registry.facts(settings.workspace)
             if registry is not None
@@ -200,13 +217,22 @@ class Session:
             seams=self.seams,
         )
         remote = _hub_facts(loaded, settings) if options.refresh else None
-        plan = make_plan(loaded.spec, observed, facts, targets=options.targets, remote=remote)
+        plan = make_plan(
+            loaded.spec,
+            observed,
+            facts,
+            targets=options.targets,
+            remote=remote,
+            pins=lock.pins if lock is not None else None,
+        )
         if plan.problems:
             raise plan_error(plan, loaded)
+        if notes := _lock_warnings(lock, loaded.path, options.targets):
+            plan = replace(plan, warnings=(*plan.warnings, *notes))
         if (shared := _shared_workspace(settings.workspace, loaded.path, facts)) is not None:
             plan = replace(plan, warnings=(*plan.warnings, shared))
         fp = fingerprint(loaded.spec, observed, facts)
-        return PlannedRun(loaded, settings, observed, facts, plan, fp, options)
+        return PlannedRun(loaded, settings, observed, facts, plan, fp, options, lock)
 
     # -- apply -----------------------------------------------------------------------------
 
@@ -221,12 +247,14 @@ class Session:
         log: Log = lambda _: None,
         hold_destructive: bool = False,
         loaded: LoadedSpec | None = None,
+        lock: LockMode = "off",
     ) -> ApplyResult:
         """Plan under the apply lock and carry the plan out (or the saved plan's actions a
         fresh plan also contains). The spec is parsed once and the registry opened once.
         ``hold_destructive``: leave out what deletes or replaces bytes or links (the watch
         agent's ``deletes: hold``) and return those actions as ``held``. ``loaded``: the
-        spec the caller already parsed (the watch agent: what it validated is what runs)."""
+        spec the caller already parsed (the watch agent: what it validated is what runs).
+        ``lock``: follow mlx.lock (``locked``/``frozen``); a saved plan brings its own."""
         from mlxstate.apply.lock import apply_lock
         from mlxstate.registry import Registry
 
@@ -242,9 +270,9 @@ class Session:
             with Registry.open(settings.state_dir) as registry:
                 self._recover(settings, registry, log)
                 options = (
-                    PlanOptions(saved.targets, saved.refresh)
+                    PlanOptions(saved.targets, saved.refresh, saved.lock)
                     if saved is not None
-                    else PlanOptions(tuple(targets))
+                    else PlanOptions(tuple(targets), lock=lock)
                 )
                 planned = self._plan(loaded, settings, registry, options)
                 actions = self._authorized(planned, saved)
@@ -262,9 +290,10 @@ class Session:
     def _authorized(self, planned: PlannedRun, saved: SavedPlan | None) -> tuple[Action, ...]:
         if saved is None:
             return planned.plan.actions
-        from mlxstate.saved_plan import authorized, check_fresh
+        from mlxstate.saved_plan import authorized, check_fresh, check_lock_fresh
 
         check_fresh(saved, planned.loaded.path, planned.loaded.display, planned.fingerprint)
+        check_lock_fresh(saved, planned.lock.sha256 if planned.lock is not None else None)
         return authorized(saved, planned.plan.actions)
 
     def _recover(self, settings: Settings, registry: Registry, log: Log) -> Interrupted | None:
@@ -297,7 +326,13 @@ class Session:
         journal = Journal(settings.state_dir, settings.workspace)
         with progress() as display:
             executor = Executor(
-                settings, registry, journal, display, spec=planned.loaded.spec, seams=self.seams
+                settings,
+                registry,
+                journal,
+                display,
+                spec=planned.loaded.spec,
+                seams=self.seams,
+                lock=planned.lock,
             )
             outcomes = executor.execute(actions)
         journal.close(finished=True)
@@ -417,6 +452,23 @@ def interrupted_text(interrupted: Interrupted) -> str:
         + (f" during {doing}" if doing else "")
         + "; planning again from what is on disk now"
     )
+
+
+def _lock_warnings(lock: LockUse | None, spec_path: Path, targets: Sequence[str]) -> list[str]:
+    """Say when mlx.lock is there but not followed, and (--frozen) which models it does not
+    pin: those are installed as mlx.yaml says, unpinned."""
+    from mlxstate.lock.model import lock_path
+
+    if lock is None:
+        there = lock_path(spec_path)
+        if there.is_file():
+            return [f"{there.name} is not followed: pass --locked or --frozen to install its pins"]
+        return []
+    return [
+        f"{name}: not pinned by {lock.path.name} (--frozen): planned from mlx.yaml as is"
+        for name in lock.unpinned
+        if not targets or name in targets
+    ]
 
 
 def _hub_facts(loaded: LoadedSpec, settings: Settings) -> Any:

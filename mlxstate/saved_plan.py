@@ -11,12 +11,22 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlxstate.errors import MlxError, StalePlan
 from mlxstate.plan.actions import Action
 
-__all__ = ["MAX_PLAN_BYTES", "SavedPlan", "authorized", "check_fresh", "load_saved_plan"]
+if TYPE_CHECKING:
+    from mlxstate.lock.use import LockMode
+
+__all__ = [
+    "MAX_PLAN_BYTES",
+    "SavedPlan",
+    "authorized",
+    "check_fresh",
+    "check_lock_fresh",
+    "load_saved_plan",
+]
 
 MAX_PLAN_BYTES = 64 << 20  # far above any real plan; /dev/zero must not fill the memory
 
@@ -32,6 +42,8 @@ class SavedPlan:
     targets: tuple[str, ...]
     refresh: bool
     actions: tuple[Action, ...]
+    lock: LockMode = "off"  # made with --locked / --frozen
+    lock_sha256: str | None = None  # the mlx.lock bytes it followed
 
 
 def load_saved_plan(path: Path) -> SavedPlan:
@@ -46,6 +58,8 @@ def load_saved_plan(path: Path) -> SavedPlan:
         targets=targets,
         refresh=refresh,
         actions=_actions(doc),
+        lock=_lock_mode(doc),
+        lock_sha256=_lock_sha256(doc),
     )
 
 
@@ -60,6 +74,16 @@ def check_fresh(saved: SavedPlan, spec_path: Path, shown: str, fingerprint: str)
         raise StalePlan(
             "saved plan is stale: " + "; ".join(changed),
             hint="make a new one with `mlx plan --out FILE`, or run `mlx apply` without one",
+        )
+
+
+def check_lock_fresh(saved: SavedPlan, sha256: str | None) -> None:
+    """The plan followed mlx.lock: the lock must still hold the same bytes (the commits and
+    digests apply verifies against come from it)."""
+    if saved.lock != "off" and saved.lock_sha256 != sha256:
+        raise StalePlan(
+            "saved plan is stale: mlx.lock changed since the plan was made",
+            hint=f"make a new one with `mlx plan --{saved.lock} --out FILE`",
         )
 
 
@@ -124,6 +148,22 @@ def _options(doc: dict[str, Any]) -> tuple[tuple[str, ...], bool]:
     if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
         raise MlxError("the saved plan's options.targets is not a list of model names")
     return tuple(targets), options.get("refresh") is True
+
+
+def _lock_mode(doc: dict[str, Any]) -> LockMode:
+    """--locked / --frozen as the plan recorded them (neither in older plans)."""
+    options = doc.get("options")
+    if not isinstance(options, dict):
+        return "off"
+    if options.get("locked") is True:
+        return "locked"
+    return "frozen" if options.get("frozen") is True else "off"
+
+
+def _lock_sha256(doc: dict[str, Any]) -> str | None:
+    lock = doc.get("lock")
+    sha = lock.get("sha256") if isinstance(lock, dict) else None
+    return sha if isinstance(sha, str) else None
 
 
 def _actions(doc: dict[str, Any]) -> tuple[Action, ...]:

@@ -23,9 +23,18 @@ from mlxstate.paths import expand_path_text
 if TYPE_CHECKING:
     from mlxstate.mlxyaml.models import SettingsSpec
 
-__all__ = ["Environment", "Settings", "normalize_ollama_host", "resolve", "spec_candidates"]
+__all__ = [
+    "DEFAULT_OLLAMA_REGISTRY",
+    "Environment",
+    "Settings",
+    "normalize_ollama_host",
+    "normalize_registry",
+    "resolve",
+    "spec_candidates",
+]
 
 OLLAMA_DEFAULT_PORT = 11434
+DEFAULT_OLLAMA_REGISTRY = "https://registry.ollama.ai"
 DEFAULT_MIN_FREE = 10_000_000_000
 _FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
 
@@ -174,6 +183,22 @@ def normalize_ollama_host(value: str, *, strict: bool = False) -> str:
     return f"{parts.scheme}://{host}:{port}{parts.path.rstrip('/')}"
 
 
+def normalize_registry(value: str) -> str:
+    """``http(s)://host[:port][/path]`` without a trailing slash; ValueError otherwise."""
+    text = value.strip().rstrip("/")
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ValueError(f"invalid registry URL {value!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise ValueError(
+            f"invalid registry URL {value!r}; expected http(s)://HOST[:PORT], "
+            f"e.g. {DEFAULT_OLLAMA_REGISTRY}"
+        )
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Cleanup:
     partials: bool = False
@@ -198,6 +223,8 @@ class Settings:
     env: Environment | None = None
     # Who owns what this run installs (docs/apply.md, "Ownership"); None without an mlx.yaml.
     workspace: str | None = None
+    # Where `mlx lock` resolves ollama:// tags of Ollama's own registry (docs/lock.md).
+    ollama_registry: str = DEFAULT_OLLAMA_REGISTRY
 
     @cached_property
     def state_dir(self) -> Path:
@@ -246,4 +273,7 @@ def resolve(spec: SettingsSpec | None, env: Environment, spec_path: Path | None 
         state_dir_override=spec.state_dir if spec else None,
         env=env,
         workspace=workspace,
+        ollama_registry=(
+            ollama.registry if ollama and ollama.registry else DEFAULT_OLLAMA_REGISTRY
+        ),
     )

@@ -744,7 +744,7 @@ def test_a_saved_refresh_plan_is_checked_against_a_fresh_refresh_plan(
     write_spec(HF_SPEC)
     assert mlx(capsys, "plan", "--refresh", "--out", "p.json").code == 0
     doc = json.loads(Path("p.json").read_text())
-    assert doc["options"] == {"refresh": True, "targets": []}
+    assert doc["options"] == {"refresh": True, "targets": [], "locked": False, "frozen": False}
     assert doc["workspace"]
     apply(capsys, "p.json")
     assert managed() == {TINY_SRC}

@@ -232,7 +232,9 @@ def test_stores_are_scanned_every_n_seconds_or_when_they_change(
 def test_a_plan_is_made_every_n_seconds_when_its_inputs_changed(ollama_server: FakeOllama) -> None:
     Path("mlx.yaml").write_text(SPEC)
     now = [NOW]
-    session = Session(read_environment(), None, Seams(clock=lambda: now[0]))
+    session = Session(
+        read_environment(), None, Seams(clock=lambda: now[0], disk_space=lambda _p: None)
+    )
     made = Sampler(session, system=dict, host=dict, plan_every=60.0)
     assert made.sample()["drift"]["present"] == 0
     ob.add_model(ollama_dir(), "qwen2.5:7b")

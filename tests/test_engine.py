@@ -45,7 +45,12 @@ def test_plan_returns_typed_values_and_prints_nothing(capsys: pytest.CaptureFixt
     assert [(a.kind, a.subject) for a in planned.plan.actions] == [
         ("ollama.pull", f"ollama://{QWEN}")
     ]
-    assert planned.document()["options"] == {"refresh": False, "targets": ["qwen"]}
+    assert planned.document()["options"] == {
+        "refresh": False,
+        "targets": ["qwen"],
+        "locked": False,
+        "frozen": False,
+    }
     assert planned.settings.workspace == planned.facts.workspace
     assert capsys.readouterr() == ("", "")
 

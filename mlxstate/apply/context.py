@@ -14,6 +14,8 @@ from mlxstate.apply.ollama_effects import OllamaEffects
 from mlxstate.apply.progress import Display
 from mlxstate.apply.result import Result
 from mlxstate.errors import ActionError, MlxError
+from mlxstate.lock.model import OllamaLock
+from mlxstate.lock.use import LockUse, same_manifest
 from mlxstate.mlxyaml.models import Spec
 from mlxstate.observe.hf_cache import repo_folder_name
 from mlxstate.observe.ollama_store import read_one_model
@@ -46,6 +48,7 @@ class ApplyContext:
     spec: Spec | None
     seams: Seams = DEFAULT  # clock, free space, cloner: passed in, never patched
     hashes: HashMemo = field(default_factory=HashMemo)  # lives for this apply only
+    lock: LockUse | None = None  # mlx.lock, with --locked / --frozen (docs/lock.md)
 
     def facts(self) -> RegistryFacts:
         return self.registry.facts(self.settings.workspace)
@@ -74,6 +77,19 @@ class ApplyContext:
         parts = (src.host, src.namespace, src.model, src.tag)
         model = read_one_model(self.settings.ollama_models_dir, parts)
         return None if model is None else model.status
+
+    def ollama_is_locked(self, src: OllamaSource, lock: OllamaLock) -> bool:
+        parts = (src.host, src.namespace, src.model, src.tag)
+        model = read_one_model(self.settings.ollama_models_dir, parts)
+        return model is not None and same_manifest(model, lock)
+
+    def upstream_digest(self, src: OllamaSource) -> str:
+        """The manifest digest the registry serves for ``src``'s tag now."""
+        from mlxstate._httpx import httpx
+        from mlxstate.apply.ollama_locked import tag_digest
+
+        with httpx.Client(timeout=30.0, follow_redirects=True) as client:
+            return tag_digest(src, self.settings.ollama_registry, client)
 
     def check_space(self, action: Action, root: Path) -> None:
         """disk.min_free again, right before the download (the plan may be old)."""

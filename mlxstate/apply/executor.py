@@ -26,6 +26,7 @@ from mlxstate.apply.progress import Display
 from mlxstate.apply.result import Result
 from mlxstate.errors import MlxError
 from mlxstate.keys import hf_key, ollama_key
+from mlxstate.lock.use import LockUse
 from mlxstate.mlxyaml.models import Spec
 from mlxstate.observe.ollama_store import scan_ollama_store
 from mlxstate.observe.scan import scan_hf
@@ -60,8 +61,9 @@ class Executor:
         hf: HfEffects | None = None,
         spec: Spec | None = None,
         seams: Seams = DEFAULT,
+        lock: LockUse | None = None,
     ) -> None:
-        self.spec, self.seams = spec, seams
+        self.spec, self.seams, self.lock = spec, seams, lock
         self.settings, self.registry, self.journal, self.display = (
             settings,
             registry,
@@ -73,7 +75,14 @@ class Executor:
 
     def execute(self, actions: Sequence[Action]) -> list[Outcome]:
         ctx = ApplyContext(
-            self.settings, self.registry, self.display, self.ollama, self.hf, self.spec, self.seams
+            self.settings,
+            self.registry,
+            self.display,
+            self.ollama,
+            self.hf,
+            self.spec,
+            self.seams,
+            lock=self.lock,
         )
         outcomes: list[Outcome] = []
         failed: set[str] = set()

@@ -16,8 +16,10 @@ from mlxstate.apply.context import ApplyContext, Handler, source_of
 from mlxstate.apply.dedup_effects import dedup
 from mlxstate.apply.hf_effects import seed_ollama_blob
 from mlxstate.apply.link_handlers import LINK_HANDLERS
+from mlxstate.apply.ollama_locked import check_installed, check_upstream
 from mlxstate.apply.result import Result
 from mlxstate.errors import ActionError
+from mlxstate.lock.use import pinned
 from mlxstate.plan.actions import Action, Kind
 from mlxstate.plan.params import (
     DedupParams,
@@ -51,13 +53,22 @@ def _hf_source(action: Action) -> HfSource:
 
 def _pull(action: Action, ctx: ApplyContext) -> Result:
     src, p = _ollama_source(action), action.params_as(PullParams)
-    if ctx.ollama_present(src) == "ok" and action.op in ("create", "replace"):
+    pin = pinned(ctx.lock, action.model)
+    lock = pin.ollama if pin is not None and p.locked_digest is not None else None
+    if lock is not None and lock.digest != p.locked_digest:
+        raise ActionError(f"{action.id}: mlx.lock changed since the plan; plan again")
+    present = ctx.ollama_present(src) == "ok" and action.op in ("create", "replace")
+    if present and (lock is None or ctx.ollama_is_locked(src, lock)):
         return Result("noop", "already present" + ctx.delete_replaced(action))
     ctx.check_space(action, ctx.settings.ollama_models_dir)
+    if lock is not None:  # Ollama pulls a tag, never a digest: ask the registry first
+        check_upstream(action.model or src.name, src, lock, ctx.upstream_digest(src))
     if p.seed_blob:
         seeded = seed_ollama_blob(action, ctx.settings.ollama_models_dir, ctx.seams.clone)
         ctx.display.log(f"  {seeded}")
     ctx.ollama.pull(src, ctx.display.task(f"pull {src.name}"))
+    if lock is not None:
+        check_installed(action.model or src.name, src, lock, ctx.settings.ollama_models_dir)
     return Result("done", "pulled" + ctx.delete_replaced(action))
 
 
@@ -65,8 +76,11 @@ def _download(action: Action, ctx: ApplyContext) -> Result:
     src, p = _hf_source(action), action.params_as(DownloadParams)
     ctx.check_space(action, ctx.settings.hf_cache_dir)
     revision = p.commit or p.revision or "main"
+    pin = pinned(ctx.lock, action.model)
+    # Verified against the lock only for the commit the lock pins (the plan targets it).
+    lock = pin.hf if pin is not None and pin.hf is not None and pin.hf.commit == p.commit else None
     task = ctx.display.task(f"download {src.repo_id}")
-    commit = ctx.hf.download(src.repo_id, revision, p.include, p.exclude, task)
+    commit = ctx.hf.download(src.repo_id, revision, p.include, p.exclude, task, lock)
     return Result("done", f"downloaded {commit[:12]}" + ctx.delete_replaced(action))
 
 

@@ -15,9 +15,11 @@ from typing import Any
 
 from mlxstate.apply import failpoints
 from mlxstate.apply.hf_delete import delete_repo
+from mlxstate.apply.hf_locked import CacheBefore, before_download, mismatches, undo_download
 from mlxstate.apply.progress import HfProgress
 from mlxstate.errors import ActionError
 from mlxstate.hf_errors import describe_hf_error
+from mlxstate.lock.model import HfLock
 from mlxstate.observe.hf_cache import read_ref, read_tree, repo_folder_name, scan_hf_repo
 from mlxstate.plan.actions import Action
 from mlxstate.plan.params import PullParams
@@ -38,10 +40,14 @@ class HfEffects:
         include: Sequence[str] | None,
         exclude: Sequence[str] | None,
         progress: Callable[[int, int | None], None],
+        lock: HfLock | None = None,
     ) -> str:
-        """Fetch the snapshot (only missing files); returns the commit it resolved to."""
+        """Fetch the snapshot (only missing files); returns the commit it resolved to.
+        ``lock``: mlx.lock's pin of this commit; every locked file is checked after the
+        download, and on a mismatch what the download wrote is removed (hf_locked.py)."""
         from huggingface_hub import snapshot_download
 
+        before = self._before(repo_id, lock) if lock is not None else None
         failpoints.hit("hf.download.started")
         allow = list(include) if include is not None else None
         ignore = list(exclude) if exclude else None
@@ -64,8 +70,48 @@ class HfEffects:
             raise ActionError(line) from None
         commit = Path(folder).name
         self._verify(repo_id, commit, allow, ignore)
+        if lock is not None and before is not None:
+            self._check_locked(repo_id, commit, lock, include, exclude, before)
         bar.finish()
         return commit
+
+    def _before(self, repo_id: str, lock: HfLock) -> CacheBefore:
+        try:
+            return before_download(self.cache_dir, repo_id, lock.commit)
+        except OSError as exc:
+            raise ActionError(
+                f"cannot read the cache folder of hf://{repo_id}: {exc.strerror or exc}"
+            ) from None
+
+    def _check_locked(
+        self,
+        repo_id: str,
+        commit: str,
+        lock: HfLock,
+        include: Sequence[str] | None,
+        exclude: Sequence[str] | None,
+        before: CacheBefore,
+    ) -> None:
+        """Every locked file as the lock says, or nothing of this download stays."""
+        inc = tuple(include) if include is not None else None
+        exc_ = tuple(exclude) if exclude is not None else None
+        bad = (
+            [f"the download resolved to {commit[:12]}, the lock pins {lock.commit[:12]}"]
+            if commit != lock.commit
+            else mismatches(self.cache_dir, repo_folder_name(repo_id), lock, inc, exc_)
+        )
+        if not bad:
+            return
+        try:
+            undo_download(self.cache_dir, repo_id, commit, before)
+            undone = "removed what this download wrote"
+        except (ActionError, OSError) as exc:
+            why = exc.message if isinstance(exc, ActionError) else str(exc)
+            undone = f"could not remove what this download wrote ({why})"
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise ActionError(
+            f"hf://{repo_id}@{commit[:12]} does not match mlx.lock: {bad[0]}{more}; {undone}"
+        )
 
     def _bytes_to_fetch(
         self, repo_id: str, revision: str, allow: list[str] | None, ignore: list[str] | None

@@ -14,7 +14,16 @@ if TYPE_CHECKING:
     from mlxstate.mlxyaml.load import LoadedSpec
     from mlxstate.settings import Environment, Settings
 
-__all__ = ["FileOpt", "Invocation", "NoColorOpt", "QuietOpt", "VerboseOpt", "lock_seconds"]
+__all__ = [
+    "FileOpt",
+    "FrozenOpt",
+    "Invocation",
+    "LockedOpt",
+    "NoColorOpt",
+    "QuietOpt",
+    "VerboseOpt",
+    "lock_seconds",
+]
 
 FileOpt = Annotated[
     Path | None,
@@ -27,6 +36,13 @@ FileOpt = Annotated[
     ),
 ]
 NoColorOpt = Annotated[bool, typer.Option("--no-color", help="Plain output, no colours.")]
+LockedOpt = Annotated[
+    bool,
+    typer.Option("--locked", help="Follow mlx.lock; exit 1 if it is missing or stale."),
+]
+FrozenOpt = Annotated[
+    bool, typer.Option("--frozen", help="Follow mlx.lock as it is, without the staleness check.")
+]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors.")]
 VerboseOpt = Annotated[
     bool, typer.Option("-v", "--verbose", help="More detail; tracebacks on internal errors.")

@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, VerboseOpt, lock_seconds
+from mlxstate.cli._common import (
+    FileOpt,
+    FrozenOpt,
+    Invocation,
+    LockedOpt,
+    NoColorOpt,
+    QuietOpt,
+    VerboseOpt,
+    lock_seconds,
+)
 from mlxstate.cli._output import show_plan
 from mlxstate.errors import MlxError
 from mlxstate.text import short_paths_in
@@ -38,6 +47,8 @@ def command(
         str,
         typer.Option("--lock-timeout", help="Wait this long for another apply (e.g. 30s, 10m)."),
     ] = "0s",
+    locked: LockedOpt = False,
+    frozen: FrozenOpt = False,
     file: FileOpt = None,
     no_color: NoColorOpt = False,
     quiet: QuietOpt = False,
@@ -45,11 +56,19 @@ def command(
 ) -> None:
     """Carry out the plan: downloads with progress, deletions; asks first on a terminal."""
     from mlxstate.apply.progress import Display
+    from mlxstate.lock.use import lock_mode
     from mlxstate.saved_plan import load_saved_plan
 
     call = Invocation.make(file, no_color, quiet, verbose)
     timeout = lock_seconds(lock_timeout)
     saved = load_saved_plan(planfile) if planfile is not None else None
+    mode = lock_mode(locked, frozen)
+    if saved is not None and mode != "off" and mode != saved.lock:
+        made = f"--{saved.lock}" if saved.lock != "off" else "neither --locked nor --frozen"
+        raise MlxError(
+            f"{planfile} was made with {made}; a saved plan runs as it was made",
+            hint=f"make a new one with `mlx plan --{mode} --out FILE`",
+        )
 
     def review(planned: PlannedRun, actions: tuple[Action, ...]) -> bool:
         if saved is not None:
@@ -68,6 +87,7 @@ def command(
         saved=saved,
         lock_timeout=timeout,
         log=_stderr_line,
+        lock=mode,
     )
     conflicts = result.planned.plan.conflicts
     if not result.actions:

@@ -57,6 +57,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "suspend": ("watch", "suspend_command", "Stop the watch agent's applies; it keeps watching."),
     "resume": ("watch", "resume_command", "Let the watch agent apply again."),
     "reconcile": ("watch", "reconcile_command", "Ask the running watch agent to reconcile now."),
+    "lock": ("lock", "command", "Pin what every model resolves to upstream in mlx.lock."),
     "schema": ("schema", "command", "Print the JSON Schema of mlx.yaml."),
     "agent": ("agent", "app", "Install, remove or inspect the background agent (mlx watch)."),
     "bench": ("bench", "app", "Run declared benchmarks and read their history."),

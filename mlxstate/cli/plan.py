@@ -9,13 +9,23 @@ from typing import Annotated, Any
 
 import typer
 
-from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, VerboseOpt
+from mlxstate.cli._common import (
+    FileOpt,
+    FrozenOpt,
+    Invocation,
+    LockedOpt,
+    NoColorOpt,
+    QuietOpt,
+    VerboseOpt,
+)
 from mlxstate.cli._output import emit_json, show_plan
 
 __all__ = ["command"]
 
 
 def command(
+    locked: LockedOpt = False,
+    frozen: FrozenOpt = False,
     file: FileOpt = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the plan as one JSON document.")
@@ -40,7 +50,9 @@ def command(
 ) -> None:
     """Show what `mlx apply` would change; change nothing."""
     call = Invocation.make(file, no_color, quiet, verbose)
-    planned = call.session().plan(target or (), refresh)
+    from mlxstate.lock.use import lock_mode
+
+    planned = call.session().plan(target or (), refresh, lock_mode(locked, frozen))
     document = planned.document()
     if out is not None:
         _write_plan(out, document)

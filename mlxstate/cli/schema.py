@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from mlxstate.cli._common import FileOpt, NoColorOpt, QuietOpt, VerboseOpt
 
@@ -36,10 +38,16 @@ def schema_text() -> str:
 
 
 def command(
+    lock: Annotated[bool, typer.Option("--lock", help="The schema of mlx.lock instead.")] = False,
     file: FileOpt = None,
     no_color: NoColorOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Print the JSON Schema of mlx.yaml (the same as schemas/mlx.schema.json)."""
+    if lock:
+        from mlxstate.lock.schema import lock_schema_text
+
+        sys.stdout.write(lock_schema_text())
+        return
     sys.stdout.write(schema_text())

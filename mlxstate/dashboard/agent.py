@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 __all__ = ["AgentSnapshots"]
 
+SNAPSHOT_EVERY = 10.0  # seconds between two dashboard.json writes of the agent
+
 
 class AgentSnapshots:
     def __init__(self, agent: Agent, **sampler_options: Any) -> None:
@@ -45,8 +47,10 @@ class AgentSnapshots:
         the agent must outlive a full disk or a read-only state folder."""
         now = self.agent.clock()
         try:
-            refresh = self.sampler.settings.refresh
-            if not force and self.last is not None and now - self.last < refresh:
+            # The background agent samples at most every SNAPSHOT_EVERY seconds: the menu
+            # bar reads a file younger than 30 s, and a full-screen dashboard samples itself.
+            period = max(self.sampler.settings.refresh, SNAPSHOT_EVERY)
+            if not force and self.last is not None and now - self.last < period:
                 return
             # Reconciles observe the stores; between them, at most one scan per interval.
             self.sampler.stores_every = max(self.agent.schedule.interval, 60.0)

@@ -167,6 +167,20 @@ class OllamaSettings(_Section):
     models_dir: ExpandedPath | None = Field(
         None, description="default $OLLAMA_MODELS, else ~/.ollama/models"
     )
+    registry: str | None = Field(
+        None,
+        description="the registry `mlx lock` resolves ollama:// tags at; "
+        "default https://registry.ollama.ai",
+    )
+
+    @field_validator("registry")
+    @classmethod
+    def _check_registry(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from mlxstate.settings import normalize_registry
+
+        return normalize_registry(value)
 
     @field_validator("host")
     @classmethod

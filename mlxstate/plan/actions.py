@@ -61,6 +61,7 @@ ReasonCode = Literal[
     "repair",
     "revision-not-cached",
     "revision-moved",
+    "lock-differs",
     "ensure-absent",
     "prune",
     "source-changed",

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from mlxstate.facts import HfRepo, Observed, OllamaModel, RemoteRepo
 from mlxstate.keys import hf_key, ollama_key
+from mlxstate.lock.model import LockEntry
 from mlxstate.mlxyaml.models import Spec
 from mlxstate.plan.actions import Action, PlanProblem
 from mlxstate.registry import ManagedModel, RegistryFacts
@@ -31,6 +32,7 @@ class Context:
     ollama: dict[str, OllamaModel]
     hf: dict[str, HfRepo]
     declared: dict[str, str]
+    pins: Mapping[str, LockEntry] = field(default_factory=dict)  # mlx.lock, by model name
 
     @classmethod
     def build(
@@ -40,6 +42,7 @@ class Context:
         facts: RegistryFacts,
         remote: Mapping[tuple[str, str], RemoteRepo],
         targets: tuple[str, ...],
+        pins: Mapping[str, LockEntry] | None = None,
     ) -> Context:
         fold = observed.hf.case_insensitive
         return cls(
@@ -52,6 +55,7 @@ class Context:
             ollama={ollama_key(m): m for m in observed.ollama.models},
             hf={hf_key(r, fold): r for r in observed.hf.repos if r.repo_type == "model"},
             declared={key_of(m.parsed_source, fold): name for name, m in spec.models.items()},
+            pins=pins or {},
         )
 
     def key(self, src: Source) -> str:

@@ -5,7 +5,10 @@
 - present but broken (missing or short blob, dangling snapshot link, files the hub listing
   and include/exclude say should be there) → update (repair);
 - an HF revision that is not cached (a pinned commit, a branch not fetched, or — with remote
-  facts from ``--refresh`` — a branch whose hub head moved) → update, old → new in the reason.
+  facts from ``--refresh`` — a branch whose hub head moved) → update, old → new in the reason;
+- with mlx.lock pins: the locked HF commit (its file list from the lock) and the locked
+  Ollama manifest are the target; installed but different → update, "observed differs from
+  the lock" (docs/lock.md).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from dataclasses import dataclass, replace
 
 from mlxstate.facts import HfFile, HfRepo, HfRevision, OllamaModel, RemoteFile, RemoteRepo
 from mlxstate.keys import ollama_key
+from mlxstate.lock.model import HfLock, OllamaLock
+from mlxstate.lock.use import same_manifest
 from mlxstate.mlxyaml.models import ModelSpec
 from mlxstate.plan.actions import Action, PlanProblem, ReasonCode
 from mlxstate.plan.context import Context, Draft
@@ -45,8 +50,13 @@ def plan_model(cx: Context, out: Draft, name: str, m: ModelSpec) -> None:
     if m.ensure == "absent":
         delete(cx, out, name, src, "ensure: absent", "ensure-absent")
         return
+    pin = cx.pins.get(name)
     if isinstance(src, OllamaSource):
         action = _ollama(cx, name, src, cx.ollama.get(ollama_key(src)))
+        if pin is not None and pin.ollama is not None:
+            action = _ollama_locked(name, src, cx.ollama.get(ollama_key(src)), action, pin.ollama)
+    elif pin is not None and pin.hf is not None:
+        action = _hf_locked(name, m, src, cx.hf.get(cx.key(src)), pin.hf)
     else:
         assert isinstance(src, HfSource)
         action = _hf(cx, name, m, src, cx.hf.get(cx.key(src)))
@@ -75,6 +85,29 @@ def _ollama(cx: Context, name: str, src: OllamaSource, model: OllamaModel | None
             reason_code="repair",
         )
     return None
+
+
+def _ollama_locked(
+    name: str, src: OllamaSource, model: OllamaModel | None, action: Action | None, lock: OllamaLock
+) -> Action | None:
+    """The pull (if any) carries the locked digest; an intact model whose manifest is not
+    the locked one is updated to it."""
+    if action is None and model is not None and not same_manifest(model, lock):
+        installed = f"sha256:{model.manifest_digest[:12]}"
+        action = Action(
+            f"model/{name}",
+            "update",
+            "ollama.pull",
+            str(src),
+            sum(x.size for x in lock.layers),
+            0,
+            f"observed differs from the lock: installed {installed}, locked {lock.digest[:19]}",
+            name,
+            reason_code="lock-differs",
+        )
+    if action is None:
+        return None
+    return replace(action, params=replace(action.params_as(PullParams), locked_digest=lock.digest))
 
 
 def _ollama_pull(name: str, src: OllamaSource, local: HfFile | None) -> Action:
@@ -163,6 +196,42 @@ def _hf(cx: Context, name: str, m: ModelSpec, src: HfSource, repo: HfRepo | None
     if rev is None:
         return _hf_not_cached(name, m, src, repo, wanted, opts)
     return _hf_repair(name, m, src, repo, rev, wanted.listing, opts)
+
+
+def _hf_locked(
+    name: str, m: ModelSpec, src: HfSource, repo: HfRepo | None, lock: HfLock
+) -> Action | None:
+    """The locked commit is the target, and the lock's file list says what it holds."""
+    want = m.revision or "main"
+    listing = tuple(RemoteFile(f.path, f.size, f.sha256 or f.blob_id or "") for f in lock.files)
+    opts = DownloadParams(
+        revision=want,
+        include=None if m.include is None else tuple(m.include),
+        exclude=None if m.exclude is None else tuple(m.exclude),
+        commit=lock.commit,
+    )
+    rev = repo.revision(lock.commit) if repo is not None else None
+    if rev is not None:
+        return _hf_repair(name, m, src, repo, rev, listing, opts)
+    size = _download_size(listing, m, repo)
+    if repo is None:
+        reason = f"declared, not present; locked at {lock.commit[:12]}"
+        return Action(
+            f"model/{name}",
+            "create",
+            "hf.download",
+            str(src),
+            size,
+            0,
+            reason,
+            name,
+            opts,
+            "declared-not-present",
+        )
+    local = repo.ref(want)
+    here = f"{want} is {local[:12]} here" if local else f"{want} is not cached"
+    reason = f"observed differs from the lock: {here}, the lock pins {lock.commit[:12]}"
+    return _hf_update(name, src, size, reason, opts, "lock-differs")
 
 
 def _hf_not_cached(

@@ -56,6 +56,7 @@ class PullParams(Params):
     seed_sha256: str | None = None
     seed_size: int | None = None
     replaces: str | None = None
+    locked_digest: str | None = None  # mlx.lock's manifest digest: the pull must get it
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class DownloadParams(Params):
     exclude: tuple[str, ...] | None = None
     include: tuple[str, ...] | None = None
     revision: str | None = None
-    commit: str | None = None  # the exact commit to fetch (a repair or a moved branch)
+    commit: str | None = None  # the exact commit to fetch (a repair, a moved branch, mlx.lock)
     replaces: str | None = None
 
 

@@ -9,6 +9,9 @@ never reads). Rules (docs/apply.md, "What mlx deletes — and never deletes"):
   and include/exclude say should be there) → update (repair);
 - an HF revision that is not cached (a pinned commit, a branch not fetched, or — with remote
   facts from ``--refresh`` — a branch whose hub head moved) → update, old → new in the reason;
+- with mlx.lock in use (``--locked``/``--frozen``): HF models target the locked commit and
+  Ollama models the locked manifest; an installed one that differs → update ("observed
+  differs from the lock");
 - ``ensure: absent`` → delete, managed or not; ``prune: true`` → delete MANAGED undeclared
   models only; a managed name now declared with another source → replace (with prune);
 - ``protect: true`` on anything the plan would delete or replace → problem;
@@ -25,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from mlxstate.facts import Observed, RemoteRepo
+from mlxstate.lock.model import LockEntry
 from mlxstate.mlxyaml.models import Spec
 from mlxstate.plan.actions import Action, Plan, PlanProblem
 from mlxstate.plan.checks import check_min_free, check_protected
@@ -47,9 +51,11 @@ def make_plan(
     *,
     targets: Sequence[str] = (),
     remote: Mapping[tuple[str, str], RemoteRepo] | None = None,
+    pins: Mapping[str, LockEntry] | None = None,
 ) -> Plan:
-    """Diff ``spec`` against ``observed`` (and the registry); no I/O."""
-    cx = Context.build(spec, observed, facts, remote or {}, tuple(targets))
+    """Diff ``spec`` against ``observed`` (and the registry); no I/O. ``pins``: the mlx.lock
+    entries to follow (``--locked``/``--frozen``), by model name."""
+    cx = Context.build(spec, observed, facts, remote or {}, tuple(targets), pins)
     out = Draft()
     out.problems += [
         PlanProblem(f"--target {t}: no model named {t!r} in mlx.yaml")

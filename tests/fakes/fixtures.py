@@ -11,6 +11,9 @@ top-level ``tests/conftest.py``, or import the ``*_fixture`` functions into a te
 - ``ollama_server``: a started :class:`FakeOllama` serving ``$OLLAMA_MODELS`` (the isolated
   per-test folder from ``tests/conftest.py``; ``tmp_path/ollama-models`` without it);
   ``OLLAMA_HOST`` is set to its ``url``.
+- ``ollama_registry``: a started :class:`FakeOllamaRegistry` (manifests and blobs over the
+  distribution API); point ``settings.ollama.registry`` at its ``url``, and a daemon at it
+  with ``ollama_server.upstream = ollama_registry.url``.
 - ``sentinel``: a :class:`tests.helpers.Sentinel` tree of user files at ``tmp_path/sentinel``
   (outside the isolated stores and app folders); place links into it from a store with
   ``sentinel.link_from(path)`` and call ``sentinel.check()`` after the commands under test:
@@ -27,6 +30,7 @@ import huggingface_hub.constants  # noqa: F401 - pin ENDPOINT before any test se
 import pytest
 
 from tests.fakes.hf_hub import FakeHfHub
+from tests.fakes.ollama_registry import FakeOllamaRegistry
 from tests.fakes.ollama_server import FakeOllama
 from tests.helpers import Sentinel, make_sentinel, restore_writable
 
@@ -46,6 +50,12 @@ def ollama_server_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
     with FakeOllama(models_dir) as server:
         monkeypatch.setenv("OLLAMA_HOST", server.url)
         yield server
+
+
+@pytest.fixture(name="ollama_registry")
+def ollama_registry_fixture() -> Iterator[FakeOllamaRegistry]:
+    with FakeOllamaRegistry() as registry:
+        yield registry
 
 
 @pytest.fixture(name="sentinel")

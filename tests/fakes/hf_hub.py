@@ -4,6 +4,9 @@ Serves in-memory repos (model, dataset, space) with the endpoints huggingface_hu
 calls (checked by running it, see ``tests/test_fakes.py``)::
 
     GET  /api/{type}s/{repo}[/revision/{rev}]         info: {"id","sha","siblings",...}
+                                                      ?blobs=true (files_metadata): per
+                                                      sibling size, blobId, lfs.sha256
+    GET  /api/{type}s/{repo}/auth-check               200, or 401/403 GatedRepo
     GET  /api/{type}s/{repo}/tree/{rev}[/{path}]      ?recursive=&expand= (snapshot_download)
     POST /api/{type}s/{repo}/paths-info/{rev}         form: paths=..., expand=
     HEAD /[{type}s/]{repo}/resolve/{rev}/{path}       X-Repo-Commit, ETag, Content-Length
@@ -28,12 +31,16 @@ Switches for a hostile or unusual hub (each off by default):
 
 - ``plain_404s = True``: unknown repos answer a bare 404 without ``X-Error-Code`` (as a
   mirror or a proxy does), which the library reports as a plain ``HfHubHTTPError``;
-- ``gate(repo_id)``: the repo's info and listing are public, but its files answer 401
-  (403 with a token) with ``X-Error-Code: GatedRepo``, as the Hub does for gated repos;
+- ``gate(repo_id)``: the repo's info and listing are public (info says ``"gated":
+  "manual"``), but its files and ``/api/models/{repo}/auth-check`` answer 401 (403 with a
+  token) with ``X-Error-Code: GatedRepo``, as the Hub does for gated repos;
 - ``require_token(token)``: every request must carry ``Authorization: Bearer <token>``;
   a wrong one gets 401 "Invalid credentials in Authorization header";
 - ``truncate_bodies = True``: every file GET announces its full ``Content-Length`` but
-  sends only half of the bytes, then closes the connection.
+  sends only half of the bytes, then closes the connection;
+- ``tamper[path] = bytes``: the file at ``path`` (any repo) is served with those bytes
+  instead, under its true ETag (a corrupting mirror: the listing and the ETag still name
+  the real sha256; give bytes of the same length to get past the library's size check).
 
 How the library reacts to the fault knobs (observed with 2.4.0):
 
@@ -59,7 +66,7 @@ from tests.builders.common import git_blob_sha1
 from tests.builders.hf_cache import REPO_TYPES, FileFacts, describe_files
 from tests.fakes._server import Exchange, Fault, LoopbackServer
 
-_API_ACTIONS = ("revision", "tree", "paths-info")
+_API_ACTIONS = ("revision", "tree", "paths-info", "auth-check")
 _LAST_MODIFIED = "2024-01-01T00:00:00.000Z"
 
 
@@ -94,6 +101,7 @@ class FakeHfHub(LoopbackServer):
         self._state = threading.Lock()
         self.plain_404s = False
         self.truncate_bodies = False
+        self.tamper: dict[str, bytes] = {}
         self._gated: set[str] = set()
         self._token: str | None = None
 
@@ -242,7 +250,15 @@ class FakeHfHub(LoopbackServer):
         revision = tail[1] if len(tail) >= 2 else "main"
         if action == "revision" and ex.method == "GET" and len(tail) in (0, 2):
             commit, files = self._lookup(repo_type, repo_id, revision)
-            ex.send_json(200, self._info(repo_type, repo_id, commit, files, ex))
+            info = self._info(repo_type, repo_id, commit, files, ex)
+            info["gated"] = "manual" if repo_id in self._gated else False
+            ex.send_json(200, info)
+        elif action == "auth-check" and ex.method == "GET" and len(tail) == 1:
+            self._lookup(repo_type, repo_id, "main")
+            if repo_id in self._gated:
+                self._refuse_gated(ex, repo_id)
+            else:
+                ex.send_json(200, {})
         elif action == "tree" and ex.method == "GET" and len(tail) >= 2:
             commit, files = self._lookup(repo_type, repo_id, revision)
             recursive = ex.request.query.get("recursive", ["false"])[0].lower() == "true"
@@ -320,7 +336,7 @@ class FakeHfHub(LoopbackServer):
             ex.start(200, headers, content_length=len(fact.data))
             ex.write(fact.data[: len(fact.data) // 2])
             ex.drop()
-        self._send_range(ex, fact.data, headers)
+        self._send_range(ex, self.tamper.get(path, fact.data), headers)
 
     @staticmethod
     def _refuse_gated(ex: Exchange, repo_id: str) -> None:

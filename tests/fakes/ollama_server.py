@@ -67,6 +67,8 @@ import json
 import os
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -76,6 +78,7 @@ from urllib.parse import unquote
 
 from tests.builders.common import sha256_hex
 from tests.builders.ollama_store import (
+    MANIFEST_MEDIA_TYPE,
     Blob,
     Layers,
     ManifestInfo,
@@ -128,6 +131,22 @@ class RegistryModel:
     manifest: bytes
     blobs: Mapping[str, bytes]  # "sha256:<hex>" -> bytes
 
+    @property
+    def digest(self) -> str:
+        """sha256 of the manifest bytes: what Ollama lists and what a lock pins."""
+        return "sha256:" + sha256_hex(self.manifest)
+
+
+def registry_model(
+    name: str, layers: Layers | None = None, config: Mapping[str, object] | None = None
+) -> RegistryModel:
+    """A pullable model (same defaults as ``ollama_store.add_model``)."""
+    parsed = ModelName.parse(name)
+    layers = default_layers(parsed.full) if layers is None else layers
+    config_blob = compact_json(dict(config) if config is not None else default_config(layers))
+    blobs = {"sha256:" + sha256_hex(d): d for d in (*(d for _, d in layers), config_blob)}
+    return RegistryModel(parsed, build_manifest(config_blob, layers), blobs)
+
 
 class PullFailed(Exception):
     pass
@@ -145,6 +164,9 @@ class FakeOllama(LoopbackServer):
         self.models_dir = Path(models_dir)
         self.version = version
         self.registry: dict[str, RegistryModel] = {}
+        # A FakeOllamaRegistry's url: pulls then fetch manifests and blobs from it over HTTP
+        # (instead of ``registry``), so a tag moved there is what the next pull gets.
+        self.upstream: str | None = None
         self.running: dict[str, dict[str, object]] = {}
         self.pull_chunk_size = 256 * 1024
         self.pull_line_delay = 0.0
@@ -183,12 +205,8 @@ class FakeOllama(LoopbackServer):
         config: Mapping[str, object] | None = None,
     ) -> RegistryModel:
         """Make ``name`` pullable (same defaults as ``ollama_store.add_model``)."""
-        parsed = ModelName.parse(name)
-        layers = default_layers(parsed.full) if layers is None else layers
-        config_blob = compact_json(dict(config) if config is not None else default_config(layers))
-        blobs = {"sha256:" + sha256_hex(d): d for d in (*(d for _, d in layers), config_blob)}
-        model = RegistryModel(parsed, build_manifest(config_blob, layers), blobs)
-        self.registry[parsed.full] = model
+        model = registry_model(name, layers, config)
+        self.registry[model.name.full] = model
         return model
 
     def set_running(
@@ -531,7 +549,7 @@ class FakeOllama(LoopbackServer):
         except ValueError:
             yield {"error": f"invalid model name: {name}"}
             return
-        model = self.registry.get(parsed.full)
+        model = self._pullable(parsed)
         if model is None:
             yield {"error": "pull model manifest: file does not exist"}
             return
@@ -543,7 +561,7 @@ class FakeOllama(LoopbackServer):
                 digest = str(entry["digest"])
                 if not blob_path(self.models_dir, digest).is_file():
                     fetched.append(digest)
-                yield from self._download(digest, model.blobs[digest])
+                yield from self._download(digest, model.blobs.get(digest, b""))
             yield {"status": "verifying sha256 digest"}
             for digest in fetched:
                 error = self._verify(digest)
@@ -553,6 +571,21 @@ class FakeOllama(LoopbackServer):
             yield {"status": "writing manifest"}
             yield from self._write_manifest(model)
         yield {"status": "success"}
+
+    def _pullable(self, name: ModelName) -> RegistryModel | None:
+        if self.upstream is None:
+            return self.registry.get(name.full)
+        base = f"{self.upstream}/v2/{name.namespace}/{name.model}"
+        manifest = _fetch(f"{base}/manifests/{name.tag}", MANIFEST_MEDIA_TYPE)
+        if manifest is None:
+            return None
+        doc = json.loads(manifest)
+        blobs: dict[str, bytes] = {}
+        for entry in [*doc["layers"], doc["config"]]:
+            digest = str(entry["digest"])
+            if not blob_path(self.models_dir, digest).is_file():
+                blobs[digest] = _fetch(f"{base}/blobs/{digest}", "*/*") or b""
+        return RegistryModel(name, manifest, blobs)
 
     def _download(self, digest: str, data: bytes) -> Iterator[dict[str, object]]:
         status = f"pulling {digest.removeprefix('sha256:')[:12]}"
@@ -598,6 +631,19 @@ class FakeOllama(LoopbackServer):
             remaining, _broken = read_manifests(self.models_dir)
             if self._remove_unused(old.blobs, referenced_digests(remaining)):
                 yield {"status": "removing unused layers"}
+
+
+def _fetch(url: str, accept: str) -> bytes | None:
+    """GET from the upstream fake registry; None on a 404."""
+    request = urllib.request.Request(url, headers={"Accept": accept})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body: bytes = response.read()
+            return body
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
 
 
 def fake_tokens(model: str, prompt: str, count: int) -> list[str]:
