@@ -14,7 +14,9 @@ from mlxstate.mlxyaml.load import LoadedSpec, parse_spec
 from mlxstate.mlxyaml.models import ModelSpec
 from mlxstate.remote_check import Resolve
 from mlxstate.settings import read_environment
-from tests.helpers import mlx
+from tests.fakes.hf_hub import FakeHfHub
+from tests.fakes.ollama_registry import FakeOllamaRegistry
+from tests.helpers import dead_url, mlx
 
 GOOD = "version: 1\nmodels:\n  qwen:\n    source: ollama://qwen3:8b\n"
 BAD = "version: 1\nmodels:\n  llama:\n    sorce: hf://a/b\n"
@@ -133,3 +135,141 @@ def test_a_resolver_bug_is_not_swallowed() -> None:
 
     with pytest.raises(KeyError):
         validate_remote(_loaded(GOOD), broken)
+
+
+# --- against the loopback fake hub and fake Ollama registry ----------------------------------
+
+REMOTE = """\
+  llama:
+    source: hf://org/llama
+    include: ["*.json", "*.safetensors"]
+  typo:
+    source: hf://org/lama
+  pinned:
+    source: hf://org/pinned
+    revision: v9
+  patterns:
+    source: hf://org/weights
+    include: ["*.gguf"]
+  gated:
+    source: hf://org/gated
+  qwen:
+    source: ollama://qwen2.5:7b
+  moved:
+    source: ollama://qwen2.5:70b
+  local:
+    source: file:///nowhere/x.gguf
+"""
+
+
+@pytest.fixture
+def upstream(fake_hub: FakeHfHub, ollama_registry: FakeOllamaRegistry) -> Path:
+    files = {"config.json": b"{}", "model.safetensors": b"w" * 64}
+    fake_hub.add_repo("org/llama", files, lfs={"model.safetensors"})
+    for repo in ("org/pinned", "org/weights", "org/gated"):
+        fake_hub.add_repo(repo, files, lfs={"model.safetensors"})
+    fake_hub.gate("org/gated")
+    ollama_registry.publish("qwen2.5:7b", [("model", b"one")])
+    spec = Path("mlx.yaml")
+    settings = f"settings:\n  ollama:\n    registry: {ollama_registry.url}\n"
+    spec.write_text(f"version: 1\n{settings}models:\n{REMOTE}")
+    return spec
+
+
+def test_remote_reports_each_missing_source_at_its_line(
+    capsys: pytest.CaptureFixture[str], upstream: Path, ollama_registry: FakeOllamaRegistry
+) -> None:
+    registry = ollama_registry
+    offline = mlx(capsys, "validate")
+    assert offline.code == 0, offline.out  # nothing upstream is looked at without --remote
+    result = mlx(capsys, "validate", "--remote")
+    assert result.code == 1, result.out + result.err
+    lines = result.out.splitlines()
+    token = "$HF_TOKEN (settings.huggingface.token_env)"
+    assert lines[0] == (
+        "mlx.yaml:10:13: error: models.typo.source: hf://org/lama not found on the hub "
+        f"(check the id; private or gated repos need a token in {token})"
+    )
+    assert lines[1] == (
+        "mlx.yaml:12:13: error: models.pinned.source: hf://org/pinned has no revision 'v9' "
+        "on the hub (check the model's revision)"
+    )
+    assert lines[2].startswith(
+        "mlx.yaml:15:13: error: models.patterns.source: include [*.gguf] matches no file of "
+        "hf://org/weights@main (2 files at "
+    )
+    assert lines[3] == (
+        "mlx.yaml:18:13: error: models.gated.source: hf://org/gated is gated: accept its terms "
+        f"on the hub and put a token of that account in {token}"
+    )
+    assert lines[4] == (
+        "mlx.yaml:22:13: error: models.moved.source: ollama://qwen2.5:70b not found at the "
+        f"registry {registry.url} (check the model name and tag)"
+    )
+    assert lines[5:] == ["5 errors in mlx.yaml"]
+
+
+def test_remote_github_and_json(capsys: pytest.CaptureFixture[str], upstream: Path) -> None:
+    github = mlx(capsys, "validate", "--remote", "--format", "github")
+    assert github.code == 1
+    assert [line.split("::")[1] for line in github.out.splitlines()] == [
+        f"error file=mlx.yaml,line={line},col=13" for line in (10, 12, 15, 18, 22)
+    ]
+    doc = json.loads(mlx(capsys, "validate", "--remote", "--json").out)
+    assert doc["valid"] is False
+    assert [(e["path"], e["line"]) for e in doc["errors"]] == [
+        ("models.typo.source", 10),
+        ("models.pinned.source", 12),
+        ("models.patterns.source", 15),
+        ("models.gated.source", 18),
+        ("models.moved.source", 22),
+    ]
+
+
+def test_remote_passes_when_every_source_resolves(
+    capsys: pytest.CaptureFixture[str],
+    upstream: Path,
+    fake_hub: FakeHfHub,
+    ollama_registry: FakeOllamaRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_hub.add_repo("org/lama", {"config.json": b"{}"})
+    fake_hub.add_repo("org/weights", {"m.gguf": b"g"})
+    pinned = fake_hub.repo("org/pinned").refs["main"]
+    fake_hub.set_ref("org/pinned", "v9", pinned)
+    ollama_registry.publish("qwen2.5:70b", [("model", b"big")])
+    # A token whose account has not accepted the gated repo's terms does not help.
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    gated = mlx(capsys, "validate", "--remote")
+    assert gated.code == 1
+    assert gated.out.startswith("mlx.yaml:18:13: error: models.gated.source: hf://org/gated is")
+    assert gated.out.endswith("\n1 error in mlx.yaml\n")
+    upstream.write_text(upstream.read_text().replace("  gated:\n    source: hf://org/gated\n", ""))
+    result = mlx(capsys, "validate", "--remote")
+    assert result.code == 0, result.out + result.err
+    assert result.out == (
+        "mlx.yaml is valid (7 models, 0 apps, 0 benchmarks); every source exists.\n"
+    )
+
+
+def test_remote_unreachable_is_one_line_per_model(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead = dead_url()
+    monkeypatch.setenv("HF_ENDPOINT", dead)
+    settings = f"settings:\n  ollama:\n    registry: {dead}\n"
+    models = "  a:\n    source: hf://org/a\n  b:\n    source: ollama://qwen2.5:7b\n"
+    Path("mlx.yaml").write_text(f"version: 1\n{settings}models:\n{models}")
+    result = mlx(capsys, "validate", "--remote")
+    assert result.code == 1, result.err
+    lines = result.out.splitlines()
+    assert lines[0] == (
+        f"mlx.yaml:7:13: error: models.a.source: cannot reach the hub at {dead} for hf://org/a "
+        "(check the network or HF_ENDPOINT)"
+    )
+    assert lines[1].startswith(
+        f"mlx.yaml:9:13: error: models.b.source: cannot reach the registry at {dead} for "
+        "ollama://qwen2.5:7b: "
+    )
+    assert lines[2:] == ["2 errors in mlx.yaml"]
+    assert "Traceback" not in result.err

@@ -82,8 +82,12 @@ def validate_remote(loaded: LoadedSpec, resolve: Resolve) -> Validation:
 
 
 def remote_resolver(call: Invocation, loaded: LoadedSpec) -> Resolve:
-    """How ``mlx lock`` resolves a model, with this spec's settings (docs/lock.md)."""
-    raise MlxError("--remote is not available yet")
+    """How ``mlx lock`` resolves a model, with this spec's settings (docs/lock.md): the
+    hub at ``HF_ENDPOINT`` with the spec's token, Ollama tags at ``settings.ollama.registry``."""
+    from mlxstate.lock.resolve import resolve_model
+
+    settings = call.settings(loaded)
+    return lambda name, spec: resolve_model(name, spec, settings)
 
 
 def _valid(loaded: LoadedSpec) -> Validation:
