@@ -18,16 +18,7 @@ import httpx
 import pytest
 from ruamel.yaml import YAML
 
-from mlxstate.lock.model import (
-    LockEntry,
-    Lockfile,
-    OllamaLayer,
-    OllamaLock,
-    dump_lock,
-    input_hash,
-)
-from mlxstate.mlxyaml.load import parse_spec
-from mlxstate.settings import read_environment
+from tests.helpers.lockfile import ollama_lock_for
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOKS = ROOT / ".pre-commit-hooks.yaml"
@@ -135,21 +126,8 @@ def test_mlx_validate_hook_passes_a_good_file_and_fails_a_bad_one(
     assert "notes.yaml" not in both.stdout
 
 
-def _lock_for(text: str) -> bytes:
-    """The mlx.lock of a one-model Ollama spec, written offline (what `mlx lock` would write
-    for a registry serving this one-layer manifest)."""
-    loaded = parse_spec(text, file="mlx.yaml", base_dir=Path("/tmp"), env=read_environment())
-    (name, spec), *_ = loaded.spec.models.items()
-    layer = OllamaLayer("sha256:" + "1" * 64, 4, "application/vnd.ollama.image.model")
-    ollama = OllamaLock("registry.ollama.ai/library/qwen3:8b", "sha256:" + "2" * 64, (layer,))
-    entry = LockEntry(str(spec.parsed_source), input_hash(spec), ollama=ollama)
-    return dump_lock(Lockfile({name: entry}))
-
-
 @pytest.mark.slow
 def test_mlx_lock_check_hook_fails_on_a_missing_or_stale_lock(hooks: Hooks, tmp_path: Path) -> None:
-    if not (ROOT / "mlxstate" / "cli" / "lock.py").exists():
-        pytest.skip("`mlx lock` is not in this checkout yet")
     target = tmp_path / "team"
     target.mkdir()
     (target / "mlx.yaml").write_text(GOOD)
@@ -158,7 +136,7 @@ def test_mlx_lock_check_hook_fails_on_a_missing_or_stale_lock(hooks: Hooks, tmp_
     assert missing.returncode == 1, missing.stdout + missing.stderr
     assert "mlx lock --check" in missing.stdout and "Failed" in missing.stdout
 
-    (target / "mlx.lock").write_bytes(_lock_for(GOOD))
+    (target / "mlx.lock").write_bytes(ollama_lock_for(GOOD))
     _git(target, "add", "mlx.lock")
     fresh = hooks.run(target, "mlx-lock-check")
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
