@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mlxstate.apply.journal import Interrupted
     from mlxstate.apply.progress import Display
     from mlxstate.facts import Observed
+    from mlxstate.hosts import Host
     from mlxstate.lock.use import LockMode, LockUse
     from mlxstate.mlxyaml.load import LoadedSpec
     from mlxstate.observe.duplicates import HashCache
@@ -52,6 +53,7 @@ class PlanOptions:
     targets: tuple[str, ...] = ()  # --target: only these models
     refresh: bool = False  # --refresh: ask the hub for branch heads and sizes
     lock: LockMode = "off"  # --locked / --frozen: follow mlx.lock (docs/lock.md)
+    host: Host | None = None  # --host: plan as that machine (None: this one)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class PlannedRun:
     plan: Plan
     fingerprint: str
     options: PlanOptions
+    host: Host
     lock: LockUse | None = None  # the mlx.lock this plan follows
 
     def document(self) -> dict[str, Any]:
@@ -78,6 +81,7 @@ class PlannedRun:
             fingerprint=self.fingerprint,
         )
         doc["workspace"] = self.settings.workspace
+        doc["host"] = self.host.document()
         doc["options"] = {
             "refresh": self.options.refresh,
             "targets": list(self.options.targets),
@@ -176,13 +180,30 @@ class Session:
     # -- plan ------------------------------------------------------------------------------
 
     def plan(
-        self, targets: Sequence[str] = (), refresh: bool = False, lock: LockMode = "off"
+        self,
+        targets: Sequence[str] = (),
+        refresh: bool = False,
+        lock: LockMode = "off",
+        host: Host | None = None,
     ) -> PlannedRun:
         """Load, observe, read the registry, plan. Changes nothing; PlanError on problems.
-        ``lock``: ``locked`` refuses a missing or stale mlx.lock, ``frozen`` uses it as is."""
+        ``lock``: ``locked`` refuses a missing or stale mlx.lock, ``frozen`` uses it as is.
+        ``host``: plan as that machine would (``mlx plan --host``)."""
         loaded = self.load()
-        options = PlanOptions(tuple(targets), refresh, lock)
+        options = PlanOptions(tuple(targets), refresh, lock, host)
         return self._plan(loaded, self.settings(loaded), None, options)
+
+    def host(self) -> Host:
+        """This machine as ``when:`` sees it: ``$MLX_HOST`` or the short hostname, its
+        memory and OS (docs/mlx-yaml.md, "Hosts")."""
+        from mlxstate.errors import MlxError
+        from mlxstate.hosts import Host, host_name, os_of
+
+        try:
+            name = host_name(self.env.MLX_HOST)
+        except ValueError as exc:
+            raise MlxError(f"$MLX_HOST: {exc}") from None
+        return Host(name, self.seams.memory_total(), os_of(self.seams.platform))
 
     def _plan(
         self,
@@ -217,6 +238,7 @@ class Session:
             seams=self.seams,
         )
         remote = _hub_facts(loaded, settings) if options.refresh else None
+        host = options.host or self.host()
         plan = make_plan(
             loaded.spec,
             observed,
@@ -224,6 +246,7 @@ class Session:
             targets=options.targets,
             remote=remote,
             pins=lock.pins if lock is not None else None,
+            host=host,
         )
         if plan.problems:
             raise plan_error(plan, loaded)
@@ -232,7 +255,7 @@ class Session:
         if (shared := _shared_workspace(settings.workspace, loaded.path, facts)) is not None:
             plan = replace(plan, warnings=(*plan.warnings, shared))
         fp = fingerprint(loaded.spec, observed, facts)
-        return PlannedRun(loaded, settings, observed, facts, plan, fp, options, lock)
+        return PlannedRun(loaded, settings, observed, facts, plan, fp, options, host, lock)
 
     # -- apply -----------------------------------------------------------------------------
 
@@ -290,8 +313,9 @@ class Session:
     def _authorized(self, planned: PlannedRun, saved: SavedPlan | None) -> tuple[Action, ...]:
         if saved is None:
             return planned.plan.actions
-        from mlxstate.saved_plan import authorized, check_fresh, check_lock_fresh
+        from mlxstate.saved_plan import authorized, check_fresh, check_host, check_lock_fresh
 
+        check_host(saved, planned.host.name)
         check_fresh(saved, planned.loaded.path, planned.loaded.display, planned.fingerprint)
         check_lock_fresh(saved, planned.lock.sha256 if planned.lock is not None else None)
         return authorized(saved, planned.plan.actions)
@@ -384,6 +408,7 @@ class Session:
         from mlxstate.watch.state import read_agent
 
         document["agent"] = read_agent(settings.state_dir)  # docs/watch.md
+        document["host"] = self.host().document()  # what `when:` matches (docs/mlx-yaml.md)
         return StatusReport(document)
 
 

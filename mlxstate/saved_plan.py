@@ -24,6 +24,7 @@ __all__ = [
     "SavedPlan",
     "authorized",
     "check_fresh",
+    "check_host",
     "check_lock_fresh",
     "load_saved_plan",
 ]
@@ -44,11 +45,13 @@ class SavedPlan:
     actions: tuple[Action, ...]
     lock: LockMode = "off"  # made with --locked / --frozen
     lock_sha256: str | None = None  # the mlx.lock bytes it followed
+    host: object = None  # the host name it was planned for (none in older plans)
 
 
 def load_saved_plan(path: Path) -> SavedPlan:
     doc = _read(path)
     observed = doc.get("observed")
+    host = doc.get("host")
     targets, refresh = _options(doc)
     return SavedPlan(
         path=path,
@@ -60,7 +63,18 @@ def load_saved_plan(path: Path) -> SavedPlan:
         actions=_actions(doc),
         lock=_lock_mode(doc),
         lock_sha256=_lock_sha256(doc),
+        host=host.get("name") if isinstance(host, dict) else None,
     )
+
+
+def check_host(saved: SavedPlan, host: str) -> None:
+    """A plan made for another machine (``mlx plan --host``) is not carried out here: its
+    ``when:`` decisions were that machine's."""
+    if saved.host is not None and saved.host != host:
+        raise StalePlan(
+            f"saved plan was made for host {saved.host!r}; this machine is {host!r}",
+            hint="make a new one here with `mlx plan --out FILE`",
+        )
 
 
 def check_fresh(saved: SavedPlan, spec_path: Path, shown: str, fingerprint: str) -> None:

@@ -50,6 +50,15 @@ def _conditions() -> Conditions:
     return conditions()
 
 
+def _memory_total() -> int | None:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except (OSError, RuntimeError, AttributeError):
+        return None  # unknown: a `when: {min_memory}` then fails closed
+
+
 def _timezone() -> tzinfo:
     from mlxstate.bench.schedule import local_zone
 
@@ -79,6 +88,8 @@ class Seams:
     # names; None: the real ones (docs/dashboard.md).
     system_figures: Callable[[], dict[str, Any]] | None = None
     host_facts: Callable[[], dict[str, Any]] | None = None
+    # This machine's total memory in bytes (None: unknown), for `when: {min_memory}`.
+    memory_total: Callable[[], int | None] = _memory_total
 
 
 DEFAULT = Seams()

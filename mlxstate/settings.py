@@ -61,6 +61,7 @@ class Environment(BaseModel):
     XDG_STATE_HOME: str | None = None
     MLX_FILE: str | None = None
     MLX_DEBUG: str | None = None
+    MLX_HOST: str | None = None  # this machine's name for `when: {hosts}`; default hostname
     # The variable settings.huggingface.token_env names (default HF_TOKEN) is only known once
     # mlx.yaml is read: the snapshot keeps the rest, never shown (repr) or serialized.
     snapshot: Mapping[str, str] = Field(default_factory=dict, repr=False, exclude=True)

@@ -16,6 +16,7 @@ pytest_plugins = ["tests.fakes.fixtures"]
 _CLEARED = (
     "MLX_FILE",
     "MLX_DEBUG",
+    "MLX_HOST",
     "OLLAMA_HOST",
     "HF_HUB_CACHE",
     "HF_TOKEN",

@@ -20,6 +20,8 @@ import pytest
 from ruamel.yaml import YAML
 from syrupy.assertion import SnapshotAssertion
 
+from mlxstate.hosts import Host, exclusion
+from mlxstate.mlxyaml.models import WhenSpec
 from mlxstate.registry import Registry
 from mlxstate.seams import Seams
 from tests.builders import hf_cache as hb
@@ -49,6 +51,8 @@ TOP_KEYS = {
     "conflicts",  # added with links: things in the way mlx leaves alone
     "workspace",
     "options",
+    "host",  # the machine planned for (`when:`, `--host`)
+    "skipped",  # what `when:` keeps off that machine
 }
 # SPEC §6 keys, plus the fields format 1 added: an action's `model` and `params` (what apply
 # needs to carry out a saved plan exactly) and the summary's `download_unknown`.
@@ -201,14 +205,21 @@ def add_hf(repo_id: str, files: dict[str, bytes] | None = None, **kw: Any) -> hb
     return hb.add_revision(hf_dir(), repo_id, HF_FILES if files is None else files, **kw)
 
 
+# The host the examples are planned as: a big Mac (fleet examples skip the rest with `when:`).
+EXAMPLE_HOST = Host("studio", 192 * 10**9, "macos")
+EXAMPLE_HOST_ARGS = ("--host", "studio", "--memory", "192GB", "--os", "macos")
+
+
 def declared_models(example: Path) -> list[str]:
-    """Names an example declares that a fresh machine lacks (not absent, not file://)."""
+    """Names an example declares that a fresh machine lacks (not absent, not file://, and
+    for EXAMPLE_HOST)."""
     doc = YAML(typ="safe").load(example.read_text())
     return sorted(
         name
         for name, model in (doc.get("models") or {}).items()
         if model.get("ensure", "present") != "absent"
         and not str(model["source"]).startswith("file://")
+        and exclusion(WhenSpec.model_validate(model.get("when") or {}), EXAMPLE_HOST) is None
     )
 
 
@@ -240,14 +251,16 @@ def test_examples_on_a_fresh_machine_plan_every_model(
     expected = declared_models(path)
     assert expected, "an example without downloadable models proves nothing"
 
-    text = plan(capsys, "-f", str(path))
+    text = plan(capsys, "-f", str(path), *EXAMPLE_HOST_ARGS)
     models_section = text.split("Links:")[0]  # the examples' apps add link lines after
     assert action_names(models_section) == dict.fromkeys(expected, "+")
-    links = len(action_names(text.split("Links:")[1])) if "Links:" in text else 0
+    # Lines, not names: one model linked into two apps is two actions.
+    link_text = text.split("Links:")[1] if "Links:" in text else ""
+    links = sum(line.split()[:1] == ["+"] for line in link_text.splitlines())
     assert summary_line(text).startswith(
         f"Plan: {len(expected) + links} to add, 0 to change, 0 to destroy."
     )
-    plan(capsys, "-f", str(path), "--detailed-exitcode", code=2)
+    plan(capsys, "-f", str(path), *EXAMPLE_HOST_ARGS, "--detailed-exitcode", code=2)
     assert not ollama_dir().exists() and not hf_dir().exists()
 
 

@@ -26,6 +26,7 @@ from tests.helpers import Result, mlx
 
 TOP_KEYS = {
     "agent",
+    "host",
     "format_version",
     "mlxstate_version",
     "spec",
@@ -821,6 +822,7 @@ def test_human_output_snapshot(
     monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("TERM", "dumb")
+    monkeypatch.setenv("MLX_HOST", "laptop")
     om, hf = ollama_dir(), hf_dir()
     ob.add_model(om, "qwen2.5:7b")
     ob.add_model(om, "llama3.2:1b")

@@ -53,6 +53,7 @@ def _show(plan: Plan) -> str:
         )
     lines += [f"  warning: {w}" for w in plan.warnings]
     lines += [f"  conflict: {c}" for c in plan.conflicts]
+    lines += [f"  skipped: {s.id}: {s.reason}" for s in plan.skipped]
     lines += [f"  problem: {p.message} (model={p.model}, key={p.key})" for p in plan.problems]
     return "\n".join(lines)
 
@@ -106,6 +107,11 @@ def compare(case: Case, plan: Plan) -> list[str]:
             errors += [
                 f"conflict {i} {conflict!r} lacks {p!r}" for p in phrases if p not in conflict
             ]
+    got_skips = [(s.id, s.reason) for s in plan.skipped]
+    if [i for i, _ in case.skipped] != [i for i, _ in got_skips]:
+        errors.append(f"skipped: expected {[i for i, _ in case.skipped]}, got {got_skips}")
+    for (ident, phrases), (_, reason) in zip(case.skipped, got_skips, strict=False):
+        errors += [f"skipped {ident} {reason!r} lacks {p!r}" for p in phrases if p not in reason]
     if len(case.problems) != len(plan.problems):
         errors.append(f"expected {len(case.problems)} problems, got {len(plan.problems)}")
     for i, (want_p, got_p) in enumerate(zip(case.problems, plan.problems, strict=False)):
@@ -113,17 +119,25 @@ def compare(case: Case, plan: Plan) -> list[str]:
     return errors
 
 
+def _plan(case: Case) -> Plan:
+    return make_plan(
+        case.spec,
+        case.observed,
+        case.facts,
+        targets=case.targets,
+        remote=case.remote,
+        host=case.host,
+    )
+
+
 @pytest.mark.parametrize("path", _params())
 def test_golden_plan(path: Path) -> None:
     case = load_case(path)
-    plan = make_plan(case.spec, case.observed, case.facts, targets=case.targets, remote=case.remote)
+    plan = _plan(case)
     errors = compare(case, plan)
     assert not errors, f"{case.name}: {case.description}\n" + "\n".join(errors) + "\n" + _show(plan)
     # The same inputs give the same plan (no hidden state, no set-order dependence).
-    again = make_plan(
-        case.spec, case.observed, case.facts, targets=case.targets, remote=case.remote
-    )
-    assert again == plan
+    assert _plan(case) == plan
 
 
 def test_there_are_enough_cases_and_each_is_described() -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from mlxstate.text import human_bytes, printable, short_path, short_paths_in
 
 if TYPE_CHECKING:
+    from mlxstate.hosts import Host
     from mlxstate.plan.actions import Plan
 
 __all__ = [
@@ -77,13 +78,17 @@ def warn(text: str, stream: TextIO | None = None) -> None:
     out.write(f"{paint('warning:', 'yellow', color)} {printable(short_paths_in(text))}\n")
 
 
-def show_plan(plan: Plan, no_color: bool = False, workspace: str | None = None) -> None:
+def show_plan(
+    plan: Plan, no_color: bool = False, workspace: str | None = None, host: Host | None = None
+) -> None:
     """The plan on stdout, then its warnings on stderr (``--json`` keeps them in the doc)."""
-    from mlxstate.plan.render import render_text
+    from mlxstate.plan.render import host_line, render_text
 
     sys.stdout.write(render_text(plan, color=color_enabled(sys.stdout, no_color)))
     if workspace and plan.has_changes:
         sys.stdout.write(f"Workspace: {workspace} (owner of what this apply installs)\n")
+    if host is not None and (host.given or plan.skipped):
+        sys.stdout.write(host_line(host) + "\n")
     sys.stdout.flush()  # keep the order on a terminal, where both streams meet
     for warning in plan.warnings:
         warn(warning)

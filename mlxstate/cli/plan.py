@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +19,10 @@ from mlxstate.cli._common import (
     VerboseOpt,
 )
 from mlxstate.cli._output import emit_json, show_plan
+
+if TYPE_CHECKING:
+    from mlxstate.engine import Session
+    from mlxstate.hosts import Host
 
 __all__ = ["command"]
 
@@ -44,6 +48,17 @@ def command(
     target: Annotated[
         list[str] | None, typer.Option("--target", help="Plan only this model (repeatable).")
     ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Plan as the machine NAME would (`when:` in mlx.yaml)."),
+    ] = None,
+    memory: Annotated[
+        str | None,
+        typer.Option("--memory", help="Its memory, e.g. 64GB (with --host: else unknown)."),
+    ] = None,
+    os_name: Annotated[
+        str | None, typer.Option("--os", help="Its OS: macos or linux (with --host: else unknown).")
+    ] = None,
     no_color: NoColorOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -52,14 +67,16 @@ def command(
     call = Invocation.make(file, no_color, quiet, verbose)
     from mlxstate.lock.use import lock_mode
 
-    planned = call.session().plan(target or (), refresh, lock_mode(locked, frozen))
+    session = call.session()
+    as_host = _as_host(session, host, memory, os_name)
+    planned = session.plan(target or (), refresh, lock_mode(locked, frozen), as_host)
     document = planned.document()
     if out is not None:
         _write_plan(out, document)
     if json_out:
         emit_json(document)
     elif not quiet or planned.plan.has_changes:
-        show_plan(planned.plan, no_color, planned.settings.workspace)  # warnings to stderr
+        show_plan(planned.plan, no_color, planned.settings.workspace, planned.host)
         if out is not None:
             sys.stdout.write(
                 f"\nSaved the plan to {out}. "
@@ -67,6 +84,43 @@ def command(
             )
     if detailed_exitcode and planned.plan.has_changes:
         raise typer.Exit(2)
+
+
+def _as_host(
+    session: Session, name: str | None, memory: str | None, os_name: str | None
+) -> Host | None:
+    """The machine to plan as: ``--host`` (what it does not say is unknown, so conditions on
+    it fail closed), or this one with ``--memory`` / ``--os`` put in."""
+    if name is None and memory is None and os_name is None:
+        return None
+    from dataclasses import replace
+
+    from mlxstate.errors import MlxError
+    from mlxstate.hosts import OS_NAMES, Host, host_name
+
+    try:
+        base = Host(host_name(name), None, None) if name is not None else session.host()
+    except ValueError as exc:
+        raise MlxError(f"--host: {exc}") from None
+    if os_name is not None and os_name not in OS_NAMES:
+        raise MlxError(f"--os: expected macos or linux, got {os_name!r}")
+    return replace(
+        base,
+        memory=_size(memory) if memory is not None else base.memory,
+        os=os_name if os_name is not None else base.os,
+        given=True,
+    )
+
+
+def _size(text: str) -> int:
+    from pydantic import ByteSize, TypeAdapter, ValidationError
+
+    from mlxstate.errors import MlxError
+
+    try:
+        return int(TypeAdapter(ByteSize).validate_python(text.strip()))
+    except ValidationError:
+        raise MlxError(f"--memory: expected a size such as 64GB or 16GiB, got {text!r}") from None
 
 
 def _write_plan(path: Path, document: dict[str, Any]) -> None:

@@ -397,6 +397,8 @@ def _render_reclaimable(console: Any, doc: dict[str, Any]) -> None:
     console.print(f"Reclaimable: {human_bytes(r['total'])} ({', '.join(parts)})")
     if doc.get("workspace"):
         console.print(f"Workspace: {doc['workspace']} (MANAGED yes: installed by this mlx.yaml)")
+    if isinstance(doc.get("host"), dict):
+        console.print(f"Host: {doc['host']['name']} (what `when: hosts` in mlx.yaml matches)")
     if "agent" in doc:
         console.print(agent_line(doc["agent"]), markup=False)
 

@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from mlxstate.hosts import GLOB_PATTERN
 from mlxstate.mlxyaml.types import Duration, ExpandedPath, ScheduleField
 from mlxstate.sources import SOURCE_FORMS, HfSource, Source, parse_source
 from mlxstate.text import describe
@@ -42,6 +43,7 @@ __all__ = [
     "SettingsSpec",
     "Spec",
     "WatchSettings",
+    "WhenSpec",
 ]
 
 # Checked with fullmatch: `re.match` with `$` also accepts a trailing "\n" ("llama\n").
@@ -269,6 +271,34 @@ class SettingsSpec(_Section):
     watch: WatchSettings = Field(default_factory=WatchSettings)
 
 
+def _host_glob(value: str) -> str:
+    from mlxstate.hosts import glob_problem
+
+    if (problem := glob_problem(value)) is not None:
+        raise ValueError(problem)
+    return value
+
+
+HostGlob = Annotated[
+    str,
+    AfterValidator(_host_glob),
+    WithJsonSchema({"type": "string", "pattern": GLOB_PATTERN}),
+]
+
+
+class WhenSpec(_Section):
+    """On which hosts a model or app applies; every condition given must hold
+    (docs/mlx-yaml.md, "Hosts")."""
+
+    hosts: list[HostGlob] | None = Field(
+        None,
+        min_length=1,
+        description="glob patterns of host names ($MLX_HOST, else the short hostname)",
+    )
+    min_memory: Size | None = Field(None, description="the host's total memory at least this")
+    os: list[Literal["macos", "linux"]] | None = Field(None, min_length=1)
+
+
 class ModelSpec(_Section):
     source: SourceField
     revision: Revision | None = Field(
@@ -278,6 +308,7 @@ class ModelSpec(_Section):
     exclude: Patterns | None = Field(None, description="hf only: ignore_patterns")
     ensure: Literal["present", "absent"] = "present"
     protect: StrictBool = Field(False, description="any plan that would delete it fails instead")
+    when: WhenSpec | None = Field(None, description="only on the hosts this matches")
 
     @property
     def parsed_source(self) -> Source:
@@ -296,6 +327,7 @@ class AppSpec(_Section):
     path: ExpandedPath
     layout: Literal["dir", "lmstudio"] = "dir"
     models: list[ModelName] = Field(default_factory=list)
+    when: WhenSpec | None = Field(None, description="only on the hosts this matches")
 
 
 def _prompts(value: object) -> object:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from mlxstate.hosts import never_together
 from mlxstate.paths import expand_path_text
 from mlxstate.settings import Environment
 from mlxstate.sources import FileSource, HfSource, Source, parse_source
@@ -40,6 +41,8 @@ def check(data: dict[str, Any], env: Environment, base_dir: Path) -> list[Proble
         for name, entry in _mapping(data.get(section)).items():
             if isinstance(entry, dict):
                 problems += _references(section, name, entry.get("models"), models, present, hints)
+    for name, app in _mapping(data.get("apps")).items():
+        problems += _app_hosts(name, _mapping(app), models)
     problems += _app_paths(data, env, base_dir)
     problems += _unique_items(
         ("dashboard", "panels"), _mapping(data.get("dashboard")).get("panels")
@@ -157,6 +160,22 @@ def _references(
         elif name not in present:
             yield Problem(path, f"model {name!r} has 'ensure: absent'; {kind} cannot use it")
         seen.add(name)
+
+
+def _app_hosts(app: Any, entry: dict[Any, Any], models: dict[Any, Any]) -> Iterator[Problem]:
+    """A model the app links that no host the app is on may have (``when:`` of both)."""
+    names = entry.get("models")
+    app_when = _mapping(entry.get("when"))
+    for i, name in enumerate(names if isinstance(names, list) else []):
+        model = models.get(name) if isinstance(name, str) else None
+        if not isinstance(model, dict) or not isinstance(model.get("when"), dict):
+            continue
+        reason = never_together(app_when, model["when"])
+        if reason is not None:
+            yield Problem(
+                ("apps", app, "models", i),
+                f"model {name!r} is excluded on every host this app is on: {reason}",
+            )
 
 
 def _app_paths(data: dict[str, Any], env: Environment, base_dir: Path) -> Iterator[Problem]:

@@ -37,6 +37,7 @@ __all__ = [
     "Plan",
     "PlanProblem",
     "ReasonCode",
+    "Skipped",
 ]
 
 Op = Literal["create", "update", "delete", "replace"]
@@ -243,6 +244,23 @@ class PlanProblem:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """A model or app whose ``when:`` keeps it off the host planned for: nothing about it
+    is installed, updated, linked or pruned there."""
+
+    id: str  # model/NAME or app/NAME
+    subject: str  # the model's source, the app's folder
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return self.id.split("/", 1)[1]
+
+    def to_json(self) -> dict[str, str]:
+        return {"id": self.id, "subject": self.subject, "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class Plan:
     actions: tuple[Action, ...]
     warnings: tuple[str, ...] = ()
@@ -251,6 +269,8 @@ class Plan:
     meta: Mapping[str, Any] = field(default_factory=dict)
     # Things in the way of a link that mlx will not touch: apply reports them and exits 1.
     conflicts: tuple[str, ...] = ()
+    # What `when:` keeps off this host, one entry per model or app (docs/mlx-yaml.md, "Hosts").
+    skipped: tuple[Skipped, ...] = ()
 
     @property
     def has_changes(self) -> bool:

@@ -111,16 +111,23 @@ def _hf_links(app: AppSpec, name: str, m: ModelSpec, repo: HfRepo) -> list[_Pair
 
 
 def wanted_links(
-    spec: Spec, observed: Observed, pending: set[str], facts: RegistryFacts | None = None
+    spec: Spec,
+    observed: Observed,
+    pending: set[str],
+    facts: RegistryFacts | None = None,
+    off_host: frozenset[str] = frozenset(),
 ) -> tuple[list[WantedLink], list[str]]:
-    """Every link the spec asks for; ``pending`` names models whose install is planned.
+    """Every link the spec asks for; ``pending`` names models whose install is planned;
+    ``off_host`` the ids (``model/NAME``, ``app/NAME``) whose ``when:`` skips them here.
     A link whose file the app folder already holds comes back with ``covered_by`` set."""
     found = _Collector(observed, facts or RegistryFacts())
     for app_name, app in spec.apps.items():
+        if f"app/{app_name}" in off_host:
+            continue
         for name in app.models:
             m = spec.models.get(name)
-            if m is None or m.ensure == "absent":
-                continue  # validation reports it
+            if m is None or m.ensure == "absent" or f"model/{name}" in off_host:
+                continue  # validation reports it; or not for this host
             if name in pending:  # which files is known after the install: one action per model
                 found.out.append(WantedLink(app_name, name, app.path, None))
                 continue

@@ -44,19 +44,28 @@ class _Scene:
 
 
 def plan_links(
-    spec: Spec, observed: Observed, facts: RegistryFacts, model_actions: list[Action]
+    spec: Spec,
+    observed: Observed,
+    facts: RegistryFacts,
+    model_actions: list[Action],
+    off_host: frozenset[str] = frozenset(),
 ) -> LinkPlan:
+    """``off_host``: ids (``model/NAME``, ``app/NAME``) not for this host: no link of theirs
+    is made, retargeted or removed here."""
     pending = {
         a.model for a in model_actions if a.model and a.op in ("create", "replace", "update")
     }
-    found, warnings = wanted_links(spec, observed, pending, facts)
+    found, warnings = wanted_links(spec, observed, pending, facts, off_host)
     wanted = [w for w in found if w.covered_by is None]
     # What could not be read in a declared app folder (a symlink loop, no permission): shown
     # with the plan, since the links planned there may fail.
     warnings = [
-        w for app in observed.apps if app.name in spec.apps for w in app.warnings
+        w
+        for app in observed.apps
+        if app.name in spec.apps and f"app/{app.name}" not in off_host
+        for w in app.warnings
     ] + warnings
-    scene = _scene(spec, observed, facts, pending, found)
+    scene = _scene(spec, observed, facts, pending, found, off_host)
     actions: list[Action] = []
     conflicts: list[str] = []
     for w in wanted:
@@ -70,7 +79,12 @@ def plan_links(
 
 
 def _scene(
-    spec: Spec, observed: Observed, facts: RegistryFacts, pending: set[str], found: list[WantedLink]
+    spec: Spec,
+    observed: Observed,
+    facts: RegistryFacts,
+    pending: set[str],
+    found: list[WantedLink],
+    off_host: frozenset[str],
 ) -> _Scene:
     covered = {(w.app, w.model): w.covered_by for w in found if w.covered_by is not None}
     moved = {
@@ -81,7 +95,14 @@ def _scene(
     entries: dict[Path, AppLink] = {e.path: e for app in observed.apps for e in app.entries}
     # Only this workspace's links (and those from before workspaces): another file's links
     # are never retargeted or removed by this one.
-    ours = {link.path: link for link in facts.links_of_mine() if owns_link(link, spec, facts)}
+    # A skipped model's or app's links stay as they are: never pruned on this host.
+    ours = {
+        link.path: link
+        for link in facts.links_of_mine()
+        if owns_link(link, spec, facts)
+        and f"app/{link.app}" not in off_host
+        and f"model/{link.model}" not in off_host
+    }
     return _Scene(spec, entries, ours, pending, moved, covered)
 
 

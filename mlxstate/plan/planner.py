@@ -28,9 +28,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from mlxstate.facts import Observed, RemoteRepo
+from mlxstate.hosts import Host, exclusion
 from mlxstate.lock.model import LockEntry
-from mlxstate.mlxyaml.models import Spec
-from mlxstate.plan.actions import Action, Plan, PlanProblem
+from mlxstate.mlxyaml.models import Spec, WhenSpec
+from mlxstate.plan.actions import Action, Plan, PlanProblem, Skipped
 from mlxstate.plan.checks import check_min_free, check_protected
 from mlxstate.plan.cleanup import plan_cleanups
 from mlxstate.plan.context import Context, Draft
@@ -52,9 +53,12 @@ def make_plan(
     targets: Sequence[str] = (),
     remote: Mapping[tuple[str, str], RemoteRepo] | None = None,
     pins: Mapping[str, LockEntry] | None = None,
+    host: Host | None = None,
 ) -> Plan:
     """Diff ``spec`` against ``observed`` (and the registry); no I/O. ``pins``: the mlx.lock
-    entries to follow (``--locked``/``--frozen``), by model name."""
+    entries to follow (``--locked``/``--frozen``), by model name. ``host``: the machine
+    planned for; models and apps its ``when:`` leaves out are skipped (``None``: unknown, so
+    every ``when:`` fails closed)."""
     cx = Context.build(spec, observed, facts, remote or {}, tuple(targets), pins)
     out = Draft()
     out.problems += [
@@ -62,10 +66,14 @@ def make_plan(
         for t in targets
         if t not in spec.models
     ]
+    skipped = _off_host(spec, host)
+    off_host = frozenset(s.id for s in skipped)
     for name, model in spec.models.items():
-        plan_model(cx, out, name, model)
+        if f"model/{name}" not in off_host:
+            plan_model(cx, out, name, model)
+    # Skipped models stay declared (cx.declared): prune never touches them on this host.
     prune(cx, out)
-    links = plan_links(spec, observed, facts, out.actions)
+    links = plan_links(spec, observed, facts, out.actions, off_host)
     # What the observers could not read (an unreadable manifest, a bad app folder) decides
     # what the plan can see: say so here too, not only in `mlx status`.
     out.warnings += [*observed.ollama.warnings, *observed.hf.warnings, *links.warnings]
@@ -85,7 +93,29 @@ def make_plan(
         tuple(out.problems),
         bool(targets),
         conflicts=links.conflicts,
+        skipped=tuple(s for s in skipped if not targets or s.id in {f"model/{t}" for t in targets}),
     )
+
+
+def _off_host(spec: Spec, host: Host | None) -> list[Skipped]:
+    """One entry per model and app whose ``when:`` does not let it on ``host``."""
+
+    def reason(when: WhenSpec | None) -> str | None:
+        if when is None:
+            return None
+        return "this host is unknown" if host is None else exclusion(when, host)
+
+    out = [
+        Skipped(f"model/{name}", str(m.parsed_source), why)
+        for name, m in spec.models.items()
+        if (why := reason(m.when)) is not None
+    ]
+    out += [
+        Skipped(f"app/{name}", str(a.path), why)
+        for name, a in spec.apps.items()
+        if (why := reason(a.when)) is not None
+    ]
+    return out
 
 
 def _housekeeping(cx: Context, out: Draft) -> list[Action]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlxstate import __version__
 from mlxstate.plan.actions import Action, Plan
@@ -16,7 +16,10 @@ from mlxstate.plan.params import (
 )
 from mlxstate.text import human_bytes, printable, short_path, short_paths_in
 
-__all__ = ["FORMAT_VERSION", "plan_json", "render_text"]
+if TYPE_CHECKING:
+    from mlxstate.hosts import Host
+
+__all__ = ["FORMAT_VERSION", "host_line", "plan_json", "render_text"]
 
 FORMAT_VERSION = "1"
 NO_CHANGES = "No changes. Your models match mlx.yaml."
@@ -43,6 +46,7 @@ def plan_json(plan: Plan, *, spec_path: str, spec_sha256: str, fingerprint: str)
         "summary": plan.summary(),
         "warnings": list(plan.warnings),
         "conflicts": list(plan.conflicts),
+        "skipped": [s.to_json() for s in plan.skipped],
     }
 
 
@@ -96,6 +100,7 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         lines.append(f"{paint('Conflict:', '31')} {text} (left alone)")
     if plan.conflicts:
         lines.append("")
+    lines += _skipped_lines(plan)
     if not plan.actions:
         lines.append(paint(NO_CHANGES, "32") if not plan.conflicts else "No actions to take.")
         return "\n".join(lines) + "\n"
@@ -132,3 +137,23 @@ def _summary_line(s: dict[str, int], unknown: int) -> str:
         f"Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy. "
         f"{download}{free}."
     )
+
+
+def _skipped_lines(plan: Plan) -> list[str]:
+    """One line per model or app that ``when:`` keeps off this host, and why."""
+    if not plan.skipped:
+        return []
+    names = [s.name for s in plan.skipped]
+    subjects = [short_path(s.subject) for s in plan.skipped]
+    name_w, subj_w = max(map(len, names)), max(map(len, subjects))
+    lines = ["Skipped on this host (when:):"]
+    for skip, name, subject in zip(plan.skipped, names, subjects, strict=True):
+        lines.append(printable(f"  {name:<{name_w}}  {subject:<{subj_w}}  {skip.reason}"))
+    return [*lines, ""]
+
+
+def host_line(host: Host) -> str:
+    """Which machine the plan was made for, and what of it is unknown."""
+    memory = human_bytes(host.memory) if host.memory is not None else "unknown"
+    how = " (--host)" if host.given else ""
+    return f"Host: {host.name}{how}, memory {memory}, os {host.os or 'unknown'}"

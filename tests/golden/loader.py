@@ -50,6 +50,8 @@ being silently ignored. The format (see any case file for examples)::
       models: [{source: ..., name: ...}]
       links: [{path: /apps/x/y, target: /abs, app: x, model: y}]
     targets: [name]                             # --target
+    host: {name: laptop, memory: 16GiB, os: macos}   # the host planned for (`when:`);
+                                                # memory/os left out: unknown
     remote:                                     # what `--refresh` asked the hub
       - {repo: org/repo, revision: main, commit: <commit>, files: {path: size} | null}
     expected:                                   # omitted only when expected_problems is set
@@ -98,6 +100,7 @@ from mlxstate.facts import (
     RemoteFile,
     RemoteRepo,
 )
+from mlxstate.hosts import Host
 from mlxstate.mlxyaml.models import Spec
 from mlxstate.mlxyaml.types import parse_duration
 from mlxstate.registry import LinkRecord, ManagedModel, RegistryFacts
@@ -178,6 +181,8 @@ class Case:
     warnings: tuple[tuple[str, ...], ...] | None
     problems: tuple[ExpectedProblem, ...]
     conflicts: tuple[tuple[str, ...], ...] | None = ()  # None: not checked
+    host: Host | None = None  # None: not given (a `when:` then fails closed)
+    skipped: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (id, phrases of its reason)
 
 
 def case_files() -> list[Path]:
@@ -662,6 +667,7 @@ def load_case(path: Path) -> Case:
         "remote",
         "expected",
         "expected_problems",
+        "host",
     }
     data = _mapping(raw, path.name, top, {"description", "spec"})
     if not isinstance(data["description"], str) or not data["description"].strip():
@@ -673,7 +679,10 @@ def load_case(path: Path) -> Case:
     conflicts: tuple[tuple[str, ...], ...] | None = ()
     if "expected" in data:
         expected = _mapping(
-            data["expected"], "expected", {"actions", "warnings", "conflicts"}, {"actions"}
+            data["expected"],
+            "expected",
+            {"actions", "warnings", "conflicts", "skipped"},
+            {"actions"},
         )
         actions = tuple(
             _expected_action(a, f"expected.actions[{i}]")
@@ -693,6 +702,10 @@ def load_case(path: Path) -> Case:
                 _phrases(c, f"expected.conflicts[{i}]")
                 for i, c in enumerate(_list(expected.get("conflicts"), "expected.conflicts"))
             )
+    skipped = tuple(
+        _expected_skip(x, f"expected.skipped[{i}]")
+        for i, x in enumerate(_list(_mapping_get(data.get("expected"), "skipped"), "skipped"))
+    )
     problems = tuple(
         _expected_problem(p, f"expected_problems[{i}]")
         for i, p in enumerate(_list(data.get("expected_problems"), "expected_problems"))
@@ -717,4 +730,26 @@ def load_case(path: Path) -> Case:
         warnings=warnings,
         problems=problems,
         conflicts=conflicts,
+        host=_host(data.get("host")),
+        skipped=skipped,
     )
+
+
+def _mapping_get(value: Any, key: str) -> Any:
+    return value.get(key) if isinstance(value, dict) else None
+
+
+def _expected_skip(raw: Any, where: str) -> tuple[str, tuple[str, ...]]:
+    data = _mapping(raw, where, {"id", "reason_contains"}, {"id", "reason_contains"})
+    return str(data["id"]), _phrases(data["reason_contains"], f"{where}.reason_contains")
+
+
+def _host(raw: Any) -> Host | None:
+    if raw is None:
+        return None
+    data = _mapping(raw, "host", {"name", "memory", "os"}, {"name"})
+    os_name = data.get("os")
+    if os_name not in (None, "macos", "linux"):
+        raise CaseError(f"host.os: expected macos or linux, got {os_name!r}")
+    memory = _optional_size(data.get("memory"), "host.memory")
+    return Host(str(data["name"]), memory, os_name)
