@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from tests.helpers.lockfile import ollama_lock_for
+
 ROOT = Path(__file__).resolve().parents[1]
 ACTION = ROOT / "action.yml"
 BIN = Path(sys.executable).parent  # where this environment's `mlx` is
@@ -175,3 +177,51 @@ def test_install_step_installs_mlx_with_uv(tmp_path: Path) -> None:
 REAL_UV_CACHE = os.environ.get("UV_CACHE_DIR") or str(
     Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "uv"
 )
+
+
+FLEET = """\
+version: 1
+models:
+  qwen:
+    source: ollama://qwen3:8b
+  big:
+    source: ollama://llama3.3:70b
+    when:
+      hosts: ["studio*"]
+"""
+
+
+def test_host_plans_as_that_machine(tmp_path: Path) -> None:
+    laptop = Runner(_workspace(tmp_path, FLEET), {"host": "laptop"})
+    assert laptop.run_checks() == 0, laptop.log
+    assert "big  ollama://llama3.3:70b  hosts [studio*] do not match laptop" in laptop.log
+    assert "Host: laptop (--host)" in laptop.log
+    studio = Runner(_workspace(tmp_path / "again", FLEET), {"host": "studio-2"})
+    assert studio.run_checks() == 0, studio.log
+    assert "+ big" in studio.log and "Skipped" not in studio.log
+
+
+def test_locked_true_needs_a_fresh_lock(tmp_path: Path) -> None:
+    workspace = _workspace(tmp_path, GOOD)
+    missing = Runner(workspace, {"locked": "true"})
+    assert missing.run_checks() == 1
+    assert "mlx.lock" in missing.log and "plan" not in missing.outputs
+    (workspace / "mlx.lock").write_bytes(ollama_lock_for(GOOD))
+    fresh = Runner(workspace, {"locked": "true"})
+    assert fresh.run_checks() == 0, fresh.log
+    assert fresh.outputs == {"lock": {"use": "true"}, "plan": {"changes": "true"}}
+    (workspace / "mlx.yaml").write_text(GOOD.replace("qwen3:8b", "qwen3:14b"))
+    stale = Runner(workspace, {"locked": "true"})
+    assert stale.run_checks() == 1
+    assert "qwen: its mlx.yaml entry changed since it was locked" in stale.log
+
+
+def test_locked_auto_checks_a_lock_that_exists(tmp_path: Path) -> None:
+    workspace = _workspace(tmp_path, GOOD)
+    (workspace / "mlx.lock").write_bytes(ollama_lock_for(GOOD.replace("qwen3:8b", "qwen3:4b")))
+    stale = Runner(workspace, {})
+    assert stale.run_checks() == 1  # the lock is there, so it must be fresh
+    assert "its mlx.yaml entry changed" in stale.log
+    ignored = Runner(workspace, {"locked": "false"})
+    assert ignored.run_checks() == 0, ignored.log
+    assert "mlx.lock not checked (locked: false, ./mlx.lock exists: yes)" in ignored.log
