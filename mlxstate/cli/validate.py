@@ -1,7 +1,8 @@
-"""``mlx validate``: check mlx.yaml offline — schema and semantic rules (docs/mlx-yaml.md).
+"""``mlx validate``: check mlx.yaml offline — schema and semantic rules (docs/mlx-yaml.md);
+with ``--remote``, also that every source exists upstream (docs/ci.md).
 
 It is what editors and pre-commit hooks run on every save, so it imports only what
-loading a spec needs (no rich, httpx or huggingface_hub).
+loading a spec needs (no rich, httpx or huggingface_hub) unless ``--remote`` asks for more.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,6 +19,10 @@ from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, Verb
 from mlxstate.cli._output import color_enabled, emit_json, paint
 from mlxstate.errors import Diagnostic, MlxError, SpecError
 from mlxstate.text import printable
+
+if TYPE_CHECKING:
+    from mlxstate.mlxyaml.load import LoadedSpec
+    from mlxstate.remote_check import Resolve
 
 __all__ = ["Validation", "command", "validate_file"]
 
@@ -49,8 +55,9 @@ class Validation:
         }
 
 
-def validate_file(call: Invocation) -> Validation:
-    """Find and validate the spec; a missing file raises ``SpecNotFound``."""
+def validate_file(call: Invocation, *, remote: bool = False) -> Validation:
+    """Find and validate the spec; a missing file raises ``SpecNotFound``. With ``remote``,
+    a valid spec's sources are also resolved upstream."""
     from mlxstate.mlxyaml.load import load_spec
 
     path, shown = call.find_spec()
@@ -58,6 +65,33 @@ def validate_file(call: Invocation) -> Validation:
         loaded = load_spec(path, call.env, display=shown)
     except SpecError as exc:
         return Validation(shown, exc.diagnostics)
+    if not remote:
+        return _valid(loaded)
+    return validate_remote(loaded, remote_resolver(call, loaded))
+
+
+def validate_remote(loaded: LoadedSpec, resolve: Resolve) -> Validation:
+    """A valid spec checked upstream: one diagnostic per source that cannot be resolved."""
+    from mlxstate.remote_check import check_remote
+
+    problems = check_remote(loaded, resolve)
+    if problems:
+        return Validation(loaded.display, problems)
+    valid = _valid(loaded)
+    return Validation(valid.file, (), valid.summary.removesuffix(".") + "; every source exists.")
+
+
+def remote_resolver(call: Invocation, loaded: LoadedSpec) -> Resolve:
+    """How ``mlx lock`` resolves a model, with this spec's settings (docs/lock.md): the
+    hub at ``HF_ENDPOINT`` with the spec's token, Ollama tags at ``settings.ollama.registry``."""
+    from mlxstate.lock.resolve import resolve_model
+
+    settings = call.settings(loaded)
+    return lambda name, spec: resolve_model(name, spec, settings)
+
+
+def _valid(loaded: LoadedSpec) -> Validation:
+    shown = loaded.display
     spec = loaded.spec
     counts = ", ".join(
         _plural(len(items), noun)
@@ -71,7 +105,22 @@ def validate_file(call: Invocation) -> Validation:
 
 
 def command(
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Files to check (what pre-commit passes); default: -f or the usual places.",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ] = None,
     file: FileOpt = None,
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote",
+            help="Also check upstream that every source exists (needs the network).",
+        ),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
     output_format: Annotated[
         OutputFormat,
@@ -81,10 +130,24 @@ def command(
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Check mlx.yaml offline: schema and semantic rules. Exit 0 valid, 1 invalid."""
-    call = Invocation.make(file, no_color, quiet, verbose)
+    """Check mlx.yaml offline: schema and semantic rules; with --remote, also that every
+    source exists upstream. Exit 0 valid, 1 invalid."""
+    targets: list[Path | None] = [*([file] if file else []), *(files or [])] or [None]
+    if json_out and len(targets) > 1:
+        raise MlxError("--json checks one file; pass one FILE")
+    valid = True
+    for target in targets:
+        call = Invocation.make(target, no_color, quiet, verbose)
+        valid = _check_one(call, remote, json_out, output_format) and valid
+    if not valid:
+        raise typer.Exit(1)
+
+
+def _check_one(call: Invocation, remote: bool, json_out: bool, output_format: OutputFormat) -> bool:
+    """Validate and print one file; whether it is valid."""
+    file = call.file
     try:
-        outcome = validate_file(call)
+        outcome = validate_file(call, remote=remote)
     except MlxError as exc:
         if not json_out:
             raise
@@ -92,14 +155,14 @@ def command(
             {"valid": False, "file": str(file) if file else None, "errors": [_plain_error(exc)]}
         )
         raise typer.Exit(1) from None
+    quiet, no_color = call.quiet, call.no_color
     if json_out:
         emit_json(outcome.to_json())
     elif output_format is OutputFormat.github:
         _print_github(outcome, quiet)
     else:
         _print_text(outcome, quiet, color_enabled(sys.stdout, no_color))
-    if not outcome.valid:
-        raise typer.Exit(1)
+    return outcome.valid
 
 
 def _plural(n: int, noun: str) -> str:
