@@ -16,6 +16,7 @@ from mlxstate.client import (
     AsyncOllamaClient,
     ChatChunk,
     DaemonDown,
+    Message,
     ModelNotFound,
     OllamaClient,
     OllamaError,
@@ -320,3 +321,12 @@ def test_async_errors_are_typed(ollama: FakeOllama) -> None:
         asyncio.run(broken())
     with pytest.raises(DaemonDown):
         asyncio.run(down())
+
+
+def test_message_objects_are_accepted_with_image_paths(ollama: FakeOllama, tmp_path: Path) -> None:
+    _vision(ollama)
+    picture = tmp_path / "cat.png"
+    picture.write_bytes(PNG)
+    reply = OllamaClient().chat(VISION, [Message("user", "look", images=(str(picture),))])
+    assert reply.message.content == _text("look", model=VISION)
+    assert ollama.images_seen == [PNG]

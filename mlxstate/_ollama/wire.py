@@ -79,8 +79,8 @@ def encode_image(image: Image) -> str:
 def encode_message(message: MessageInput) -> dict[str, Any]:
     if isinstance(message, Message):
         out: dict[str, Any] = {"role": message.role, "content": message.content}
-        if message.images:
-            out["images"] = list(message.images)
+        if message.images:  # paths or base64, like a dict message's
+            out["images"] = [encode_image(image) for image in message.images]
         if message.tool_calls:
             out["tool_calls"] = list(message.tool_calls)
         return out
