@@ -284,12 +284,16 @@ class OllamaClient(_Base):
                 if not reply.is_success:
                     reply.read()
                     raise wire.refused(self.host, path, reply.status_code, reply.text, model)
-                for line in reply.iter_lines():
-                    doc = wire.stream_line(line)
-                    if doc is not None:
+                lines = wire.Lines()
+                for data in reply.iter_bytes():
+                    for doc in wire.objects(lines.feed(data)):
                         yield doc
                         if wire.is_final(doc):
                             return
+                for doc in wire.objects(lines.end()):
+                    yield doc
+                    if wire.is_final(doc):
+                        return
         except httpx.HTTPError as exc:
             raise wire.unreachable(self.host, exc) from None
         raise wire.unfinished()
@@ -459,12 +463,16 @@ class AsyncOllamaClient(_Base):
                 if not reply.is_success:
                     await reply.aread()
                     raise wire.refused(self.host, path, reply.status_code, reply.text, model)
-                async for line in reply.aiter_lines():
-                    doc = wire.stream_line(line)
-                    if doc is not None:
+                lines = wire.Lines()
+                async for data in reply.aiter_bytes():
+                    for doc in wire.objects(lines.feed(data)):
                         yield doc
                         if wire.is_final(doc):
                             return
+                for doc in wire.objects(lines.end()):
+                    yield doc
+                    if wire.is_final(doc):
+                        return
         except httpx.HTTPError as exc:
             raise wire.unreachable(self.host, exc) from None
         raise wire.unfinished()

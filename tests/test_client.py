@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -330,3 +331,22 @@ def test_message_objects_are_accepted_with_image_paths(ollama: FakeOllama, tmp_p
     reply = OllamaClient().chat(VISION, [Message("user", "look", images=(str(picture),))])
     assert reply.message.content == _text("look", model=VISION)
     assert ollama.images_seen == [PNG]
+
+
+def test_an_endless_line_is_a_stream_error_not_unbounded_memory() -> None:
+    def forever() -> Iterator[bytes]:
+        while True:
+            yield b"x" * 65536
+
+    http = httpx.Client(
+        transport=httpx.MockTransport(lambda _: httpx.Response(200, content=forever()))
+    )
+    with pytest.raises(StreamError, match=r"^Ollama sent a line longer than \d+ bytes"):
+        list(OllamaClient("127.0.0.1:9", http=http).stream_generate(MODEL, "hi"))
+
+
+def test_a_final_line_without_newline_still_counts() -> None:
+    body = b'{"response":"a","done":false}\n{"response":"","done":true,"eval_count":1}'
+    http = httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(200, content=body)))
+    chunks = list(OllamaClient("127.0.0.1:9", http=http).stream_generate(MODEL, "hi"))
+    assert [c.done for c in chunks] == [False, True] and chunks[-1].eval_count == 1

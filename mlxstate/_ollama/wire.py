@@ -13,7 +13,7 @@ import base64
 import binascii
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -264,6 +264,29 @@ def pull_progress(doc: Mapping[str, Any]) -> PullProgress:
 
 # --- streams --------------------------------------------------------------------------------
 
+# A stream line is one token or one progress report; a daemon sending megabytes without a
+# newline is broken (or not Ollama), and must not grow the client's memory without end.
+MAX_LINE = 8 * 1024 * 1024
+
+
+class Lines:
+    """Splits a stream's bytes into text lines, refusing a line longer than ``MAX_LINE``."""
+
+    def __init__(self) -> None:
+        self._pending = bytearray()
+
+    def feed(self, data: bytes) -> list[str]:
+        self._pending += data
+        *lines, rest = self._pending.split(b"\n")
+        if len(rest) > MAX_LINE:
+            raise StreamError(f"Ollama sent a line longer than {MAX_LINE} bytes; stopped reading")
+        self._pending = bytearray(rest)
+        return [line.decode("utf-8", "replace") for line in lines]
+
+    def end(self) -> list[str]:
+        rest, self._pending = self._pending, bytearray()
+        return [rest.decode("utf-8", "replace")] if rest.strip() else []
+
 
 def stream_line(line: str) -> dict[str, Any] | None:
     """One NDJSON line as an object (None for a blank line); an ``{"error"}`` line or
@@ -279,6 +302,14 @@ def stream_line(line: str) -> dict[str, Any] | None:
     if "error" in doc:  # after HTTP 200: the runner failed mid-generation, or the pull did
         raise StreamError(f"Ollama: {printable(str(doc['error']))[:300]}")
     return doc
+
+
+def objects(lines: Sequence[str]) -> Iterator[dict[str, Any]]:
+    """The objects of some stream lines, blank lines skipped (see :func:`stream_line`)."""
+    for line in lines:
+        doc = stream_line(line)
+        if doc is not None:
+            yield doc
 
 
 def is_final(doc: Mapping[str, Any]) -> bool:
