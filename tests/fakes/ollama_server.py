@@ -10,6 +10,8 @@ Endpoints (Ollama's docs/api.md)::
     DELETE /api/delete               manifest, then the blobs no other manifest references; 404
     POST   /api/show                 modelfile (FROM <blob path>), details, capabilities; 404
     POST   /api/generate             deterministic fake text, NDJSON or one object; timings; 404
+    POST   /api/chat                 the same text as a chat message (``message.content``); 404
+    POST   /api/embed                deterministic unit vectors, one per input; timings; 404
     HEAD   /api/blobs/sha256:<hex>   200 / 404
     POST   /api/blobs/sha256:<hex>   201 written; 200 already present; 400 digest mismatch
 
@@ -56,20 +58,36 @@ of token N after HTTP 200 (a runner that crashed mid-stream). ``generate_seconds
 the wall time spent answering ``/api/generate`` (the fake's own share of a benchmark).
 ``/api/show`` reports ``details`` (``parameter_size``, ``quantization_level``) and
 ``model_info`` with ``general.architecture``, ``general.parameter_count`` and
-``<arch>.context_length`` (``context_length``).
+``<arch>.context_length`` (``context_length``), and ``capabilities``: ``completion``, plus
+``vision`` for a model with a projector layer.
+
+``/api/chat`` answers like ``/api/generate`` (same knobs, counters and words, the prompt
+being the messages' contents joined by spaces), each streamed token as
+``{"message": {"role": "assistant", "content": token}, "done": false}``; no messages only
+loads the model. Images (``images`` of a generate request or of a chat message) must be
+base64 (else 400 ``illegal base64 data``, as Go's JSON decoder says) and are refused with
+400 ``"<model>" does not support vision`` unless the model has a projector, as Ollama
+checks capabilities; the decoded bytes accepted are kept in ``images_seen``.
+``/api/embed`` takes ``input`` (a string or a list of strings) and answers ``embeddings``:
+one unit vector of ``embed_dimensions`` floats per input (``dimensions`` shortens them), a
+pure function of model and text, with ``load_duration`` (cold), ``prompt_eval_count`` (the
+inputs' words) and ``total_duration``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import itertools
 import json
+import math
 import os
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,6 +209,8 @@ class FakeOllama(LoopbackServer):
         self.generate_error_after: int | None = None
         self.generate_error_message = "llama runner process has terminated: exit status 2"
         self.generate_seconds = 0.0
+        self.images_seen: list[bytes] = []  # decoded images of accepted requests, in order
+        self.embed_dimensions = 8
         self.context_length = 8192
         self.parameter_count = 7_615_616_512
         self._cached_prompt: dict[str, str] = {}  # model -> the prompt its cache holds
@@ -244,7 +264,11 @@ class FakeOllama(LoopbackServer):
         elif path == "/api/show" and method == "POST":
             self._show(ex)
         elif path == "/api/generate" and method == "POST":
-            self._generate(ex)
+            self._timed(ex, self._generate_answer)
+        elif path == "/api/chat" and method == "POST":
+            self._timed(ex, self._chat_answer)
+        elif path == "/api/embed" and method == "POST":
+            self._embed(ex)
         elif path.startswith("/api/blobs/") and method in ("HEAD", "POST"):
             self._blob(ex, unquote(path.removeprefix("/api/blobs/")))
         else:
@@ -411,25 +435,70 @@ class FakeOllama(LoopbackServer):
 
     # --- generate -----------------------------------------------------------------------------
 
-    def _generate(self, ex: Exchange) -> None:
+    def _timed(self, ex: Exchange, answer: Callable[[Exchange], None]) -> None:
         start = time.perf_counter()
         try:
-            self._generate_answer(ex)
+            answer(ex)
         finally:
             with self._lock:
                 self.generate_seconds += time.perf_counter() - start
 
-    def _generate_answer(self, ex: Exchange) -> None:
-        body = self._body(ex)
+    def _model_for(self, ex: Exchange, body: Mapping[str, object]) -> ManifestInfo | None:
+        """The installed model a generation names, else None with the error sent."""
         name = str(body.get("model") or "")
         if not name:
             ex.send_json(400, {"error": "model is required"})
-            return
+            return None
         info = self._installed(name)
         if info is None:
             self._not_found(ex, name)
+        return info
+
+    def _accept_images(self, ex: Exchange, info: ManifestInfo, images: list[object]) -> bool:
+        """Ollama's checks on images: base64 (JSON ``[]byte``), and a model that has vision."""
+        decoded: list[bytes] = []
+        for image in images:
+            try:
+                decoded.append(base64.b64decode(str(image), validate=True))
+            except (binascii.Error, ValueError):
+                ex.send_json(400, {"error": "illegal base64 data at input byte 0"})
+                return False
+        if decoded and info.layer("projector") is None:
+            ex.send_json(400, {"error": f'"{info.name.display}" does not support vision'})
+            return False
+        self.images_seen.extend(decoded)
+        return True
+
+    def _generate_answer(self, ex: Exchange) -> None:
+        body = self._body(ex)
+        info = self._model_for(ex, body)
+        images = body.get("images")
+        if info is None or not self._accept_images(ex, info, _list(images)):
             return
-        prompt = str(body.get("prompt") or "")
+        self._answer(ex, body, info, str(body.get("prompt") or ""), _as_generate)
+
+    def _chat_answer(self, ex: Exchange) -> None:
+        body = self._body(ex)
+        info = self._model_for(ex, body)
+        if info is None:
+            return
+        messages = [m for m in _list(body.get("messages")) if isinstance(m, dict)]
+        images = [image for m in messages for image in _list(m.get("images"))]
+        if not self._accept_images(ex, info, images):
+            return
+        prompt = " ".join(str(m.get("content") or "") for m in messages).strip()
+        self._answer(ex, body, info, prompt, _as_chat)
+
+    def _answer(
+        self,
+        ex: Exchange,
+        body: Mapping[str, object],
+        info: ManifestInfo,
+        prompt: str,
+        shape: Callable[[str], dict[str, object]],
+    ) -> None:
+        """Generate for ``prompt``; ``shape`` puts a piece of text in the endpoint's field."""
+        name = str(body.get("model"))
         options = body.get("options")
         limit = options.get("num_predict") if isinstance(options, dict) else None
         cold = info.name.full not in self.running
@@ -438,10 +507,10 @@ class FakeOllama(LoopbackServer):
             if body.get("keep_alive") in (0, "0", "0s"):
                 self.running.pop(info.name.full, None)
                 self._cached_prompt.pop(info.name.full, None)
-                final = {**head, "response": "", "done": True, "done_reason": "unload"}
+                final = {**head, **shape(""), "done": True, "done_reason": "unload"}
             else:
                 self.set_running(info.name.full)
-                final = {**head, "response": "", "done": True, "done_reason": "load"}
+                final = {**head, **shape(""), "done": True, "done_reason": "load"}
                 final.update(_durations(load_duration=self.generate_load_ns if cold else 0))
             ex.send_json(200, final)
             return
@@ -456,7 +525,7 @@ class FakeOllama(LoopbackServer):
         eval_ns = count * self.generate_eval_ns
         final = {
             **head,
-            "response": "",
+            **shape(""),
             "done": True,
             "done_reason": "length" if limit is not None else "stop",
             **_durations(
@@ -469,7 +538,7 @@ class FakeOllama(LoopbackServer):
             ),
         }
         if body.get("stream", True) is False:
-            ex.send_json(200, {**final, "response": "".join(tokens)})
+            ex.send_json(200, {**final, **shape("".join(tokens))})
             return
         ex.start(200, {"Content-Type": "application/x-ndjson"}, chunked=True)
         for index, token in enumerate(tokens):
@@ -480,9 +549,40 @@ class FakeOllama(LoopbackServer):
                 ex.write_chunk(_line({"error": self.generate_error_message}))
                 ex.end_chunks()
                 return
-            ex.write_chunk(_line({**head, "response": token, "done": False}))
+            ex.write_chunk(_line({**head, **shape(token), "done": False}))
         ex.write_chunk(_line(final))
         ex.end_chunks()
+
+    # --- embed --------------------------------------------------------------------------------
+
+    def _embed(self, ex: Exchange) -> None:
+        body = self._body(ex)
+        info = self._model_for(ex, body)
+        if info is None:
+            return
+        given = body.get("input")
+        texts = [given] if isinstance(given, str) else _list(given)
+        if not all(isinstance(text, str) for text in texts):
+            ex.send_json(400, {"error": "invalid input type"})
+            return
+        dims = body.get("dimensions")
+        size = dims if isinstance(dims, int) and 0 < dims < self.embed_dimensions else None
+        load = self.generate_load_ns if info.name.full not in self.running else 0
+        self.set_running(info.name.full)
+        words = sum(len(str(text).split()) for text in texts)
+        vectors = [fake_embedding(info.name.display, str(t), self.embed_dimensions) for t in texts]
+        ex.send_json(
+            200,
+            {
+                "model": str(body.get("model")),
+                "embeddings": [v[:size] if size else v for v in vectors],
+                **_durations(
+                    total_duration=load + words * self.generate_prompt_ns,
+                    load_duration=load,
+                    prompt_eval_count=words,
+                ),
+            },
+        )
 
     # --- pull ---------------------------------------------------------------------------------
 
@@ -653,6 +753,26 @@ def fake_tokens(model: str, prompt: str, count: int) -> list[str]:
         ("" if i == 0 else " ") + _WORDS[(seed[i % len(seed)] + i) % len(_WORDS)]
         for i in range(count)
     ]
+
+
+def fake_embedding(model: str, text: str, dimensions: int) -> list[float]:
+    """The vector ``/api/embed`` answers for ``text``: unit length, a pure function."""
+    seed = hashlib.sha256(f"{model}\0{text}".encode()).digest()
+    raw = [seed[i % len(seed)] - 127.5 for i in range(dimensions)]
+    norm = math.sqrt(sum(x * x for x in raw)) or 1.0
+    return [x / norm for x in raw]
+
+
+def _as_generate(text: str) -> dict[str, object]:
+    return {"response": text}
+
+
+def _as_chat(text: str) -> dict[str, object]:
+    return {"message": {"role": "assistant", "content": text}}
+
+
+def _list(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
 
 
 def _line(value: Mapping[str, object]) -> bytes:

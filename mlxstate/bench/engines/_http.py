@@ -7,22 +7,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from mlxstate._httpx import httpx
+from mlxstate._ollama.counters import count
 from mlxstate.bench.engines.base import EngineError
 from mlxstate.text import printable
 
 __all__ = ["bounded", "count", "json_object", "positive", "said"]
 
-# No real counter comes near 2**53 (a float's exact integers); a larger one would overflow
-# float division, or SQLite's 64-bit integers when the sample is saved.
+# Same bound as the counters (mlxstate/_ollama/counters.py): rates beyond it are absurd.
 _MAX_COUNT = 2**53
-
-
-def count(value: Any) -> int:
-    """A positive integer counter, else 0 (servers leave zero counters out; an absurd one
-    is as good as none)."""
-    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_COUNT:
-        return value
-    return 0
 
 
 def positive(value: Any) -> float | None:

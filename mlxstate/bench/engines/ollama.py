@@ -1,11 +1,11 @@
 """The Ollama engine: streaming ``/api/generate`` against the daemon at ``settings.ollama_host``.
 
-Figures come from the final chunk's counters, in nanoseconds (docs/benchmarks.md, "What
-is measured"): generation tok/s = ``eval_count / eval_duration * 1e9``, prompt tok/s from
-``prompt_eval_count`` / ``prompt_eval_duration``, load time from ``load_duration``. Ollama
-leaves a field out when it is zero, and leaves ``prompt_eval_count`` out when the prompt
-came from its cache: a missing counter is "not measured" (None), never a zero rate. Time to
-first token is wall clock on the stream. ``keep_alive`` keeps the model loaded for the run.
+Figures come from the final chunk's counters, read by the same code as the Python client's
+results (``mlxstate._ollama.counters``; docs/benchmarks.md, "What is measured"): generation
+tok/s = ``eval_count / eval_duration * 1e9``, prompt tok/s from ``prompt_eval_count`` /
+``prompt_eval_duration``, load time from ``load_duration``; a missing counter is "not
+measured" (None), never a zero rate. Time to first token is wall clock on the stream.
+``keep_alive`` keeps the model loaded for the run.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from mlxstate._httpx import httpx
-from mlxstate.bench.engines._http import bounded, count, json_object, said
+from mlxstate._ollama.counters import Counters, counters
+from mlxstate.bench.engines._http import bounded, json_object, said
 from mlxstate.bench.engines.base import BenchTarget, EngineError, Loaded, Measurement
 from mlxstate.observe.ollama_api import probe_daemon
 from mlxstate.text import printable
@@ -28,7 +29,6 @@ KEEP_ALIVE = "10m"  # between two generations of a run the model must not be unl
 # A long prompt on a slow machine can take minutes before its first token; a dead daemon
 # must still fail fast (connect), and a stalled stream must end (read, per chunk).
 TIMEOUT = httpx.Timeout(30.0, connect=5.0, read=300.0)
-_NS = 1e9
 
 
 class OllamaEngine:
@@ -188,22 +188,16 @@ def _read_stream(lines: Iterator[str], start: float) -> tuple[float | None, dict
 def measurement(final: dict[str, Any], ttft_s: float, text: str = "") -> Measurement:
     """Rates from the final chunk's counters (ns); omitted fields are zero, except a missing
     ``prompt_eval_count`` (a cached prompt): its rate is unknown, not zero."""
-    gen_tokens = count(final.get("eval_count"))
-    prompt_tokens = count(final.get("prompt_eval_count"))
+    figures = Counters(**counters(final))
     return Measurement(
         ttft_ms=ttft_s * 1000,
-        prompt_tokens=prompt_tokens,
-        prompt_tps=_rate(prompt_tokens, final.get("prompt_eval_duration")),
-        gen_tokens=gen_tokens,
-        gen_tps=_rate(gen_tokens, final.get("eval_duration")),
-        load_ms=count(final.get("load_duration")) / 1e6,
+        prompt_tokens=figures.prompt_eval_count,
+        prompt_tps=figures.prompt_tps,
+        gen_tokens=figures.eval_count,
+        gen_tps=figures.gen_tps,
+        load_ms=figures.load_ms,
         text=text,
     )
-
-
-def _rate(tokens: int, duration_ns: Any) -> float | None:
-    ns = count(duration_ns)
-    return tokens / ns * _NS if tokens and ns else None
 
 
 def _text(value: Any) -> str | None:
