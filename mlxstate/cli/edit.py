@@ -13,7 +13,7 @@ import typer
 from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, VerboseOpt
 from mlxstate.errors import MlxError, SpecError, SpecNotFound
 
-__all__ = ["add_command", "rm_command"]
+__all__ = ["add_command", "commit_edit", "load_for_edit", "rm_command"]
 
 NEW_FILE = "# yaml-language-server: $schema={schema}\nversion: 1\n"
 
@@ -33,7 +33,7 @@ def _target(call: Invocation) -> tuple[Path, str, bool]:
         return Path("mlx.yaml"), "mlx.yaml", False
 
 
-def _commit(call: Invocation, path: Path, shown: str, text: str) -> None:
+def commit_edit(call: Invocation, path: Path, shown: str, text: str) -> None:
     """Validate the edited text, then write it atomically; a bad edit changes nothing."""
     from mlxstate.fsutil import write_atomic
     from mlxstate.mlxyaml.load import parse_spec
@@ -52,7 +52,7 @@ def _commit(call: Invocation, path: Path, shown: str, text: str) -> None:
         ) from None
 
 
-def _load(call: Invocation, path: Path, shown: str) -> tuple[str, Any]:
+def load_for_edit(call: Invocation, path: Path, shown: str) -> tuple[str, Any]:
     from mlxstate.mlxyaml.load import load_spec
 
     loaded = load_spec(path, call.env, display=shown)  # refuse to edit an invalid file
@@ -132,7 +132,7 @@ def add_command(
     check_target(path, shown)
     parsed = _parse_new_source(source.strip(), path.resolve().parent)
     if exists:
-        text, doc = _load(call, path, shown)
+        text, doc = load_for_edit(call, path, shown)
     else:
         text = NEW_FILE.format(schema=SCHEMA_URL)
         doc = load_yaml(text, shown)
@@ -146,7 +146,7 @@ def add_command(
     for key, value in (("revision", revision), ("include", include), ("exclude", exclude)):
         if value:
             fields[key] = value
-    _commit(call, path, shown, add_model(text, doc, chosen, fields))
+    commit_edit(call, path, shown, add_model(text, doc, chosen, fields))
     if not quiet:
         sys.stdout.write(
             f"Added models.{chosen} ({source.strip()}) to {shown}. "
@@ -188,7 +188,7 @@ def rm_command(
 
     call = Invocation.make(file, no_color, quiet, verbose)
     path, shown = call.find_spec()
-    text, doc = _load(call, path, shown)
+    text, doc = load_for_edit(call, path, shown)
     models = doc.get("models") or {}
     if name not in models:
         import difflib
@@ -204,7 +204,7 @@ def rm_command(
             f"models.{name} is used by {', '.join(users)}",
             hint=f"remove {name!r} from there first, then run `mlx rm {name}` again",
         )
-    _commit(call, path, shown, remove_model(text, doc, name))
+    commit_edit(call, path, shown, remove_model(text, doc, name))
     if not quiet:
         sys.stdout.write(
             f"Removed models.{name} from {shown}. `mlx plan` shows what happens to its files: "

@@ -39,6 +39,17 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "init": ("init", "command", "Write mlx.yaml declaring the models installed now."),
     "add": ("edit", "add_command", "Add a model to mlx.yaml, keeping comments and formatting."),
     "rm": ("edit", "rm_command", "Remove a model from mlx.yaml, keeping comments and formatting."),
+    "remove": ("edit", "rm_command", "Alias of `mlx rm`."),
+    "sync": ("apply", "command", "Alias of `mlx apply`."),
+    "scan": ("status", "command", "Alias of `mlx status`."),
+    "link": (
+        "link",
+        "link_command",
+        "Link models into an app's folder: edit apps.APP in mlx.yaml.",
+    ),
+    "unlink": ("link", "unlink_command", "Stop linking models into an app's folder."),
+    "config": ("config", "app", "Get, set or unset settings.* in mlx.yaml, keeping comments."),
+    "show": ("show", "command", "Show a plan saved by `mlx plan --out FILE`, as `mlx plan` would."),
     "import": (
         "own",
         "import_command",
