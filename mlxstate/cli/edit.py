@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, VerboseOpt
+from mlxstate.cli._common import FileOpt, Invocation, JsonOpt, NoColorOpt, QuietOpt, VerboseOpt
 from mlxstate.errors import MlxError, SpecError, SpecNotFound
 
 __all__ = ["add_command", "commit_edit", "load_for_edit", "rm_command"]
@@ -116,6 +116,7 @@ def add_command(
         list[str] | None,
         typer.Option("--exclude", help="hf: skip files matching GLOB (repeatable)."),
     ] = None,
+    json_out: JsonOpt = False,
     file: FileOpt = None,
     no_color: NoColorOpt = False,
     quiet: QuietOpt = False,
@@ -147,7 +148,9 @@ def add_command(
         if value:
             fields[key] = value
     commit_edit(call, path, shown, add_model(text, doc, chosen, fields))
-    if not quiet:
+    if json_out:
+        _emit({"file": shown, "name": chosen, "source": source.strip(), "created": not exists})
+    elif not quiet:
         sys.stdout.write(
             f"Added models.{chosen} ({source.strip()}) to {shown}. "
             "Run `mlx plan` to see the change.\n"
@@ -178,6 +181,7 @@ def _check_new(
 
 def rm_command(
     name: Annotated[str, typer.Argument(help="The model's name in mlx.yaml.")],
+    json_out: JsonOpt = False,
     file: FileOpt = None,
     no_color: NoColorOpt = False,
     quiet: QuietOpt = False,
@@ -205,11 +209,19 @@ def rm_command(
             hint=f"remove {name!r} from there first, then run `mlx rm {name}` again",
         )
     commit_edit(call, path, shown, remove_model(text, doc, name))
-    if not quiet:
+    if json_out:
+        _emit({"file": shown, "name": name, "source": str(models[name].get("source", ""))})
+    elif not quiet:
         sys.stdout.write(
             f"Removed models.{name} from {shown}. `mlx plan` shows what happens to its files: "
             "with `prune: true`, mlx deletes them if it installed them; otherwise they stay.\n"
         )
+
+
+def _emit(document: dict[str, Any]) -> None:
+    from mlxstate.cli._output import emit_json
+
+    emit_json(document)
 
 
 def _users(doc: Any, name: str) -> list[str]:

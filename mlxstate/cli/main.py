@@ -45,7 +45,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "link": (
         "link",
         "link_command",
-        "Link models into an app's folder: edit apps.APP in mlx.yaml.",
+        "Link models into an app's folder (apps.APP in mlx.yaml).",
     ),
     "unlink": ("link", "unlink_command", "Stop linking models into an app's folder."),
     "config": ("config", "app", "Get, set or unset settings.* in mlx.yaml, keeping comments."),
@@ -97,7 +97,7 @@ def make_app(only: str | None = None) -> typer.Typer:
             "LM Studio)."
         ),
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
@@ -195,7 +195,7 @@ def _without_cyclic_gc(args: Sequence[str]) -> Iterator[None]:
     collector would re-walk the growing heap again and again (5-10% of `mlx plan`/`status`).
     Reference counting still frees everything. `mlx apply` keeps the collector: it may run
     for hours of downloads through libraries whose garbage is not ours to vouch for."""
-    if args[:1] in (["apply"], ["watch"]) or not gc.isenabled():
+    if args[:1] in (["apply"], ["sync"], ["watch"]) or not gc.isenabled():
         yield
         return
     gc.disable()

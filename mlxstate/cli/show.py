@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlxstate.cli._common import FileOpt, Invocation, JsonOpt, NoColorOpt, QuietOpt, VerboseOpt
+from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, VerboseOpt
 
 __all__ = ["command"]
 
@@ -98,7 +98,7 @@ def _normalized(plan: Any, saved: Any, doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _host(doc: dict[str, Any]) -> Any:
+def _host(doc: Any) -> Any:
     from mlxstate.hosts import Host
 
     memory = doc.get("memory_bytes")
