@@ -51,7 +51,7 @@ def scalar_text(value: object) -> str:
         return json.dumps(value)
     text = str(value)
     # Plain when it reads back as this string; `~/x` and `10GB` are common and safe.
-    safe = re.fullmatch(r"[A-Za-z0-9~/][A-Za-z0-9._~/+@:-]*", text) and not text.endswith(":")
+    safe = re.fullmatch(r"[A-Za-z0-9~/.][A-Za-z0-9._~/+@:-]*", text) and not text.endswith(":")
     if safe and not _NON_STRING.fullmatch(text):
         return text
     return json.dumps(text)
