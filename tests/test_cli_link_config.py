@@ -120,7 +120,8 @@ def test_config_set_adds_nested_keys_and_unset_removes_empty_sections(
     ok(capsys, "config", "unset", "cleanup.orphans")
     assert spec.read_text() == SPEC
     ok(capsys, "config", "unset", "cleanup.partials")  # the section goes with its last key
-    assert spec.read_text() == SPEC.replace("  # about cleanups\n  cleanup:\n    partials: true\n", "")
+    section = "  # about cleanups\n  cleanup:\n    partials: true\n"
+    assert spec.read_text() == SPEC.replace(section, "")
 
 
 def test_config_creates_the_settings_section_after_version(
