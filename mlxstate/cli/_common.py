@@ -18,6 +18,7 @@ __all__ = [
     "FileOpt",
     "FrozenOpt",
     "Invocation",
+    "JsonOpt",
     "LockedOpt",
     "NoColorOpt",
     "QuietOpt",
@@ -42,6 +43,9 @@ LockedOpt = Annotated[
 ]
 FrozenOpt = Annotated[
     bool, typer.Option("--frozen", help="Follow mlx.lock as it is, without the staleness check.")
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")
 ]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors.")]
 VerboseOpt = Annotated[

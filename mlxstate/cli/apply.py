@@ -12,6 +12,7 @@ from mlxstate.cli._common import (
     FileOpt,
     FrozenOpt,
     Invocation,
+    JsonOpt,
     LockedOpt,
     NoColorOpt,
     QuietOpt,
@@ -24,7 +25,7 @@ from mlxstate.text import short_paths_in
 
 if TYPE_CHECKING:
     from mlxstate.apply.executor import Outcome
-    from mlxstate.engine import PlannedRun
+    from mlxstate.engine import ApplyResult, PlannedRun
     from mlxstate.plan.actions import Action
 
 __all__ = ["command"]
@@ -49,6 +50,7 @@ def command(
     ] = "0s",
     locked: LockedOpt = False,
     frozen: FrozenOpt = False,
+    json_out: JsonOpt = False,
     file: FileOpt = None,
     no_color: NoColorOpt = False,
     quiet: QuietOpt = False,
@@ -61,6 +63,11 @@ def command(
 
     call = Invocation.make(file, no_color, quiet, verbose)
     timeout = lock_seconds(lock_timeout)
+    if json_out and planfile is None and not auto_approve:
+        raise MlxError(
+            "--json has no prompt: pass -y (--auto-approve) or a saved PLANFILE",
+            hint="review first with `mlx plan --out FILE`, then `mlx apply --json FILE`",
+        )
     saved = load_saved_plan(planfile) if planfile is not None else None
     mode = lock_mode(locked, frozen)
     if saved is not None and mode != "off" and mode != saved.lock:
@@ -71,6 +78,8 @@ def command(
         )
 
     def review(planned: PlannedRun, actions: tuple[Action, ...]) -> bool:
+        if json_out:
+            return True  # the plan is in the document
         if saved is not None:
             if not actions:
                 sys.stdout.write("No changes. Your models match mlx.yaml.\n")
@@ -82,7 +91,7 @@ def command(
 
     result = call.session().apply(
         review=review,
-        progress=lambda: Display(enabled=sys.stderr.isatty() and not quiet),
+        progress=lambda: Display(enabled=sys.stderr.isatty() and not quiet and not json_out),
         targets=target or (),
         saved=saved,
         lock_timeout=timeout,
@@ -90,11 +99,43 @@ def command(
         lock=mode,
     )
     conflicts = result.planned.plan.conflicts
+    if json_out:
+        _emit_result(result)
+        if result.failed or conflicts:
+            raise typer.Exit(1)
+        return
     if not result.actions:
         if conflicts:
             raise typer.Exit(1)  # nothing to do, but the conflicts shown above remain
         return
     _summary(result.outcomes, conflicts)
+
+
+def _emit_result(result: ApplyResult) -> None:
+    """The apply document (docs/commands.md, "mlx apply --json")."""
+    from mlxstate.cli._output import emit_json
+
+    made = [o for o in result.outcomes if o.status == "done"]
+    emit_json(
+        {
+            "format_version": "1",
+            "plan": result.planned.document(),
+            "outcomes": [
+                {**o.action.to_json(), "status": o.status, "detail": o.detail}
+                for o in result.outcomes
+            ],
+            "summary": {
+                "added": sum(o.action.op in ("create", "replace") for o in made),
+                "changed": sum(o.action.op == "update" for o in made),
+                "destroyed": sum(o.action.op in ("delete", "replace") for o in made),
+                "failed": sum(o.status == "failed" for o in result.outcomes),
+                "skipped": sum(o.status == "skipped" for o in result.outcomes),
+            },
+            "conflicts": list(result.planned.plan.conflicts),
+            "held": [a.id for a in result.held],
+            "ok": not result.failed and not result.planned.plan.conflicts,
+        }
+    )
 
 
 def _stderr_line(text: str) -> None:

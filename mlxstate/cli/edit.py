@@ -10,10 +10,10 @@ from typing import Annotated, Any
 
 import typer
 
-from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, VerboseOpt
+from mlxstate.cli._common import FileOpt, Invocation, JsonOpt, NoColorOpt, QuietOpt, VerboseOpt
 from mlxstate.errors import MlxError, SpecError, SpecNotFound
 
-__all__ = ["add_command", "rm_command"]
+__all__ = ["add_command", "commit_edit", "load_for_edit", "rm_command"]
 
 NEW_FILE = "# yaml-language-server: $schema={schema}\nversion: 1\n"
 
@@ -33,7 +33,7 @@ def _target(call: Invocation) -> tuple[Path, str, bool]:
         return Path("mlx.yaml"), "mlx.yaml", False
 
 
-def _commit(call: Invocation, path: Path, shown: str, text: str) -> None:
+def commit_edit(call: Invocation, path: Path, shown: str, text: str) -> None:
     """Validate the edited text, then write it atomically; a bad edit changes nothing."""
     from mlxstate.fsutil import write_atomic
     from mlxstate.mlxyaml.load import parse_spec
@@ -52,7 +52,7 @@ def _commit(call: Invocation, path: Path, shown: str, text: str) -> None:
         ) from None
 
 
-def _load(call: Invocation, path: Path, shown: str) -> tuple[str, Any]:
+def load_for_edit(call: Invocation, path: Path, shown: str) -> tuple[str, Any]:
     from mlxstate.mlxyaml.load import load_spec
 
     loaded = load_spec(path, call.env, display=shown)  # refuse to edit an invalid file
@@ -116,6 +116,7 @@ def add_command(
         list[str] | None,
         typer.Option("--exclude", help="hf: skip files matching GLOB (repeatable)."),
     ] = None,
+    json_out: JsonOpt = False,
     file: FileOpt = None,
     no_color: NoColorOpt = False,
     quiet: QuietOpt = False,
@@ -132,7 +133,7 @@ def add_command(
     check_target(path, shown)
     parsed = _parse_new_source(source.strip(), path.resolve().parent)
     if exists:
-        text, doc = _load(call, path, shown)
+        text, doc = load_for_edit(call, path, shown)
     else:
         text = NEW_FILE.format(schema=SCHEMA_URL)
         doc = load_yaml(text, shown)
@@ -146,8 +147,10 @@ def add_command(
     for key, value in (("revision", revision), ("include", include), ("exclude", exclude)):
         if value:
             fields[key] = value
-    _commit(call, path, shown, add_model(text, doc, chosen, fields))
-    if not quiet:
+    commit_edit(call, path, shown, add_model(text, doc, chosen, fields))
+    if json_out:
+        _emit({"file": shown, "name": chosen, "source": source.strip(), "created": not exists})
+    elif not quiet:
         sys.stdout.write(
             f"Added models.{chosen} ({source.strip()}) to {shown}. "
             "Run `mlx plan` to see the change.\n"
@@ -178,6 +181,7 @@ def _check_new(
 
 def rm_command(
     name: Annotated[str, typer.Argument(help="The model's name in mlx.yaml.")],
+    json_out: JsonOpt = False,
     file: FileOpt = None,
     no_color: NoColorOpt = False,
     quiet: QuietOpt = False,
@@ -188,7 +192,7 @@ def rm_command(
 
     call = Invocation.make(file, no_color, quiet, verbose)
     path, shown = call.find_spec()
-    text, doc = _load(call, path, shown)
+    text, doc = load_for_edit(call, path, shown)
     models = doc.get("models") or {}
     if name not in models:
         import difflib
@@ -204,12 +208,20 @@ def rm_command(
             f"models.{name} is used by {', '.join(users)}",
             hint=f"remove {name!r} from there first, then run `mlx rm {name}` again",
         )
-    _commit(call, path, shown, remove_model(text, doc, name))
-    if not quiet:
+    commit_edit(call, path, shown, remove_model(text, doc, name))
+    if json_out:
+        _emit({"file": shown, "name": name, "source": str(models[name].get("source", ""))})
+    elif not quiet:
         sys.stdout.write(
             f"Removed models.{name} from {shown}. `mlx plan` shows what happens to its files: "
             "with `prune: true`, mlx deletes them if it installed them; otherwise they stay.\n"
         )
+
+
+def _emit(document: dict[str, Any]) -> None:
+    from mlxstate.cli._output import emit_json
+
+    emit_json(document)
 
 
 def _users(doc: Any, name: str) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, VerboseOpt
+from mlxstate.cli._common import FileOpt, Invocation, JsonOpt, NoColorOpt, QuietOpt, VerboseOpt
 from mlxstate.errors import MlxError, SpecError
 
 __all__ = ["command"]
@@ -17,6 +17,7 @@ __all__ = ["command"]
 def command(
     file: FileOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    json_out: JsonOpt = False,
     no_color: NoColorOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -51,7 +52,19 @@ def command(
         write_atomic(target, result.text.encode())
     except OSError as exc:
         raise MlxError(f"cannot write {target}: {exc.strerror or exc}") from None
-    if not quiet:
+    if json_out:
+        from mlxstate.cli._output import emit_json
+
+        emit_json(
+            {
+                "file": str(target.absolute()),
+                "ollama": result.ollama,
+                "hf": result.hf,
+                "apps": list(result.apps),
+                "skipped": list(result.skipped),
+            }
+        )
+    elif not quiet:
         skipped = f"; skipped {len(result.skipped)} (datasets, spaces)" if result.skipped else ""
         apps = f", {len(result.apps)} app folder(s)" if result.apps else ""
         sys.stdout.write(

@@ -39,6 +39,17 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "init": ("init", "command", "Write mlx.yaml declaring the models installed now."),
     "add": ("edit", "add_command", "Add a model to mlx.yaml, keeping comments and formatting."),
     "rm": ("edit", "rm_command", "Remove a model from mlx.yaml, keeping comments and formatting."),
+    "remove": ("edit", "rm_command", "Alias of `mlx rm`."),
+    "sync": ("apply", "command", "Alias of `mlx apply`."),
+    "scan": ("status", "command", "Alias of `mlx status`."),
+    "link": (
+        "link",
+        "link_command",
+        "Link models into an app's folder (apps.APP in mlx.yaml).",
+    ),
+    "unlink": ("link", "unlink_command", "Stop linking models into an app's folder."),
+    "config": ("config", "app", "Get, set or unset settings.* in mlx.yaml, keeping comments."),
+    "show": ("show", "command", "Show a plan saved by `mlx plan --out FILE`, as `mlx plan` would."),
     "import": (
         "own",
         "import_command",
@@ -86,7 +97,7 @@ def make_app(only: str | None = None) -> typer.Typer:
             "LM Studio)."
         ),
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
@@ -184,7 +195,7 @@ def _without_cyclic_gc(args: Sequence[str]) -> Iterator[None]:
     collector would re-walk the growing heap again and again (5-10% of `mlx plan`/`status`).
     Reference counting still frees everything. `mlx apply` keeps the collector: it may run
     for hours of downloads through libraries whose garbage is not ours to vouch for."""
-    if args[:1] in (["apply"], ["watch"]) or not gc.isenabled():
+    if args[:1] in (["apply"], ["sync"], ["watch"]) or not gc.isenabled():
         yield
         return
     gc.disable()

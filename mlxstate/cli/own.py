@@ -13,7 +13,15 @@ from typing import Annotated
 
 import typer
 
-from mlxstate.cli._common import FileOpt, Invocation, NoColorOpt, QuietOpt, VerboseOpt, lock_seconds
+from mlxstate.cli._common import (
+    FileOpt,
+    Invocation,
+    JsonOpt,
+    NoColorOpt,
+    QuietOpt,
+    VerboseOpt,
+    lock_seconds,
+)
 
 __all__ = ["forget_command", "import_command"]
 
@@ -31,6 +39,7 @@ def import_command(
         str | None, typer.Option("--name", help="Name to record when mlx.yaml does not declare it.")
     ] = None,
     lock_timeout: LockTimeoutOpt = "0s",
+    json_out: JsonOpt = False,
     file: FileOpt = None,
     no_color: NoColorOpt = False,
     quiet: QuietOpt = False,
@@ -40,6 +49,18 @@ def import_command(
     call = Invocation.make(file, no_color, quiet, verbose)
     wait = lock_seconds(lock_timeout)
     done = call.session().import_model(source, name, wait)
+    if json_out:
+        from mlxstate.cli._output import emit_json
+
+        emit_json(
+            {
+                "source": done.source,
+                "name": done.name,
+                "workspace": done.workspace,
+                "changed": not done.already,
+            }
+        )
+        return
     if done.already:
         _say(quiet, f"{done.source} is already managed by workspace {done.workspace}")
     else:
@@ -53,6 +74,7 @@ def import_command(
 def forget_command(
     source: SourceArg,
     lock_timeout: LockTimeoutOpt = "0s",
+    json_out: JsonOpt = False,
     file: FileOpt = None,
     no_color: NoColorOpt = False,
     quiet: QuietOpt = False,
@@ -62,6 +84,18 @@ def forget_command(
     call = Invocation.make(file, no_color, quiet, verbose)
     wait = lock_seconds(lock_timeout)
     done = call.session().forget(source, wait)
+    if json_out:
+        from mlxstate.cli._output import emit_json
+
+        emit_json(
+            {
+                "source": done.source,
+                "workspace": done.workspace,
+                "still_owned_by": list(done.still_owned_by),
+                "managed": bool(done.still_owned_by),
+            }
+        )
+        return
     if not done.still_owned_by:
         _say(quiet, f"{done.source} is no longer managed: its files stay, and are yours")
     else:
