@@ -54,6 +54,7 @@ class PlanOptions:
     refresh: bool = False  # --refresh: ask the hub for branch heads and sizes
     lock: LockMode = "off"  # --locked / --frozen: follow mlx.lock (docs/lock.md)
     host: Host | None = None  # --host: plan as that machine (None: this one)
+    cleanup_only: bool = False  # `mlx clean`: every cleanup, nothing else (plan/cleanup.py)
 
 
 @dataclass(frozen=True)
@@ -185,12 +186,14 @@ class Session:
         refresh: bool = False,
         lock: LockMode = "off",
         host: Host | None = None,
+        cleanup_only: bool = False,
     ) -> PlannedRun:
         """Load, observe, read the registry, plan. Changes nothing; PlanError on problems.
         ``lock``: ``locked`` refuses a missing or stale mlx.lock, ``frozen`` uses it as is.
-        ``host``: plan as that machine would (``mlx plan --host``)."""
+        ``host``: plan as that machine would (``mlx plan --host``). ``cleanup_only``: the
+        plan of ``mlx clean`` (every cleanup, nothing else)."""
         loaded = self.load()
-        options = PlanOptions(tuple(targets), refresh, lock, host)
+        options = PlanOptions(tuple(targets), refresh, lock, host, cleanup_only)
         return self._plan(loaded, self.settings(loaded), None, options)
 
     def host(self) -> Host:
@@ -227,7 +230,7 @@ class Session:
         )
         # No daemon probe (plan stays offline), and the duplicate search (which may hash
         # plain app files, cached in the registry) only when settings.dedup asks for it.
-        dedup_on = loaded.spec.settings.dedup != "off"
+        dedup_on = loaded.spec.settings.dedup != "off" and not options.cleanup_only
         observed = observe(
             settings,
             loaded.spec,
@@ -237,8 +240,14 @@ class Session:
             managed_links=tuple((link.app, link.path) for link in facts.links),
             seams=self.seams,
         )
-        remote = _hub_facts(loaded, settings) if options.refresh else None
         host = options.host or self.host()
+        if options.cleanup_only:
+            from mlxstate.plan.cleanup import cleanup_plan
+
+            plan = cleanup_plan(loaded.spec, observed)
+            fp = fingerprint(loaded.spec, observed, facts)
+            return PlannedRun(loaded, settings, observed, facts, plan, fp, options, host)
+        remote = _hub_facts(loaded, settings) if options.refresh else None
         plan = make_plan(
             loaded.spec,
             observed,
@@ -271,13 +280,15 @@ class Session:
         hold_destructive: bool = False,
         loaded: LoadedSpec | None = None,
         lock: LockMode = "off",
+        cleanup_only: bool = False,
     ) -> ApplyResult:
         """Plan under the apply lock and carry the plan out (or the saved plan's actions a
         fresh plan also contains). The spec is parsed once and the registry opened once.
         ``hold_destructive``: leave out what deletes or replaces bytes or links (the watch
         agent's ``deletes: hold``) and return those actions as ``held``. ``loaded``: the
         spec the caller already parsed (the watch agent: what it validated is what runs).
-        ``lock``: follow mlx.lock (``locked``/``frozen``); a saved plan brings its own."""
+        ``lock``: follow mlx.lock (``locked``/``frozen``); a saved plan brings its own.
+        ``cleanup_only``: carry out ``mlx clean``'s plan (see :meth:`clean`)."""
         from mlxstate.apply.lock import apply_lock
         from mlxstate.registry import Registry
 
@@ -295,7 +306,7 @@ class Session:
                 options = (
                     PlanOptions(saved.targets, saved.refresh, saved.lock)
                     if saved is not None
-                    else PlanOptions(tuple(targets), lock=lock)
+                    else PlanOptions(tuple(targets), lock=lock, cleanup_only=cleanup_only)
                 )
                 planned = self._plan(loaded, settings, registry, options)
                 actions = self._authorized(planned, saved)
@@ -309,6 +320,21 @@ class Session:
                     return ApplyResult(planned, actions, (), held=held)
                 outcomes = self._execute(planned, registry, actions, progress)
         return ApplyResult(planned, actions, outcomes, held=held)
+
+    def clean(
+        self,
+        *,
+        review: Review,
+        progress: Progress,
+        lock_timeout: float = 0.0,
+        log: Log = lambda _: None,
+    ) -> ApplyResult:
+        """``mlx clean``: plan every cleanup (stale partials, orphan blobs, detached
+        revisions), whatever ``settings.cleanup`` says, and carry them out like ``apply``
+        does: the same lock, journal, executor and re-checks, so the same confinement."""
+        return self.apply(
+            review=review, progress=progress, lock_timeout=lock_timeout, log=log, cleanup_only=True
+        )
 
     def _authorized(self, planned: PlannedRun, saved: SavedPlan | None) -> tuple[Action, ...]:
         if saved is None:

@@ -49,6 +49,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "forget_command",
         "Stop managing a model from this mlx.yaml; keep its files.",
     ),
+    "clean": (
+        "clean",
+        "command",
+        "Delete stale partials, orphan blobs and detached revisions now (-y, --dry-run).",
+    ),
     "watch": (
         "watch",
         "command",
