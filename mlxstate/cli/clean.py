@@ -67,7 +67,7 @@ def command(
         review=review,
         progress=lambda: Display(enabled=sys.stderr.isatty() and not quiet and not json_out),
         lock_timeout=timeout,
-        log=lambda text: sys.stderr.write(text + "\n"),
+        log=_stderr_line,
     )
     if json_out:
         _emit(result.planned, result.actions, result.outcomes, dry_run=False)
@@ -75,6 +75,10 @@ def command(
         _summary(result.outcomes)
     if result.failed:
         raise typer.Exit(1)
+
+
+def _stderr_line(text: str) -> None:
+    sys.stderr.write(text + "\n")
 
 
 def _show(
