@@ -25,12 +25,14 @@ if TYPE_CHECKING:
     from mlxstate.lock.use import LockMode, LockUse
     from mlxstate.mlxyaml.load import LoadedSpec
     from mlxstate.observe.duplicates import HashCache
+    from mlxstate.observe.hash_progress import HashProgress
     from mlxstate.ownership import Forgotten, Imported
     from mlxstate.plan.actions import Action, Plan
     from mlxstate.registry import Registry, RegistryFacts
     from mlxstate.saved_plan import SavedPlan
     from mlxstate.seams import Seams
     from mlxstate.settings import Environment, Settings
+    from mlxstate.verify import VerifyReport
 
 __all__ = [
     "ApplyResult",
@@ -402,6 +404,73 @@ class Session:
         from mlxstate.ownership import forget_model
 
         return forget_model(self.settings(self.load()), source, wait)
+
+    # -- verify ----------------------------------------------------------------------------
+
+    def verify(
+        self,
+        names: Sequence[str] = (),
+        progress: HashProgress | None = None,
+        use_cache: bool = True,
+        jobs: int | None = None,
+    ) -> VerifyReport:
+        """``mlx verify``: re-hash the stored files of ``names`` (mlx.yaml names or sources;
+        none: every model in the Ollama store and the HF cache) against their names. Reads
+        the stores only; the registry's hash cache learns what it hashed."""
+        from mlxstate.errors import MlxError
+        from mlxstate.keys import declared_by_key
+        from mlxstate.observe.ollama_store import scan_ollama_store
+        from mlxstate.observe.scan import scan_hf
+        from mlxstate.verify import checks_of, model_keys, run_checks
+
+        loaded = self.load_optional()
+        settings = self.settings(loaded)
+        declared = {n: k for k, n in declared_by_key(loaded.spec if loaded else None).items()}
+        keys = model_keys(names, declared)
+        seen: set[str] = set()
+
+        def wanted(key: str) -> bool:
+            if not names or key.lower() in keys.values():
+                seen.add(key.lower())
+                return True
+            return False
+
+        ollama = scan_ollama_store(settings.ollama_models_dir)
+        hf = scan_hf(settings.hf_cache_dir, self.seams.folds_case)
+        checks, missing = checks_of(ollama, hf, wanted)
+        if unknown := [n for n, k in keys.items() if k not in seen]:
+            raise MlxError(
+                f"not installed: {', '.join(unknown)} (neither in the Ollama store nor the "
+                "HF cache)",
+                hint="name a model of mlx.yaml or a source `mlx status` lists",
+            )
+        cache = registry_hash_cache(settings.state_dir) if use_cache else None
+        report = run_checks(checks, cache, progress, jobs)
+        return replace(report, problems=(*missing, *report.problems))
+
+    # -- stats -----------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """The ``mlx stats`` document (docs/commands.md): bytes per store, saved by dedup
+        and links, reclaimable, reclaimed over time. Only reads."""
+        from mlxstate.observe.scan import observe
+        from mlxstate.registry import read_facts
+        from mlxstate.stats import build_stats
+        from mlxstate.status import reclaimable
+
+        loaded = self.load_optional()
+        settings = self.settings(loaded)
+        spec = loaded.spec if loaded else None
+        facts = read_facts(settings.state_dir, settings.workspace)
+        observed = observe(
+            settings,
+            spec,
+            probe=False,
+            hash_cache=registry_hash_cache(settings.state_dir),
+            lmstudio_models=self.env.lmstudio_home() / "models",
+            seams=self.seams,
+        )
+        return build_stats(observed, facts, reclaimable(observed, spec), settings.state_dir)
 
     # -- status ----------------------------------------------------------------------------
 
