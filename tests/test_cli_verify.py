@@ -12,6 +12,7 @@ import pytest
 from mlxstate.verify import digest_file
 from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
+from tests.builders.common import git_blob_sha1
 from tests.helpers import hf_dir, mlx, ollama_dir
 from tests.helpers.apply import no_traceback, tree_state
 
@@ -155,4 +156,4 @@ def test_digest_file_matches_hashlib_and_git(tmp_path: Path) -> None:
     path.write_bytes(data)
 
     assert digest_file(path, "sha256") == hashlib.sha256(data).hexdigest()
-    assert digest_file(path, "git-sha1") == hb.git_blob_sha1(data)
+    assert digest_file(path, "git-sha1") == git_blob_sha1(data)
