@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mlxstate.verify import Check, run_checks  # noqa: E402
+from mlxstate.verify import Check, run_checks
 
 
 def make_files(folder: Path, total_mb: int, count: int) -> list[Check]:
