@@ -25,12 +25,14 @@ if TYPE_CHECKING:
     from mlxstate.lock.use import LockMode, LockUse
     from mlxstate.mlxyaml.load import LoadedSpec
     from mlxstate.observe.duplicates import HashCache
+    from mlxstate.observe.hash_progress import HashProgress
     from mlxstate.ownership import Forgotten, Imported
     from mlxstate.plan.actions import Action, Plan
     from mlxstate.registry import Registry, RegistryFacts
     from mlxstate.saved_plan import SavedPlan
     from mlxstate.seams import Seams
     from mlxstate.settings import Environment, Settings
+    from mlxstate.verify import VerifyReport
 
 __all__ = [
     "ApplyResult",
@@ -54,6 +56,7 @@ class PlanOptions:
     refresh: bool = False  # --refresh: ask the hub for branch heads and sizes
     lock: LockMode = "off"  # --locked / --frozen: follow mlx.lock (docs/lock.md)
     host: Host | None = None  # --host: plan as that machine (None: this one)
+    cleanup_only: bool = False  # `mlx clean`: every cleanup, nothing else (plan/cleanup.py)
 
 
 @dataclass(frozen=True)
@@ -185,12 +188,14 @@ class Session:
         refresh: bool = False,
         lock: LockMode = "off",
         host: Host | None = None,
+        cleanup_only: bool = False,
     ) -> PlannedRun:
         """Load, observe, read the registry, plan. Changes nothing; PlanError on problems.
         ``lock``: ``locked`` refuses a missing or stale mlx.lock, ``frozen`` uses it as is.
-        ``host``: plan as that machine would (``mlx plan --host``)."""
+        ``host``: plan as that machine would (``mlx plan --host``). ``cleanup_only``: the
+        plan of ``mlx clean`` (every cleanup, nothing else)."""
         loaded = self.load()
-        options = PlanOptions(tuple(targets), refresh, lock, host)
+        options = PlanOptions(tuple(targets), refresh, lock, host, cleanup_only)
         return self._plan(loaded, self.settings(loaded), None, options)
 
     def host(self) -> Host:
@@ -227,7 +232,7 @@ class Session:
         )
         # No daemon probe (plan stays offline), and the duplicate search (which may hash
         # plain app files, cached in the registry) only when settings.dedup asks for it.
-        dedup_on = loaded.spec.settings.dedup != "off"
+        dedup_on = loaded.spec.settings.dedup != "off" and not options.cleanup_only
         observed = observe(
             settings,
             loaded.spec,
@@ -237,8 +242,14 @@ class Session:
             managed_links=tuple((link.app, link.path) for link in facts.links),
             seams=self.seams,
         )
-        remote = _hub_facts(loaded, settings) if options.refresh else None
         host = options.host or self.host()
+        if options.cleanup_only:
+            from mlxstate.plan.cleanup import cleanup_plan
+
+            plan = cleanup_plan(loaded.spec, observed)
+            fp = fingerprint(loaded.spec, observed, facts)
+            return PlannedRun(loaded, settings, observed, facts, plan, fp, options, host)
+        remote = _hub_facts(loaded, settings) if options.refresh else None
         plan = make_plan(
             loaded.spec,
             observed,
@@ -271,13 +282,15 @@ class Session:
         hold_destructive: bool = False,
         loaded: LoadedSpec | None = None,
         lock: LockMode = "off",
+        cleanup_only: bool = False,
     ) -> ApplyResult:
         """Plan under the apply lock and carry the plan out (or the saved plan's actions a
         fresh plan also contains). The spec is parsed once and the registry opened once.
         ``hold_destructive``: leave out what deletes or replaces bytes or links (the watch
         agent's ``deletes: hold``) and return those actions as ``held``. ``loaded``: the
         spec the caller already parsed (the watch agent: what it validated is what runs).
-        ``lock``: follow mlx.lock (``locked``/``frozen``); a saved plan brings its own."""
+        ``lock``: follow mlx.lock (``locked``/``frozen``); a saved plan brings its own.
+        ``cleanup_only``: carry out ``mlx clean``'s plan (see :meth:`clean`)."""
         from mlxstate.apply.lock import apply_lock
         from mlxstate.registry import Registry
 
@@ -295,7 +308,7 @@ class Session:
                 options = (
                     PlanOptions(saved.targets, saved.refresh, saved.lock)
                     if saved is not None
-                    else PlanOptions(tuple(targets), lock=lock)
+                    else PlanOptions(tuple(targets), lock=lock, cleanup_only=cleanup_only)
                 )
                 planned = self._plan(loaded, settings, registry, options)
                 actions = self._authorized(planned, saved)
@@ -309,6 +322,21 @@ class Session:
                     return ApplyResult(planned, actions, (), held=held)
                 outcomes = self._execute(planned, registry, actions, progress)
         return ApplyResult(planned, actions, outcomes, held=held)
+
+    def clean(
+        self,
+        *,
+        review: Review,
+        progress: Progress,
+        lock_timeout: float = 0.0,
+        log: Log = lambda _: None,
+    ) -> ApplyResult:
+        """``mlx clean``: plan every cleanup (stale partials, orphan blobs, detached
+        revisions), whatever ``settings.cleanup`` says, and carry them out like ``apply``
+        does: the same lock, journal, executor and re-checks, so the same confinement."""
+        return self.apply(
+            review=review, progress=progress, lock_timeout=lock_timeout, log=log, cleanup_only=True
+        )
 
     def _authorized(self, planned: PlannedRun, saved: SavedPlan | None) -> tuple[Action, ...]:
         if saved is None:
@@ -376,6 +404,73 @@ class Session:
         from mlxstate.ownership import forget_model
 
         return forget_model(self.settings(self.load()), source, wait)
+
+    # -- verify ----------------------------------------------------------------------------
+
+    def verify(
+        self,
+        names: Sequence[str] = (),
+        progress: HashProgress | None = None,
+        use_cache: bool = True,
+        jobs: int | None = None,
+    ) -> VerifyReport:
+        """``mlx verify``: re-hash the stored files of ``names`` (mlx.yaml names or sources;
+        none: every model in the Ollama store and the HF cache) against their names. Reads
+        the stores only; the registry's hash cache learns what it hashed."""
+        from mlxstate.errors import MlxError
+        from mlxstate.keys import declared_by_key
+        from mlxstate.observe.ollama_store import scan_ollama_store
+        from mlxstate.observe.scan import scan_hf
+        from mlxstate.verify import checks_of, model_keys, run_checks
+
+        loaded = self.load_optional()
+        settings = self.settings(loaded)
+        declared = {n: k for k, n in declared_by_key(loaded.spec if loaded else None).items()}
+        keys = model_keys(names, declared)
+        seen: set[str] = set()
+
+        def wanted(key: str) -> bool:
+            if not names or key.lower() in keys.values():
+                seen.add(key.lower())
+                return True
+            return False
+
+        ollama = scan_ollama_store(settings.ollama_models_dir)
+        hf = scan_hf(settings.hf_cache_dir, self.seams.folds_case)
+        checks, missing = checks_of(ollama, hf, wanted)
+        if unknown := [n for n, k in keys.items() if k not in seen]:
+            raise MlxError(
+                f"not installed: {', '.join(unknown)} (neither in the Ollama store nor the "
+                "HF cache)",
+                hint="name a model of mlx.yaml or a source `mlx status` lists",
+            )
+        cache = registry_hash_cache(settings.state_dir) if use_cache else None
+        report = run_checks(checks, cache, progress, jobs)
+        return replace(report, problems=(*missing, *report.problems))
+
+    # -- stats -----------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """The ``mlx stats`` document (docs/commands.md): bytes per store, saved by dedup
+        and links, reclaimable, reclaimed over time. Only reads."""
+        from mlxstate.observe.scan import observe
+        from mlxstate.registry import read_facts
+        from mlxstate.stats import build_stats
+        from mlxstate.status import reclaimable
+
+        loaded = self.load_optional()
+        settings = self.settings(loaded)
+        spec = loaded.spec if loaded else None
+        facts = read_facts(settings.state_dir, settings.workspace)
+        observed = observe(
+            settings,
+            spec,
+            probe=False,
+            hash_cache=registry_hash_cache(settings.state_dir),
+            lmstudio_models=self.env.lmstudio_home() / "models",
+            seams=self.seams,
+        )
+        return build_stats(observed, facts, reclaimable(observed, spec), settings.state_dir)
 
     # -- status ----------------------------------------------------------------------------
 

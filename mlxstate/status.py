@@ -18,7 +18,14 @@ from mlxstate.text import iso_time
 if TYPE_CHECKING:
     from mlxstate.mlxyaml.models import Spec
 
-__all__ = ["FORMAT_VERSION", "build_status", "detached_bytes", "missing_models", "pinned_commits"]
+__all__ = [
+    "FORMAT_VERSION",
+    "build_status",
+    "detached_bytes",
+    "missing_models",
+    "pinned_commits",
+    "reclaimable",
+]
 
 FORMAT_VERSION = "1"
 
@@ -260,6 +267,11 @@ def pinned_commits(spec: Spec | None) -> frozenset[str]:
     (docs/mlx-yaml.md, ``revision``)."""
     revisions = (m.revision for m in (spec.models.values() if spec else ()))
     return frozenset(r.lower() for r in revisions if r and len(r) == 40)
+
+
+def reclaimable(observed: Observed, spec: Spec | None) -> dict[str, int]:
+    """Bytes each kind of cleanup (and dedup) could give back (``reclaimable`` above)."""
+    return _reclaimable(observed, pinned_commits(spec))
 
 
 def _reclaimable(observed: Observed, pinned: frozenset[str]) -> dict[str, int]:

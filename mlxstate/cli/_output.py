@@ -97,14 +97,15 @@ def show_plan(
 class HashingNotice:
     """Progress of slow hashing on stderr: a bar on a terminal, else one line."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, purpose: str = "to find duplicates") -> None:
         self.stream = stream or sys.stderr
+        self.purpose = purpose
         self._progress: Any = None
         self._task: Any = None
 
     def start(self, total_bytes: int, paths: Sequence[Path]) -> None:
         what = short_path(str(paths[0])) if len(paths) == 1 else f"{len(paths)} files"
-        label = f"hashing {printable(what)} ({human_bytes(total_bytes)}) to find duplicates"
+        label = f"hashing {printable(what)} ({human_bytes(total_bytes)}) {self.purpose}"
         isatty = getattr(self.stream, "isatty", None)
         if not (isatty and isatty()):
             self.stream.write(label + "…\n")
@@ -117,6 +118,7 @@ class HashingNotice:
             Progress,
             TextColumn,
             TimeRemainingColumn,
+            TransferSpeedColumn,
         )
 
         console = Console(file=self.stream, no_color=not color_enabled(self.stream))
@@ -124,6 +126,7 @@ class HashingNotice:
             TextColumn("{task.description}"),
             BarColumn(),
             DownloadColumn(),
+            TransferSpeedColumn(),
             TimeRemainingColumn(),
             console=console,
             transient=True,  # the bar goes away: the command's output follows

@@ -60,6 +60,21 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "forget_command",
         "Stop managing a model from this mlx.yaml; keep its files.",
     ),
+    "clean": (
+        "clean",
+        "command",
+        "Delete stale partials, orphan blobs and detached revisions now (-y, --dry-run).",
+    ),
+    "verify": (
+        "verify",
+        "command",
+        "Re-hash stored files against their names; exit 1 naming each corrupt one.",
+    ),
+    "stats": (
+        "stats",
+        "command",
+        "Bytes per store, saved by dedup and links, reclaimable, reclaimed over time.",
+    ),
     "watch": (
         "watch",
         "command",

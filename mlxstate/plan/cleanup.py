@@ -14,12 +14,13 @@ stores' own rules:
 from __future__ import annotations
 
 from mlxstate.facts import FileFact, Observed
-from mlxstate.mlxyaml.models import Spec
-from mlxstate.plan.actions import Action, Kind, ReasonCode
+from mlxstate.mlxyaml.models import CleanupSettings, Spec
+from mlxstate.plan.actions import Action, Kind, Plan, ReasonCode
+from mlxstate.plan.order import order_key
 from mlxstate.plan.params import FileCleanupParams, RevisionCleanupParams
 from mlxstate.sources import HfSource
 
-__all__ = ["STALE_AFTER", "plan_cleanups"]
+__all__ = ["EVERY_CLEANUP", "STALE_AFTER", "cleanup_plan", "plan_cleanups"]
 
 STALE_AFTER = 3600.0  # seconds: Ollama prunes after 1 hour too (server/images.go, v0.21+)
 
@@ -45,8 +46,15 @@ def _file_action(kind: Kind, fact: FileFact, store: str, why: str) -> Action:
     )
 
 
-def plan_cleanups(spec: Spec, observed: Observed) -> list[Action]:
-    cleanup = spec.settings.cleanup
+# `mlx clean`: every cleanup this module plans, whatever settings.cleanup says.
+EVERY_CLEANUP = CleanupSettings(partials=True, orphans=True, detached_revisions=True)
+
+
+def plan_cleanups(
+    spec: Spec, observed: Observed, which: CleanupSettings | None = None
+) -> list[Action]:
+    """The cleanups ``which`` enables (default: the spec's ``settings.cleanup``)."""
+    cleanup = which or spec.settings.cleanup
     old = observed.now - STALE_AFTER
 
     def stale(fact: FileFact) -> bool:
@@ -97,6 +105,16 @@ def plan_cleanups(spec: Spec, observed: Observed) -> list[Action]:
     if cleanup.detached_revisions:
         actions += _detached(spec, observed)
     return actions
+
+
+def cleanup_plan(spec: Spec, observed: Observed) -> Plan:
+    """``mlx clean``: a plan of every cleanup and nothing else. The same actions, with the
+    same re-checks at apply time, as ``mlx apply`` runs when ``settings.cleanup`` enables
+    them; the rest of mlx.yaml (downloads, prunes, links) plays no part, so a disk too full
+    to download anything can still be cleaned. The stores' warnings say what the scan could
+    not read (e.g. an unreadable manifest: then no Ollama blob counts as an orphan)."""
+    actions = sorted(plan_cleanups(spec, observed, EVERY_CLEANUP), key=order_key)
+    return Plan(tuple(actions), (*observed.ollama.warnings, *observed.hf.warnings))
 
 
 def _detached(spec: Spec, observed: Observed) -> list[Action]:
