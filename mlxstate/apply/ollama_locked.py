@@ -19,6 +19,7 @@ from mlxstate.text import printable
 
 __all__ = ["check_installed", "check_upstream"]
 
+
 def check_upstream(name: str, src: OllamaSource, lock: OllamaLock, now: str) -> None:
     if now != lock.digest:
         raise ActionError(
