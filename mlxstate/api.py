@@ -20,6 +20,7 @@ from mlxstate.one_model import ModelFile, ResolvedModel
 if TYPE_CHECKING:
     from mlxstate.apply.progress import Display
     from mlxstate.engine import Session
+    from mlxstate.mlxyaml.load import LoadedSpec
 
 __all__ = [
     "EnsureFailed",
@@ -55,7 +56,8 @@ def resolve(name: str, file: str | Path | None = None) -> ResolvedModel:
     ``ollama://qwen2.5:7b``) is on this machine. Offline; ``present`` says whether every file
     it needs is there. ``file``: the mlx.yaml (default: found as ``mlx`` finds it).
     Raises :class:`NotDeclared`, or another :class:`MlxError` for a missing or invalid file."""
-    return _session(file).resolve(name)
+    session = _session(file)
+    return session.resolve(name, _loaded(session))
 
 
 def ensure(
@@ -78,6 +80,35 @@ def ensure(
         report(ProgressEvent("log", text))
 
     return session.ensure(name, lambda: _display(report), lock_timeout=lock_timeout, log=log)
+
+
+# Parsed mlx.yaml files by (path, sha256 of the bytes, environment): parsing keeps positions
+# for error messages and dominates a resolve, so an app that resolves on every request
+# parses a file again only when its content changes. A few entries: one app, few files.
+_PARSED: dict[tuple[str, str, str], LoadedSpec] = {}
+_PARSED_MAX = 8
+
+
+def _loaded(session: Session) -> LoadedSpec:
+    import hashlib
+
+    from mlxstate.mlxyaml.load import load_spec
+    from mlxstate.mlxyaml.read import read_spec_bytes
+
+    path, shown = session.find_spec()
+    raw = read_spec_bytes(path, shown)
+    # The real path too: relative file:// sources are read from where a symlink points.
+    where = f"{path.absolute()}\0{path.resolve()}"
+    key = (where, hashlib.sha256(raw).hexdigest(), session.env.model_dump_json())
+    loaded = _PARSED.get(key)
+    if loaded is None:
+        loaded = load_spec(path, session.env, display=shown)
+        if loaded.sha256 != key[1]:  # changed between the two reads: do not keep it
+            return loaded
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.pop(next(iter(_PARSED)))
+        _PARSED[key] = loaded
+    return loaded
 
 
 def _session(file: str | Path | None) -> Session:

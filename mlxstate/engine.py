@@ -365,12 +365,13 @@ class Session:
 
     # -- one model (`mlx which`, the Python API) --------------------------------------------
 
-    def resolve(self, name: str) -> ResolvedModel:
+    def resolve(self, name: str, loaded: LoadedSpec | None = None) -> ResolvedModel:
         """What the declared model ``name`` (or a declared source) is on disk: reads only its
-        manifest or repo folder, offline. NotDeclared when mlx.yaml has no such model."""
+        manifest or repo folder, offline. NotDeclared when mlx.yaml has no such model.
+        ``loaded``: the spec the caller already parsed (the API keeps one per file content)."""
         from mlxstate.one_model import resolve_declared
 
-        loaded = self.load()
+        loaded = loaded or self.load()
         return resolve_declared(loaded, self.settings(loaded), name)
 
     def ensure(

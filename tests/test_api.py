@@ -344,3 +344,11 @@ def test_import_mlxstate_stays_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_resolve_sees_an_edited_file_at_once(spec: Path) -> None:
+    ob.add_model(ollama_dir(), VISION, VISION_LAYERS)
+    assert api.resolve("vision").ollama_name == VISION
+    spec.write_text(SPEC.replace(f"ollama://{VISION}", "ollama://bakllava:7b"))
+    found = api.resolve("vision")  # the parsed file is kept by content, not by name
+    assert (found.ollama_name, found.present) == ("bakllava:7b", False)
