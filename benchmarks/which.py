@@ -58,8 +58,10 @@ start = time.perf_counter()
 from mlxstate.api import resolve
 first = resolve(names[0], spec)
 result = {"first_call": time.perf_counter() - start, "present": first.present}
+from mlxstate.engine import Session
 for name in names:
     result[name] = timed(lambda: resolve(name, spec))
+    result["parse " + name] = timed(lambda: Session.from_environment(spec).resolve(name))
 result["floor_ollama"] = timed(floor_ollama)
 result["floor_hf"] = timed(floor_hf)
 print(json.dumps(result))
@@ -106,6 +108,10 @@ def main() -> None:
     )
     print(line("  read the same files (floor, HF)", warm["floor_hf"]))
     print(line("  resolve('hf-0000')", warm["hf-0000"]), ratio(warm["hf-0000"], warm["floor_hf"]))
+    parsing = warm["parse ollama-000"]
+    print(
+        line("  resolve, mlx.yaml parsed every time", parsing), ratio(parsing, warm["floor_ollama"])
+    )
     print(f"  first resolve() in a fresh process, imports included: {warm['first_call']:.3f}")
     print("whole process:")
     print(line("  python reading the same files (floor)", t_floor))
