@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mlxstate.mlxyaml.load import LoadedSpec
     from mlxstate.observe.duplicates import HashCache
     from mlxstate.observe.hash_progress import HashProgress
+    from mlxstate.one_model import ResolvedModel
     from mlxstate.ownership import Forgotten, Imported
     from mlxstate.plan.actions import Action, Plan
     from mlxstate.registry import Registry, RegistryFacts
@@ -389,6 +390,55 @@ class Session:
             outcomes = executor.execute(actions)
         journal.close(finished=True)
         return tuple(outcomes)
+
+    # -- one model (`mlx which`, the Python API) --------------------------------------------
+
+    def resolve(self, name: str, loaded: LoadedSpec | None = None) -> ResolvedModel:
+        """What the declared model ``name`` (or a declared source) is on disk: reads only its
+        manifest or repo folder, offline. NotDeclared when mlx.yaml has no such model.
+        ``loaded``: the spec the caller already parsed (the API keeps one per file content)."""
+        from mlxstate.one_model import resolve_declared
+
+        loaded = loaded or self.load()
+        return resolve_declared(loaded, self.settings(loaded), name)
+
+    def ensure(
+        self,
+        name: str,
+        progress: Progress,
+        lock_timeout: float = 0.0,
+        log: Log = lambda _: None,
+    ) -> ResolvedModel:
+        """Install one declared model if it is not complete on disk: ``apply --target NAME``
+        (the same lock, journal and executor), then resolve it again."""
+        from mlxstate.errors import EnsureFailed, NotPresent
+        from mlxstate.one_model import declared_name, resolve_declared
+
+        loaded = self.load()
+        settings = self.settings(loaded)
+        name = declared_name(loaded.spec, name)
+        if loaded.spec.models[name].ensure == "absent":
+            raise NotPresent(f"{name} is declared `ensure: absent` in mlx.yaml: not installing it")
+        found = resolve_declared(loaded, settings, name)
+        if found.present:
+            return found  # nothing to do: no lock taken, nothing journaled
+        result = self.apply(
+            review=lambda _planned, _actions: True,
+            progress=progress,
+            targets=[name],
+            loaded=loaded,
+            lock_timeout=lock_timeout,
+            log=log,
+        )
+        if result.failed:
+            why = "; ".join(f"{o.action.id}: {o.detail or o.status}" for o in result.failed)
+            raise EnsureFailed(f"could not install {name}: {why}")
+        found = resolve_declared(loaded, settings, name)
+        if not found.present:
+            skipped = any(s.id == f"model/{name}" for s in result.planned.plan.skipped)
+            why = "its `when:` leaves it off this host" if skipped else "the plan had nothing to do"
+            raise NotPresent(f"{name} is not installed: {why}")
+        return found
 
     # -- ownership -------------------------------------------------------------------------
 

@@ -14,8 +14,11 @@ from pathlib import Path
 __all__ = [
     "ActionError",
     "Diagnostic",
+    "EnsureFailed",
     "LockHeld",
     "MlxError",
+    "NotDeclared",
+    "NotPresent",
     "ObserveError",
     "PlanError",
     "SpecError",
@@ -99,3 +102,15 @@ class LockHeld(MlxError):
 
 class StalePlan(MlxError):
     """A saved plan no longer matches the spec file or the observed state."""
+
+
+class NotDeclared(MlxError):
+    """``mlx which`` / the Python API: no model of that name in ``mlx.yaml``."""
+
+
+class NotPresent(MlxError):
+    """A declared model that is not (completely) on this machine."""
+
+
+class EnsureFailed(MlxError):
+    """Installing one model (``mlxstate.api.ensure``) failed; what failed is in the message."""

@@ -36,6 +36,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "command",
         "Show every model in every store, links, duplicates, reclaimable space.",
     ),
+    "which": (
+        "which",
+        "command",
+        "Show what a declared model is on disk: Ollama name, GGUF/mmproj, HF snapshot.",
+    ),
     "init": ("init", "command", "Write mlx.yaml declaring the models installed now."),
     "add": ("edit", "add_command", "Add a model to mlx.yaml, keeping comments and formatting."),
     "rm": ("edit", "rm_command", "Remove a model from mlx.yaml, keeping comments and formatting."),
