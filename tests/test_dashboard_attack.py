@@ -176,3 +176,15 @@ def test_pressing_p_again_while_the_plan_runs_starts_no_second_plan() -> None:
     finally:
         release.set()
         waker.close()
+
+
+def test_an_escape_sequence_in_an_app_path_is_shown_not_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    Path("app\x1b[2Jx").mkdir()
+    Path("mlx.yaml").write_text(
+        'version: 1\napps:\n  myapp:\n    path: "./app\\e[2Jx"\n    models: []\n'
+    )
+    once = mlx(capsys, "dashboard", "--once")
+    assert once.code == 0, once.err
+    assert "\x1b" not in once.out and "app\\x1b[2Jx" in once.out
