@@ -188,3 +188,12 @@ def test_an_escape_sequence_in_an_app_path_is_shown_not_run(
     once = mlx(capsys, "dashboard", "--once")
     assert once.code == 0, once.err
     assert "\x1b" not in once.out and "app\\x1b[2Jx" in once.out
+
+
+def test_a_closed_stdin_is_not_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", None)  # what Python makes of `mlx dashboard <&-`
+    result = mlx(capsys, "dashboard")
+    assert result.code == 1
+    assert result.err.splitlines()[0] == "error: mlx dashboard needs a terminal"
