@@ -9,6 +9,7 @@ import json
 import math
 import os
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -197,3 +198,19 @@ def test_a_closed_stdin_is_not_a_terminal(
     result = mlx(capsys, "dashboard")
     assert result.code == 1
     assert result.err.splitlines()[0] == "error: mlx dashboard needs a terminal"
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"])
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Pacific/Pago_Pago"])
+def test_a_snapshot_time_at_the_ends_of_the_calendar_draws(
+    when: str, zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its local time (14 h ahead, 11 h behind) does not exist: the header leaves it out.
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        text = draw(snapshot_doc(time=when), 80, 24)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert text.startswith("mlx dashboard · studio\n") or text.startswith("mlx dashboard · studio ")

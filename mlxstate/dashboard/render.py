@@ -7,6 +7,7 @@ Import this module only when drawing: it imports rich.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -442,8 +443,8 @@ def header(snapshot: dict[str, Any] | None, error: str | None = None) -> Text:
         if host.get("name"):
             text.append(f" · {_str(host['name'])}")
         when = parse_time(snapshot.get("time"))
-        if when is not None:
-            text.append(f" · {when.astimezone().strftime('%H:%M:%S')}")
+        with contextlib.suppress(OverflowError, OSError):  # year 1 or 9999 in local time
+            text.append(f" · {when.astimezone().strftime('%H:%M:%S')}" if when else "")
     if error:
         text.append(f" · {printable(error)}", style="red")
     return text
