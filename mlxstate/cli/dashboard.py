@@ -55,7 +55,7 @@ def command(
     if once:
         _once(call, json_out)
         return 0
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not (_is_terminal(sys.stdin) and _is_terminal(sys.stdout)):
         raise MlxError(
             "mlx dashboard needs a terminal", hint="use `mlx dashboard --once` for one frame"
         )
@@ -73,6 +73,11 @@ def command(
     finally:
         watcher.close()
         sampler.close()
+
+
+def _is_terminal(stream: Any) -> bool:
+    # A stream the shell closed (`<&-`) is None in Python: not a terminal either.
+    return stream is not None and bool(stream.isatty())
 
 
 def _sampler(call: Invocation) -> Sampler:

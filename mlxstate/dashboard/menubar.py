@@ -41,7 +41,11 @@ def _items(value: Any) -> list[dict[str, Any]]:
 def _num(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if math.isfinite(value) else None
+    try:
+        number = float(value)
+    except OverflowError:  # an int of 400 digits: JSON allows it, no figure is that big
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _str(value: Any) -> str | None:

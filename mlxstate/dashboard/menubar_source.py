@@ -96,10 +96,19 @@ def state_dir_if_default(spec_path: Path, environ: Mapping[str, str]) -> Path | 
     """The state folder of ``spec_path`` without parsing it, when its text cannot set
     ``state_dir``; None when only the full settings resolution can tell."""
     try:
-        with open(spec_path, "rb") as fh:
-            head = fh.read(_SPEC_PEEK + 1)
+        # O_NONBLOCK: a FIFO named with -f would hold the plugin until someone writes to it;
+        # anything but a regular file is left to the loader, which says what is wrong.
+        fd = os.open(spec_path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        head = os.read(fd, _SPEC_PEEK + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     # A key spelt with an escape ("state\x5fdir") or a file too big to peek at: ask the
     # real loader.
     if len(head) > _SPEC_PEEK or b"state_dir" in head or b"\\" in head:

@@ -7,6 +7,8 @@ Import this module only when drawing: it imports rich.
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -46,6 +48,7 @@ PANEL_TITLES = {
 # Below this width panels stack in one column; from it on they pair up side by side.
 WIDE = 120
 _SPARK = 24  # characters of a sparkline
+_LEAST_PANEL = 3  # lines: two borders and one of content
 _LEVEL = {  # memory pressure and thermal state: how alarming each word is
     "normal": "green",
     "nominal": "green",
@@ -105,9 +108,14 @@ def duration_text(seconds: float) -> str:
 
 
 def _num(value: object) -> float | None:
+    """A finite number, else None: JSON may hold NaN, Infinity or an int of 400 digits."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _dict(value: object) -> dict[str, Any]:
@@ -120,6 +128,12 @@ def _list(value: object) -> list[Any]:
 
 def _str(value: object) -> str:
     return printable(str(value)) if value is not None else ""
+
+
+def _cell(text: str) -> Text:
+    """A table cell from the document: a plain-string cell would be read as rich markup,
+    so a model named ``[/]`` would stop the dashboard and ``[reverse]`` would restyle it."""
+    return Text(text)
 
 
 @dataclass(frozen=True)
@@ -211,7 +225,7 @@ def models_body(snapshot: dict[str, Any]) -> tuple[RenderableType, int]:
         for model in running:
             m = _dict(model)
             table.add_row(
-                _str(m.get("name")),
+                _cell(_str(m.get("name"))),
                 human_bytes(_int(m.get("size_bytes"))),
                 human_bytes(_int(m.get("vram_bytes"))),
                 _unload_text(m, now),
@@ -351,7 +365,7 @@ def disk_body(snapshot: dict[str, Any]) -> tuple[RenderableType, int]:
         kind = _str(store.get("kind"))
         reclaim = _int(store.get("reclaimable_bytes"))
         table.add_row(
-            f"{kind} {path}" if kind else path,
+            _cell(f"{kind} {path}" if kind else path),
             human_bytes(_int(store.get("size_bytes"))),
             human_bytes(_int(store.get("free_bytes"))),
             Text(human_bytes(reclaim), style="yellow" if reclaim else ""),
@@ -384,8 +398,8 @@ def benchmarks_body(snapshot: dict[str, Any]) -> tuple[RenderableType, int]:
             else Text(status or "-", style="red" if status else "dim")
         )
         table.add_row(
-            _str(run.get("model")),
-            _str(run.get("benchmark")),
+            _cell(_str(run.get("model"))),
+            _cell(_str(run.get("benchmark"))),
             figure,
             f"{ttft:.0f} ms" if ttft is not None else "-",
             Text(sparkline([_num(h.get("gen_tps")) for h in history], 16), style="cyan"),
@@ -429,8 +443,8 @@ def header(snapshot: dict[str, Any] | None, error: str | None = None) -> Text:
         if host.get("name"):
             text.append(f" · {_str(host['name'])}")
         when = parse_time(snapshot.get("time"))
-        if when is not None:
-            text.append(f" · {when.astimezone().strftime('%H:%M:%S')}")
+        with contextlib.suppress(OverflowError, OSError):  # year 1 or 9999 in local time
+            text.append(f" · {when.astimezone().strftime('%H:%M:%S')}" if when else "")
     if error:
         text.append(f" · {printable(error)}", style="red")
     return text
@@ -494,7 +508,7 @@ def footer(plan_shown: bool = False) -> Text:
 # -- whole frames ----------------------------------------------------------------------------
 
 
-def allot(wanted: Sequence[int], available: int, least: int = 3) -> list[int]:
+def allot(wanted: Sequence[int], available: int, least: int = _LEAST_PANEL) -> list[int]:
     """Heights for stacked panels: what each wants when everything fits (the last takes the
     rest of the screen), else the tallest shrink first, to ``least`` each; panels that do
     not get even ``least`` lines get 0 (not drawn)."""
@@ -539,6 +553,11 @@ def screen(
         return root
     bodies = [panel_body(name, snapshot, trends) for name in panels]
     available = max(height - 3, 0)
+    if available < _LEAST_PANEL:
+        # Not one panel fits. A layout whose children are all hidden draws itself as its
+        # own content: rich recurses until the stack runs out.
+        body.update(Text("enlarge the terminal to see the panels", style="dim", no_wrap=True))
+        return root
     if width >= WIDE and len(bodies) > 1:
         pairs = [list(range(len(bodies)))[i : i + 2] for i in range(0, len(bodies), 2)]
         sizes = allot([max(bodies[i][1] + 2 for i in pair) for pair in pairs], available)

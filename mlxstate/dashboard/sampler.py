@@ -11,6 +11,7 @@ seconds. Every side effect comes in through the session's seams or a parameter.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -222,7 +223,13 @@ class Sampler:
             self._daemon = None
             return OllamaDaemon(host, False, error=refused)
         from mlxstate._httpx import httpx
-        from mlxstate.observe.ollama_api import PROBE_TIMEOUT, probe_daemon, running_models
+        from mlxstate.observe.ollama_api import (
+            PROBE_DEADLINE,
+            PROBE_TIMEOUT,
+            bounded_get,
+            probe_daemon,
+            running_models,
+        )
 
         if self.client is None:  # kept: one connection per refresh, not a new one each time
             self.client = httpx.Client(timeout=PROBE_TIMEOUT, trust_env=False)
@@ -230,9 +237,10 @@ class Sampler:
         last = self._daemon
         if last is not None and last[1].host == host and now - last[0] < VERSION_EVERY:
             try:  # the version is known: only /api/ps
-                ps = self.client.get(f"{host}/api/ps")
+                deadline = time.monotonic() + PROBE_DEADLINE
+                ps, doc = bounded_get(self.client, f"{host}/api/ps", deadline)
                 ps.raise_for_status()
-                return replace(last[1], running=running_models(ps.json()))
+                return replace(last[1], running=running_models(doc))
             except (httpx.HTTPError, ValueError, RecursionError):
                 pass  # the full probe says what is wrong
         daemon = probe_daemon(host, self.client)

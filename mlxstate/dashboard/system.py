@@ -10,6 +10,7 @@ the OS does not give is ``None`` with a reason in ``unavailable``, never a made-
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 import time
@@ -36,8 +37,9 @@ MACMON_TIMEOUT = 5.0
 # One macmon sample over 200 ms: its default (1 s) would block the sampler that long.
 MACMON_ARGV = ("macmon", "pipe", "-s", "1", "-i", "200")
 _RANK: dict[Thermal, int] = {"nominal": 0, "fair": 1, "serious": 2, "critical": 3}
-_SPEED = re.compile(r"CPU_Speed_Limit\s*=\s*(\d+)")
-_WARNING = re.compile(r"thermal warning level (?:set to|=|is)?\s*(\d+)", re.IGNORECASE)
+# At most six digits: int() refuses a string of 4,300 digits, and no level has more.
+_SPEED = re.compile(r"CPU_Speed_Limit\s*=\s*(\d{1,6})\b")
+_WARNING = re.compile(r"thermal warning level (?:set to|=|is)?\s*(\d{1,6})\b", re.IGNORECASE)
 # Chips whose reading is "the CPU" (Intel, AMD, Raspberry Pi / ARM boards, ACPI zones).
 _CPU_CHIPS = ("coretemp", "k10temp", "zenpower", "cpu_thermal", "soc_thermal", "acpitz")
 
@@ -85,7 +87,7 @@ def linux_thermal(
     temps: dict[str, float] = {}
     state: Thermal | None = None
     for chip, readings in sorted(chips.items()):
-        values = [r for r in readings if isinstance(getattr(r, "current", None), int | float)]
+        values = [r for r in readings if _number(getattr(r, "current", None)) is not None]
         if not values:
             continue
         temps[chip] = round(max(float(r.current) for r in values), 1)
@@ -109,7 +111,7 @@ def macmon_figures(line: str) -> tuple[dict[str, float | None], dict[str, float]
     """(gpu, temperatures) from one line of ``macmon pipe``; None when it is not that."""
     try:
         doc = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # not a sample, or nested without end
         return None
     if not isinstance(doc, dict):
         return None
@@ -134,9 +136,14 @@ def macmon_figures(line: str) -> tuple[dict[str, float | None], dict[str, float]
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
-        return round(float(value), 2)
-    return None
+    """A finite number, else None: ``1e999`` parses as infinity, which JSON cannot carry."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int of 400 digits
+        return None
+    return round(number, 2) if math.isfinite(number) else None
 
 
 def _psutil_sensors() -> dict[str, list[Any]]:
@@ -147,7 +154,7 @@ def _psutil_sensors() -> dict[str, list[Any]]:
         return {}
     try:
         return dict(read())
-    except (OSError, RuntimeError):
+    except Exception:  # psutil parses driver files that vary by machine: not reported
         return {}
 
 
@@ -237,7 +244,7 @@ class SystemProbe:
     def _power(self, psutil: Any, unavailable: dict[str, str]) -> dict[str, Any]:
         try:
             battery = psutil.sensors_battery()
-        except (OSError, RuntimeError, AttributeError):
+        except Exception:  # psutil parses driver files that vary by machine: not reported
             battery = None
         if battery is None:
             unavailable["power"] = "no battery, or the OS does not report the power source"

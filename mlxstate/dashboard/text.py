@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from mlxstate.text import human_bytes, short_path
+from mlxstate.text import human_bytes, printable, short_path
 
 __all__ = ["PANEL_TITLES", "render_text", "sparkline", "until"]
 
@@ -59,6 +59,7 @@ def _pct(value: float | None) -> str:
 
 
 def _table(columns: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
+    rows = [[printable(cell) for cell in row] for row in rows]  # escaped before measuring
     widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
 
     def line(cells: Sequence[str]) -> str:
@@ -204,4 +205,6 @@ def render_text(doc: dict[str, Any], panels: Sequence[str]) -> str:
     for panel in panels:
         out += ["", PANEL_TITLES[panel], *_PANELS[panel](doc)]
     out += ["", agent_line(doc["agent"]) if doc["agent"] else "Agent: unknown"]
-    return "\n".join(out) + "\n"
+    # A path or a message may hold an escape sequence (an app folder named in a shared
+    # mlx.yaml): shown escaped, never run by the terminal.
+    return "\n".join(printable(line) for line in out) + "\n"

@@ -203,6 +203,7 @@ class _Loop:
         self.trends = Trends(timedelta(seconds=_seconds(settings.history)))
         self.seen = 0  # samples taken into the trends
         self.plan_fetch: _PlanFetch | None = None  # set while the plan is shown
+        self.last_fetch: _PlanFetch | None = None  # the latest one started, maybe still running
 
     def run(self) -> int:
         from rich.console import Console
@@ -239,11 +240,18 @@ class _Loop:
         return True
 
     def show_plan(self) -> None:
+        running = self.last_fetch
+        if running is not None and running.is_alive():
+            # `p`, a key, `p`... shows the plan still being computed: a new `mlx plan`
+            # process per key would pile up plans on a busy machine.
+            self.plan_fetch = running
+            return
         fetch = _PlanFetch(self.plan or (lambda: ""), self.waker.wake)
         self.plan_fetch = fetch
         if self.plan is None:
             fetch.text = ""  # nothing to compute: the drift counts are the whole view
         else:
+            self.last_fetch = fetch
             fetch.start()
 
     def view(self, console: Any) -> Any:

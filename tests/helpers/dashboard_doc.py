@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["snapshot_doc", "write_snapshot_doc"]
+__all__ = ["MARKUP_NAMES", "hostile_doc", "snapshot_doc", "write_snapshot_doc"]
 
 _GB = 1_000_000_000
 
@@ -131,3 +131,29 @@ def snapshot_doc(**changes: Any) -> dict[str, Any]:
 def write_snapshot_doc(path: Path, doc: dict[str, Any] | None = None) -> Path:
     path.write_text(json.dumps(snapshot_doc() if doc is None else doc), encoding="utf-8")
     return path
+
+
+# Text rich would read as markup: an unmatched closing tag, a style, a link.
+MARKUP_NAMES = ("[/]", "[reverse]R[/reverse]", "[link=x]L[/]")
+
+
+def hostile_doc(number: Any) -> dict[str, Any]:
+    """The document with markup in every name a view puts in a table, and ``number`` (an
+    int of 400 digits, NaN, infinity) in every figure."""
+    doc = snapshot_doc()
+    model, store, bench = MARKUP_NAMES
+    running = doc["ollama"]["running"][0]
+    running.update(name=model, size_bytes=number, vram_bytes=number, context_length=number)
+    doc["stores"][0].update(path=f"/srv/{store}", size_bytes=number, free_bytes=number)
+    doc["stores"][0].update(reclaimable_bytes=number, models=number)
+    doc["benchmarks"][0].update(model=bench, benchmark=bench)
+    doc["benchmarks"][0]["latest"].update(gen_tps=number, ttft_ms=number)
+    doc["benchmarks"][0]["history"][0]["gen_tps"] = number
+    system = doc["system"]
+    system.update(cpu_percent=number, temperatures_c={"cpu": number})
+    system["memory"].update(percent=number, used_bytes=number, total_bytes=number)
+    system["swap"].update(used_bytes=number, total_bytes=number)
+    system["power"]["battery_percent"] = number
+    doc["drift"].update(declared=number, present=number)
+    doc["drift"]["pending"]["total"] = number
+    return doc
