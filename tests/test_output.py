@@ -212,6 +212,18 @@ def test_status_into_a_closed_pipe_exits_0_quietly(tmp_path: Path) -> None:
     assert (proc.returncode, proc.stderr.decode()) == (0, "")
 
 
+@pytest.mark.parametrize("closed", [">&-", "2>&-", ">&- 2>&-"])
+def test_closed_standard_streams_are_not_a_crash(closed: str) -> None:
+    """`mlx status >&-`: Python starts with sys.stdout None; the output goes nowhere."""
+    env = {**os.environ, "OLLAMA_HOST": "http://127.0.0.1:9"}
+    script = f"exec 3>&1; '{sys.executable}' -m mlxstate status {closed}; echo rc=$? >&3"
+    proc = subprocess.run(
+        ["bash", "-c", script], stdin=subprocess.DEVNULL, capture_output=True, env=env, timeout=60
+    )
+    assert proc.stdout.decode().strip().endswith("rc=0"), proc.stderr.decode()
+    assert "Traceback" not in proc.stderr.decode() and "internal error" not in proc.stderr.decode()
+
+
 # --- hashing progress --------------------------------------------------------------------------
 
 

@@ -263,6 +263,11 @@ def _debug_requested(args: Sequence[str]) -> bool:
 
 def entry_point() -> None:
     """Console-script entry point."""
+    # Started with stdout or stderr closed (`mlx status >&-`), Python sets the stream to
+    # None and every write would crash: the output goes nowhere instead, as asked.
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the process
     code = main()
     try:
         sys.stdout.flush()
