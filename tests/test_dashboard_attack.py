@@ -214,3 +214,19 @@ def test_a_snapshot_time_at_the_ends_of_the_calendar_draws(
         monkeypatch.undo()
         time.tzset()
     assert text.startswith("mlx dashboard · studio\n") or text.startswith("mlx dashboard · studio ")
+
+
+def test_quitting_ends_a_plan_still_being_computed() -> None:
+    import subprocess
+
+    from mlxstate.cli import dashboard as cli_dashboard
+
+    slow = subprocess.Popen(["sleep", "300"], stdin=subprocess.DEVNULL)
+    cli_dashboard._PLANS.add(slow)  # what a `p` keeps while its `mlx plan` runs
+    try:
+        cli_dashboard._stop_plans()  # registered with atexit by the first `p`
+        assert slow.wait(timeout=10) == -9
+    finally:
+        cli_dashboard._PLANS.discard(slow)
+        if slow.poll() is None:
+            slow.kill()

@@ -4,6 +4,7 @@ snapshot document)."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import subprocess
 import sys
@@ -122,6 +123,15 @@ def _file_sample(path: Path) -> Callable[[], dict[str, Any]]:
     return sample
 
 
+_PLANS: set[subprocess.Popen[str]] = set()
+_PLANS_REAPED: list[bool] = []
+
+
+def _stop_plans() -> None:
+    for proc in list(_PLANS):
+        proc.kill()
+
+
 def _plan_text(call: Invocation) -> Callable[[], str]:
     """`mlx plan` for the same file, as its own process: the plan's text exactly as the
     command prints it, and nothing it loads stays in the dashboard's memory."""
@@ -130,14 +140,25 @@ def _plan_text(call: Invocation) -> Callable[[], str]:
         argv += ["-f", str(call.file)]
 
     def plan() -> str:
-        done = subprocess.run(
+        proc = subprocess.Popen(
             argv,
-            capture_output=True,
-            text=True,
-            timeout=_PLAN_TIMEOUT,
-            check=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
+            text=True,
         )
-        return (done.stdout + done.stderr).rstrip() or "(mlx plan printed nothing)"
+        _PLANS.add(proc)
+        try:
+            out, err = proc.communicate(timeout=_PLAN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        finally:
+            _PLANS.discard(proc)
+        return (out + err).rstrip() or "(mlx plan printed nothing)"
 
+    if not _PLANS_REAPED:
+        # Quitting while a plan is still computed ends that `mlx plan` too.
+        atexit.register(_stop_plans)
+        _PLANS_REAPED.append(True)
     return plan
