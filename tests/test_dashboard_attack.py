@@ -221,7 +221,7 @@ def test_quitting_ends_a_plan_still_being_computed() -> None:
 
     from mlxstate.cli import dashboard as cli_dashboard
 
-    slow = subprocess.Popen(["sleep", "300"], stdin=subprocess.DEVNULL)
+    slow = subprocess.Popen(["sleep", "300"], stdin=subprocess.DEVNULL, text=True)
     cli_dashboard._PLANS.add(slow)  # what a `p` keeps while its `mlx plan` runs
     try:
         cli_dashboard._stop_plans()  # registered with atexit by the first `p`
