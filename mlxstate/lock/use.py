@@ -21,7 +21,15 @@ from mlxstate.lock.model import LockEntry, OllamaLock, lock_path, lockable, pars
 from mlxstate.mlxyaml.models import ModelSpec
 from mlxstate.sources import HfSource, OllamaSource, parse_source
 
-__all__ = ["LockMode", "LockUse", "load_lock_use", "lock_mode", "pinned", "same_manifest"]
+__all__ = [
+    "LockMode",
+    "LockUse",
+    "load_lock_use",
+    "lock_mode",
+    "locked_commits",
+    "pinned",
+    "same_manifest",
+]
 
 LockMode = Literal["off", "locked", "frozen"]
 
@@ -139,3 +147,9 @@ def lock_mode(locked: bool, frozen: bool) -> LockMode:
 
 def pinned(lock: LockUse | None, name: str | None) -> LockEntry | None:
     return lock.pins.get(name) if lock is not None and name else None
+
+
+def locked_commits(pins: Mapping[str, LockEntry] | None) -> dict[str, str]:
+    """Model name -> the HF commit mlx.lock pins. A locked download is made by commit, so no
+    ref names it: links and the detached-revision cleanup must find it by this instead."""
+    return {name: e.hf.commit for name, e in (pins or {}).items() if e.hf is not None}

@@ -13,6 +13,8 @@ stores' own rules:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from mlxstate.facts import FileFact, Observed
 from mlxstate.mlxyaml.models import Spec
 from mlxstate.plan.actions import Action, Kind, ReasonCode
@@ -45,7 +47,11 @@ def _file_action(kind: Kind, fact: FileFact, store: str, why: str) -> Action:
     )
 
 
-def plan_cleanups(spec: Spec, observed: Observed) -> list[Action]:
+def plan_cleanups(
+    spec: Spec, observed: Observed, locked: Mapping[str, str] | None = None
+) -> list[Action]:
+    """``locked``: model name -> the HF commit mlx.lock pins; never a detached revision (a
+    locked download is made by commit, so no ref points to it)."""
     cleanup = spec.settings.cleanup
     old = observed.now - STALE_AFTER
 
@@ -95,15 +101,16 @@ def plan_cleanups(spec: Spec, observed: Observed) -> list[Action]:
             if stale(f)
         ]
     if cleanup.detached_revisions:
-        actions += _detached(spec, observed)
+        actions += _detached(spec, observed, locked or {})
     return actions
 
 
-def _detached(spec: Spec, observed: Observed) -> list[Action]:
+def _detached(spec: Spec, observed: Observed, locked: Mapping[str, str]) -> list[Action]:
     pinned = {
-        (m.parsed_source.repo_id.lower(), (m.revision or "").lower())
-        for m in spec.models.values()
+        (m.parsed_source.repo_id.lower(), commit.lower())
+        for name, m in spec.models.items()
         if isinstance(m.parsed_source, HfSource)
+        for commit in (m.revision or "", locked.get(name, ""))
     }
     out = []
     for repo in observed.hf.repos:

@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from mlxstate.facts import Observed, RemoteRepo
 from mlxstate.hosts import Host, exclusion
 from mlxstate.lock.model import LockEntry
+from mlxstate.lock.use import locked_commits
 from mlxstate.mlxyaml.models import Spec, WhenSpec
 from mlxstate.plan.actions import Action, Plan, PlanProblem, Skipped
 from mlxstate.plan.checks import check_min_free, check_protected
@@ -73,7 +74,8 @@ def make_plan(
             plan_model(cx, out, name, model)
     # Skipped models stay declared (cx.declared): prune never touches them on this host.
     prune(cx, out)
-    links = plan_links(spec, observed, facts, out.actions, off_host)
+    locked = locked_commits(cx.pins)  # found by commit: no ref names a locked snapshot
+    links = plan_links(spec, observed, facts, out.actions, off_host, locked)
     # What the observers could not read (an unreadable manifest, a bad app folder) decides
     # what the plan can see: say so here too, not only in `mlx status`.
     out.warnings += [*observed.ollama.warnings, *observed.hf.warnings, *links.warnings]
@@ -122,7 +124,7 @@ def _housekeeping(cx: Context, out: Draft) -> list[Action]:
     """Cleanups and dedups: whole-machine tidying, left out of a partial (--target) plan."""
     if cx.targets:
         return []
-    cleanups = plan_cleanups(cx.spec, cx.observed)
+    cleanups = plan_cleanups(cx.spec, cx.observed, locked_commits(cx.pins))
     done = frozenset((str(d.path), str(d.canonical)) for d in cx.facts.dedups)
     dedups, dedup_warnings = plan_dedup(cx.spec, cx.observed, done)
     out.warnings += dedup_warnings
