@@ -11,21 +11,18 @@ import pytest
 from tests.builders.hf_cache import repo_dir
 from tests.fakes.hf_hub import FakeHfHub
 from tests.helpers import hf_dir
-from tests.test_locked import (
+from tests.helpers.apply import TINY, TINY_FILES
+from tests.helpers.locked import (
     HF_MODEL,
-    TINY,
-    TINY_FILES,
-    WEIGHTS,
-    _cache_files,
-    _content,
+    cache_content,
+    cache_files,
     hf_entry,
-    hub,
-    offline,
     run,
     snapshots,
     spec,
     write_lock,
 )
+from tests.test_locked import WEIGHTS, hub, offline
 
 __all__ = ["hub", "offline"]
 
@@ -36,13 +33,13 @@ def test_a_hub_answering_another_commit_for_the_locked_one_keeps_the_installed_r
     spec(HF_MODEL)
     old = hub.repo(TINY).refs["main"]
     run(capsys, "apply", "-y", code=0)
-    before = _cache_files()
+    before = cache_files()
     new = hub.push(TINY, {**TINY_FILES, "config.json": b'{"v": 2}\n'}, lfs={WEIGHTS})
     write_lock(tiny=hf_entry(hub, new))
     hub.repo(TINY).refs[new] = old  # asked for the locked commit, the hub says `old`
     out = run(capsys, "apply", "--locked", "-y", code=1).out
     assert "is not in the cache after the download" in out and "removed what this" in out
-    assert _content(_cache_files()) == _content(before) and snapshots() == {old}
+    assert cache_content(cache_files()) == cache_content(before) and snapshots() == {old}
 
 
 def test_a_locked_snapshot_is_not_a_detached_revision(
