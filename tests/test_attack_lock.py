@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import stat
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from mlxstate.lock.model import Lockfile, dump_lock
 from tests.builders.hf_cache import repo_dir
 from tests.fakes.hf_hub import FakeHfHub
 from tests.helpers import hf_dir
@@ -76,3 +81,47 @@ def test_an_app_links_the_locked_snapshot(
     shutil.rmtree(repo_dir(hf_dir(), TINY))
     run(capsys, "apply", "--locked", "-y", code=0)  # a fresh install, linked in the same apply
     assert Path(os.readlink("play/tiny")).name == new and Path("play/tiny/config.json").exists()
+
+
+def _unblock_later(fifo: Path) -> threading.Thread:
+    """Opens the FIFO for writing after a while, so a reader that blocks on it fails the test
+    instead of hanging it."""
+
+    where = fifo.resolve()  # the test's folder: the thread may outlive its chdir
+
+    def writer() -> None:
+        time.sleep(8)
+        with contextlib.suppress(OSError):
+            if stat.S_ISFIFO(os.lstat(where).st_mode):
+                with open(where, "wb") as handle:
+                    handle.write(b"{}")
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("args", [("plan", "--locked"), ("lock", "--check"), ("lock",)])
+def test_a_lock_that_is_a_fifo_or_a_device_is_refused_not_read(
+    capsys: pytest.CaptureFixture[str], hub: FakeHfHub, args: tuple[str, ...]
+) -> None:
+    spec(HF_MODEL)
+    os.mkfifo("mlx.lock")
+    _unblock_later(Path("mlx.lock"))
+    err = run(capsys, *args, code=1).err
+    assert "mlx.lock is not a regular file" in err and stat.S_ISFIFO(os.lstat("mlx.lock").st_mode)
+    os.unlink("mlx.lock")
+    os.symlink("/dev/zero", "mlx.lock")  # never ends; and must never be replaced
+    assert "mlx.lock is not a regular file" in run(capsys, *args, code=1).err
+    assert os.path.islink("mlx.lock") and stat.S_ISCHR(os.stat("/dev/zero").st_mode)
+
+
+def test_a_lock_with_an_absurd_size_is_malformed_not_a_crash(
+    capsys: pytest.CaptureFixture[str], hub: FakeHfHub
+) -> None:
+    spec(HF_MODEL)
+    entry = hf_entry(hub, hub.repo(TINY).refs["main"])
+    raw = dump_lock(Lockfile({"tiny": entry})).replace(b'"size": 5132', b'"size": 1' + b"0" * 400)
+    Path("mlx.lock").write_bytes(raw)
+    err = run(capsys, "plan", "--locked", code=1).err
+    assert "a malformed entry (expected a size, got 1000" in err

@@ -17,7 +17,14 @@ from typing import Literal
 
 from mlxstate.errors import MlxError
 from mlxstate.facts import OllamaModel
-from mlxstate.lock.model import LockEntry, OllamaLock, lock_path, lockable, parse_lock
+from mlxstate.lock.model import (
+    LockEntry,
+    OllamaLock,
+    lock_path,
+    lockable,
+    parse_lock,
+    read_lock_bytes,
+)
 from mlxstate.mlxyaml.models import ModelSpec
 from mlxstate.sources import HfSource, OllamaSource, parse_source
 
@@ -60,14 +67,11 @@ def load_lock_use(
         return None
     path = lock_path(spec_path)
     flag = f"--{mode}"
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    raw = read_lock_bytes(path)
+    if raw is None:
         raise MlxError(
             f"{flag}: there is no {path}", hint="run `mlx lock` to write it, then plan again"
-        ) from None
-    except OSError as exc:
-        raise MlxError(f"cannot read {path}: {exc.strerror or exc}") from None
+        )
     lock = parse_lock(raw, path)
     for name, entry in sorted(lock.models.items()):
         _check_values(path, name, entry)
