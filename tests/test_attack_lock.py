@@ -9,6 +9,7 @@ import stat
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,3 +126,37 @@ def test_a_lock_with_an_absurd_size_is_malformed_not_a_crash(
     Path("mlx.lock").write_bytes(raw)
     err = run(capsys, "plan", "--locked", code=1).err
     assert "a malformed entry (expected a size, got 1000" in err
+
+
+@pytest.mark.parametrize(
+    ("sibling", "why"),
+    [
+        ({"rfilename": "../evil"}, "file path '../evil' is not a path inside the repo"),
+        ({"rfilename": "/abs"}, "file path '/abs' is not a path inside the repo"),
+        ({"blobId": "../../x"}, "blob_id '../../x' is not 40 hex digits"),
+        ({"size": -5}, "size -5 is not a file size"),
+        ({"size": "abc"}, "sent a bad file list for hf://org/tiny"),
+    ],
+)
+def test_mlx_lock_refuses_what_a_hostile_hub_lists(
+    capsys: pytest.CaptureFixture[str],
+    hub: FakeHfHub,
+    monkeypatch: pytest.MonkeyPatch,
+    sibling: dict[str, object],
+    why: str,
+) -> None:
+    """A lock plan and apply would refuse is never written: `mlx lock --upgrade`, the fix the
+    refusal names, would only write it again."""
+    real = FakeHfHub._info
+
+    def info(*args: Any) -> dict[str, object]:
+        doc = real(*args)
+        siblings = doc["siblings"]
+        assert isinstance(siblings, list)
+        siblings[0].update(sibling)  # config.json, a git (non-LFS) file
+        return doc
+
+    monkeypatch.setattr(FakeHfHub, "_info", staticmethod(info))
+    spec(HF_MODEL)
+    err = run(capsys, "lock", code=1).err
+    assert why in err and "models.tiny:" in err and not Path("mlx.lock").exists()

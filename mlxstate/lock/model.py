@@ -266,6 +266,7 @@ def _opt_str(value: Any) -> str | None:
 
 
 def _int(value: Any) -> int:
+    """A size: a non-negative int no larger than ``MAX_SIZE``."""
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SIZE:
         raise TypeError(f"expected a size, got {value!r}")
     return value

@@ -18,6 +18,7 @@ from typing import Literal
 from mlxstate.errors import MlxError
 from mlxstate.facts import OllamaModel
 from mlxstate.lock.model import (
+    MAX_SIZE,
     LockEntry,
     OllamaLock,
     lock_path,
@@ -31,6 +32,7 @@ from mlxstate.sources import HfSource, OllamaSource, parse_source
 __all__ = [
     "LockMode",
     "LockUse",
+    "entry_problem",
     "load_lock_use",
     "lock_mode",
     "locked_commits",
@@ -111,6 +113,17 @@ def _pins(entry: LockEntry, spec: ModelSpec) -> bool:
 
 
 def _check_values(path: Path, name: str, entry: LockEntry) -> None:
+    bad = entry_problem(entry)
+    if bad is not None:
+        raise MlxError(
+            f"{path}: {name}: {bad}",
+            hint=f"run `mlx lock --upgrade {name}` to resolve it again",
+        )
+
+
+def entry_problem(entry: LockEntry) -> str | None:
+    """Why a value of ``entry`` must not be used (it could name a path), or None. `mlx lock`
+    asks it of what a hub or registry answered, plan and apply of what the lock says."""
     bad: str | None = None
     if entry.hf is not None:
         if not _COMMIT.fullmatch(entry.hf.commit):
@@ -120,6 +133,8 @@ def _check_values(path: Path, name: str, entry: LockEntry) -> None:
             odd = f.path.startswith("/") or "\\" in f.path or "\0" in f.path
             if not parts or odd or ".." in parts:
                 bad = f"file path {f.path[:60]!r} is not a path inside the repo"
+            elif not 0 <= f.size <= MAX_SIZE:
+                bad = f"{f.path[:60]}: size {f.size} is not a file size"
             elif f.sha256 is not None and not _SHA256.fullmatch(f.sha256):
                 bad = f"{f.path[:60]}: sha256 {f.sha256[:70]!r} is not 64 hex digits"
             elif f.blob_id is not None and not _COMMIT.fullmatch(f.blob_id):
@@ -128,11 +143,10 @@ def _check_values(path: Path, name: str, entry: LockEntry) -> None:
         for digest in (entry.ollama.digest, *(x.digest for x in entry.ollama.layers)):
             if not _DIGEST.fullmatch(digest):
                 bad = f"digest {digest[:80]!r} is not sha256:<64 hex>"
-    if bad is not None:
-        raise MlxError(
-            f"{path}: {name}: {bad}",
-            hint=f"run `mlx lock --upgrade {name}` to resolve it again",
-        )
+        for layer in entry.ollama.layers:
+            if not 0 <= layer.size <= MAX_SIZE:
+                bad = f"layer size {layer.size} is not a blob size"
+    return bad
 
 
 def same_manifest(model: OllamaModel, lock: OllamaLock) -> bool:
