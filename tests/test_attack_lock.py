@@ -160,3 +160,15 @@ def test_mlx_lock_refuses_what_a_hostile_hub_lists(
     spec(HF_MODEL)
     err = run(capsys, "lock", code=1).err
     assert why in err and "models.tiny:" in err and not Path("mlx.lock").exists()
+
+
+def test_a_saved_plan_for_a_host_runs_there_whatever_the_case_of_its_name(
+    capsys: pytest.CaptureFixture[str], hub: FakeHfHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec(HF_MODEL + "    when: {hosts: [studio]}\n")
+    run(capsys, "plan", "--host", "Studio", "--out", "p.json", code=0)
+    monkeypatch.setenv("MLX_HOST", "laptop")
+    assert "saved plan was made for host 'Studio'" in run(capsys, "apply", "p.json", code=1).err
+    monkeypatch.setenv("MLX_HOST", "STUDIO")
+    run(capsys, "apply", "p.json", code=0)
+    assert snapshots() == {hub.repo(TINY).refs["main"]}
