@@ -244,10 +244,14 @@ class Session:
             seams=self.seams,
         )
         host = options.host or self.host()
+        # Snapshots mlx.lock pins are made by commit (no ref names them): even when the lock
+        # is not followed, they are never cleaned up as detached revisions.
+        detached = options.cleanup_only or loaded.spec.settings.cleanup.detached_revisions
+        kept = _lock_commits(loaded.path) if lock is None and detached else None
         if options.cleanup_only:
             from mlxstate.plan.cleanup import cleanup_plan
 
-            plan = cleanup_plan(loaded.spec, observed)
+            plan = cleanup_plan(loaded.spec, observed, kept)
             fp = fingerprint(loaded.spec, observed, facts)
             return PlannedRun(loaded, settings, observed, facts, plan, fp, options, host)
         remote = _hub_facts(loaded, settings) if options.refresh else None
@@ -259,6 +263,7 @@ class Session:
             remote=remote,
             pins=lock.pins if lock is not None else None,
             host=host,
+            kept_commits=kept,
         )
         if plan.problems:
             raise plan_error(plan, loaded)
@@ -660,3 +665,14 @@ def _shared_workspace(workspace: str | None, path: Path, facts: RegistryFacts) -
         f"workspace {workspace} was last applied from {last}: both files own the same "
         "models (set a different settings.workspace unless they are one dotfiles repo)"
     )
+
+
+def _lock_commits(spec_path: Path) -> dict[str, str] | None:
+    """Model name -> HF commit of the mlx.lock beside ``spec_path``, read only to keep what
+    it pins; none there: None. A lock mlx cannot read stops the plan (what it pins is then
+    unknown, and a cleanup could delete it)."""
+    from mlxstate.lock.model import lock_path, read_lock
+    from mlxstate.lock.use import locked_commits
+
+    found = read_lock(lock_path(spec_path))
+    return None if found is None else locked_commits(found.models)

@@ -70,7 +70,8 @@ def load_saved_plan(path: Path) -> SavedPlan:
 def check_host(saved: SavedPlan, host: str) -> None:
     """A plan made for another machine (``mlx plan --host``) is not carried out here: its
     ``when:`` decisions were that machine's."""
-    if saved.host is not None and saved.host != host:
+    # Host names have no case (`when:` globs match them without it): Studio is studio.
+    if saved.host is not None and str(saved.host).lower() != host.lower():
         raise StalePlan(
             f"saved plan was made for host {saved.host!r}; this machine is {host!r}",
             hint="make a new one here with `mlx plan --out FILE`",

@@ -7,20 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mlxstate.lock.model import (
-    HfFile,
     HfLock,
     LockEntry,
-    Lockfile,
     OllamaLayer,
     OllamaLock,
-    dump_lock,
     input_hash,
 )
 from mlxstate.mlxyaml.models import ModelSpec
@@ -29,8 +25,18 @@ from tests.builders.hf_cache import repo_dir
 from tests.fakes.hf_hub import FakeHfHub
 from tests.fakes.ollama_registry import FakeOllamaRegistry
 from tests.fakes.ollama_server import FakeOllama
-from tests.helpers import Result, Sentinel, hf_dir, mlx, ollama_dir
-from tests.helpers.apply import QWEN, QWEN_SRC, TINY, TINY_FILES, TINY_SRC, go_offline, no_traceback
+from tests.helpers import Sentinel, hf_dir, ollama_dir
+from tests.helpers.apply import QWEN, QWEN_SRC, TINY, TINY_FILES, go_offline
+from tests.helpers.locked import (
+    HF_MODEL,
+    cache_content,
+    cache_files,
+    hf_entry,
+    run,
+    snapshots,
+    spec,
+    write_lock,
+)
 
 WEIGHTS = "model.safetensors"
 
@@ -40,49 +46,10 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     go_offline(monkeypatch)
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str, code: int) -> Result:
-    result = mlx(capsys, *args)
-    no_traceback(result)
-    assert result.code == code, (result.out, result.err)
-    return result
-
-
-def spec(models: str, registry: str | None = None) -> Path:
-    settings = f"settings:\n  ollama:\n    registry: {registry}\n" if registry else ""
-    path = Path("mlx.yaml")
-    path.write_text(f"version: 1\n{settings}models:\n{models}")
-    return path
-
-
-HF_MODEL = f"  tiny:\n    source: {TINY_SRC}\n"
-
-
-def hf_entry(hub: FakeHfHub, commit: str, *, wrong: str | None = None) -> LockEntry:
-    files = []
-    for path, fact in sorted(hub.files(TINY, commit).items()):
-        sha = fact.sha256 if fact.lfs else None
-        if path == wrong:
-            sha = "f" * 64
-        files.append(HfFile(path, fact.size, sha, None if fact.lfs else fact.blob_id))
-    declared = ModelSpec.model_validate({"source": TINY_SRC})
-    return LockEntry(TINY_SRC, input_hash(declared), hf=HfLock("main", commit, tuple(files)))
-
-
-def write_lock(**entries: LockEntry) -> bytes:
-    raw = dump_lock(Lockfile(entries))
-    Path("mlx.lock").write_bytes(raw)
-    return raw
-
-
 @pytest.fixture
 def hub(fake_hub: FakeHfHub) -> FakeHfHub:
     fake_hub.add_repo(TINY, TINY_FILES, lfs={WEIGHTS})
     return fake_hub
-
-
-def snapshots() -> set[str]:
-    folder = repo_dir(hf_dir(), TINY) / "snapshots"
-    return set(os.listdir(folder)) if folder.is_dir() else set()
 
 
 # --- the lock must be there and fresh ----------------------------------------------------------
@@ -159,19 +126,6 @@ def test_an_installed_commit_other_than_the_lock_is_updated_to_it(
     assert snapshots() == {old, new}
 
 
-def _cache_files() -> dict[str, str]:
-    out = {}
-    for dirpath, dirs, files in os.walk(hf_dir()):
-        for name in (*dirs, *files):
-            p = Path(dirpath, name)
-            out[str(p)] = os.readlink(p) if p.is_symlink() else ("dir" if p.is_dir() else "file")
-    return out
-
-
-def _content(files: dict[str, str]) -> dict[str, str]:
-    return {p: v for p, v in files.items() if "/trees" not in p and "/.locks" not in p}
-
-
 def test_wrong_bytes_from_the_hub_fail_the_action_and_leave_nothing(
     capsys: pytest.CaptureFixture[str], hub: FakeHfHub, sentinel: Sentinel
 ) -> None:
@@ -196,14 +150,14 @@ def test_a_mismatch_on_an_update_removes_only_what_that_download_wrote(
     spec(HF_MODEL)
     old = hub.repo(TINY).refs["main"]
     run(capsys, "apply", "-y", code=0)
-    before = _cache_files()
+    before = cache_files()
     new_weights = bytes(reversed(TINY_FILES[WEIGHTS]))
     new = hub.push(TINY, {**TINY_FILES, WEIGHTS: new_weights}, lfs={WEIGHTS})
     write_lock(tiny=hf_entry(hub, new, wrong=WEIGHTS))  # the lock says another sha256
     out = run(capsys, "apply", "--locked", "-y", code=1).out
     assert "does not match mlx.lock" in out and "removed what this download wrote" in out
     # The library's tree listings and lock files aside, the cache is as before.
-    assert _content(_cache_files()) == _content(before) and snapshots() == {old}
+    assert cache_content(cache_files()) == cache_content(before) and snapshots() == {old}
 
 
 # --- Ollama: the registry is asked before the pull -----------------------------------------------

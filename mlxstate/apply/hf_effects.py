@@ -69,7 +69,12 @@ class HfEffects:
             line = describe_hf_error(exc, repo_id, revision, self.endpoint, "download")
             raise ActionError(line) from None
         commit = Path(folder).name
-        self._verify(repo_id, commit, allow, ignore)
+        try:
+            self._verify(repo_id, commit, allow, ignore)
+        except ActionError as exc:
+            if lock is not None and before is not None:  # a pinned install is whole or gone
+                self._undo(repo_id, commit, before, exc.message)
+            raise
         if lock is not None and before is not None:
             self._check_locked(repo_id, commit, lock, include, exclude, before)
         bar.finish()
@@ -102,16 +107,23 @@ class HfEffects:
         )
         if not bad:
             return
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        self._undo(
+            repo_id,
+            commit,
+            before,
+            f"hf://{repo_id}@{commit[:12]} does not match mlx.lock: {bad[0]}{more}",
+        )
+
+    def _undo(self, repo_id: str, commit: str, before: CacheBefore, line: str) -> None:
+        """Take out what a pinned download wrote, then fail the action with ``line``."""
         try:
             undo_download(self.cache_dir, repo_id, commit, before)
             undone = "removed what this download wrote"
         except (ActionError, OSError) as exc:
             why = exc.message if isinstance(exc, ActionError) else str(exc)
             undone = f"could not remove what this download wrote ({why})"
-        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
-        raise ActionError(
-            f"hf://{repo_id}@{commit[:12]} does not match mlx.lock: {bad[0]}{more}; {undone}"
-        )
+        raise ActionError(f"{line}; {undone}")
 
     def _bytes_to_fetch(
         self, repo_id: str, revision: str, allow: list[str] | None, ignore: list[str] | None

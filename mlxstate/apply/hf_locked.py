@@ -125,7 +125,9 @@ def undo_download(cache_dir: Path, repo_id: str, commit: str, before: CacheBefor
     if repo is None:
         return
     for name, target in read_refs(repo, repo_id).items():
-        if name not in before.refs and target == commit:
+        # A ref named after the locked commit is one the library wrote when a hub answered
+        # another commit for it: it would send later offline lookups of the pin elsewhere.
+        if name not in before.refs and commit in (target, name):
             _unlink(repo / "refs" / name, repo_id)
     snapshots = _real_dir(repo / "snapshots", repo_id)
     snapshot = _real_dir(snapshots / commit, repo_id) if snapshots is not None else None

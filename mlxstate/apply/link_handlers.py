@@ -10,6 +10,7 @@ from mlxstate.apply.context import ApplyContext, Handler
 from mlxstate.apply.link_effects import create_link, remove_link, retarget_link
 from mlxstate.apply.result import Result
 from mlxstate.errors import ActionError
+from mlxstate.lock.use import locked_commits
 from mlxstate.observe.scan import observe
 from mlxstate.plan.actions import Action, Kind
 from mlxstate.plan.link_targets import wanted_links
@@ -79,7 +80,8 @@ def _resolve(action: Action, ctx: ApplyContext) -> list[tuple[Path, Path]]:
     if ctx.spec is None:
         raise ActionError(f"{action.id}: cannot resolve the links without mlx.yaml")
     observed = observe(ctx.settings, ctx.spec, probe=False, duplicates=False, seams=ctx.seams)
-    wanted, _ = wanted_links(ctx.spec, observed, set(), ctx.facts())
+    locked = locked_commits(ctx.lock.pins if ctx.lock is not None else None)
+    wanted, _ = wanted_links(ctx.spec, observed, set(), ctx.facts(), locked=locked)
     app = action.params_as(LinkParams).app
     mine = [w for w in wanted if w.app == app and w.model == action.model]
     pairs = [(w.path, w.target) for w in mine if w.covered_by is None]

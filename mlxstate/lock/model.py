@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,10 +37,15 @@ __all__ = [
     "lockable",
     "parse_lock",
     "read_lock",
+    "read_lock_bytes",
 ]
 
 LOCK_NAME = "mlx.lock"
 LOCK_VERSION = 1
+# Far above any real lock (a few KB per model); a lock must not fill the memory.
+MAX_LOCK_BYTES = 64 << 20
+# Far above any real file or blob: a size no float overflows on when it is shown.
+MAX_SIZE = 1 << 60
 
 
 def lock_path(spec_path: Path) -> Path:
@@ -166,13 +173,32 @@ def dump_lock(lock: Lockfile) -> bytes:
 
 def read_lock(path: Path) -> Lockfile | None:
     """The lock at ``path``; None when there is none. A lock that is not ours is MlxError."""
+    raw = read_lock_bytes(path)
+    return None if raw is None else parse_lock(raw, path)
+
+
+def read_lock_bytes(path: Path) -> bytes | None:
+    """The bytes of the lock at ``path`` (None: there is none). Only a regular file (a
+    symlink to one is fine) of sane size: a FIFO would block forever, /dev/zero never ends."""
     try:
-        raw = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise MlxError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return parse_lock(raw, path)
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise MlxError(f"{path} is not a regular file", hint="remove it and run `mlx lock`")
+        if st.st_size > MAX_LOCK_BYTES:
+            raise MlxError(
+                f"{path} is {st.st_size} bytes, more than a lock can be",
+                hint="run `mlx lock` to write it again",
+            )
+        try:
+            return handle.read(MAX_LOCK_BYTES + 1)
+        except OSError as exc:
+            raise MlxError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def parse_lock(raw: bytes, path: Path) -> Lockfile:
@@ -240,6 +266,7 @@ def _opt_str(value: Any) -> str | None:
 
 
 def _int(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    """A size: a non-negative int no larger than ``MAX_SIZE``."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SIZE:
         raise TypeError(f"expected a size, got {value!r}")
     return value

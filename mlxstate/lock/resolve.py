@@ -84,7 +84,11 @@ def resolve_hf(
     if not _COMMIT_RE.fullmatch(commit):
         where = hub_endpoint(settings.hf_endpoint)
         raise ResolveError(name, f"the hub at {where} gave no commit for {source}@{revision}")
-    files = {f.path: f for f in (_hf_file(s) for s in getattr(info, "siblings", None) or ())}
+    try:
+        files = {f.path: f for f in (_hf_file(s) for s in getattr(info, "siblings", None) or ())}
+    except (TypeError, ValueError, OverflowError):
+        where = hub_endpoint(settings.hf_endpoint)
+        raise ResolveError(name, f"the hub at {where} sent a bad file list for {source}") from None
     listing = [RemoteFile(f.path, f.size, f.sha256 or f.blob_id or "") for f in files.values()]
     wanted = wanted_files(listing, include, exclude)
     if include is not None and not wanted:
@@ -272,9 +276,20 @@ def resolve_model(
             settings,
             api=hf_api,
         )
-        return LockEntry(str(src), digest, hf=hf)
+        return _checked(name, LockEntry(str(src), digest, hf=hf))
     if isinstance(src, OllamaSource):
         ollama = resolve_ollama(name, src, settings, client=client)
-        return LockEntry(str(src), digest, ollama=ollama)
+        return _checked(name, LockEntry(str(src), digest, ollama=ollama))
     assert isinstance(src, FileSource)
     raise ResolveError(name, f"{src} is on disk already; there is nothing upstream to lock")
+
+
+def _checked(name: str, entry: LockEntry) -> LockEntry:
+    """What upstream answered, refused when plan and apply would refuse it in the lock (a file
+    path outside the repo, a sha256 that is not one): never written to mlx.lock."""
+    from mlxstate.lock.use import entry_problem
+
+    bad = entry_problem(entry)
+    if bad is not None:
+        raise ResolveError(name, f"upstream answered an unusable value for {entry.source}: {bad}")
+    return entry

@@ -10,6 +10,7 @@ lock file as it was.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,15 +116,15 @@ def _pins(entry: LockEntry) -> object:
 def write_lock(path: Path, lock: Lockfile) -> bool:
     """Write ``lock`` atomically unless the file already holds these bytes; True if written."""
     from mlxstate.fsutil import write_atomic
+    from mlxstate.lock.model import read_lock_bytes
 
     data = dump_lock(lock)
     try:
-        if path.read_bytes() == data:
+        if read_lock_bytes(path) == data:
             return False
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise MlxError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except MlxError:
+        if os.path.lexists(path) and not path.is_file():  # a FIFO, a device: not replaced
+            raise
     try:
         write_atomic(path, data)
     except OSError as exc:

@@ -17,11 +17,28 @@ from typing import Literal
 
 from mlxstate.errors import MlxError
 from mlxstate.facts import OllamaModel
-from mlxstate.lock.model import LockEntry, OllamaLock, lock_path, lockable, parse_lock
+from mlxstate.lock.model import (
+    MAX_SIZE,
+    LockEntry,
+    OllamaLock,
+    lock_path,
+    lockable,
+    parse_lock,
+    read_lock_bytes,
+)
 from mlxstate.mlxyaml.models import ModelSpec
 from mlxstate.sources import HfSource, OllamaSource, parse_source
 
-__all__ = ["LockMode", "LockUse", "load_lock_use", "lock_mode", "pinned", "same_manifest"]
+__all__ = [
+    "LockMode",
+    "LockUse",
+    "entry_problem",
+    "load_lock_use",
+    "lock_mode",
+    "locked_commits",
+    "pinned",
+    "same_manifest",
+]
 
 LockMode = Literal["off", "locked", "frozen"]
 
@@ -52,14 +69,11 @@ def load_lock_use(
         return None
     path = lock_path(spec_path)
     flag = f"--{mode}"
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    raw = read_lock_bytes(path)
+    if raw is None:
         raise MlxError(
             f"{flag}: there is no {path}", hint="run `mlx lock` to write it, then plan again"
-        ) from None
-    except OSError as exc:
-        raise MlxError(f"cannot read {path}: {exc.strerror or exc}") from None
+        )
     lock = parse_lock(raw, path)
     for name, entry in sorted(lock.models.items()):
         _check_values(path, name, entry)
@@ -99,6 +113,17 @@ def _pins(entry: LockEntry, spec: ModelSpec) -> bool:
 
 
 def _check_values(path: Path, name: str, entry: LockEntry) -> None:
+    bad = entry_problem(entry)
+    if bad is not None:
+        raise MlxError(
+            f"{path}: {name}: {bad}",
+            hint=f"run `mlx lock --upgrade {name}` to resolve it again",
+        )
+
+
+def entry_problem(entry: LockEntry) -> str | None:
+    """Why a value of ``entry`` must not be used (it could name a path), or None. `mlx lock`
+    asks it of what a hub or registry answered, plan and apply of what the lock says."""
     bad: str | None = None
     if entry.hf is not None:
         if not _COMMIT.fullmatch(entry.hf.commit):
@@ -108,6 +133,8 @@ def _check_values(path: Path, name: str, entry: LockEntry) -> None:
             odd = f.path.startswith("/") or "\\" in f.path or "\0" in f.path
             if not parts or odd or ".." in parts:
                 bad = f"file path {f.path[:60]!r} is not a path inside the repo"
+            elif not 0 <= f.size <= MAX_SIZE:
+                bad = f"{f.path[:60]}: size {f.size} is not a file size"
             elif f.sha256 is not None and not _SHA256.fullmatch(f.sha256):
                 bad = f"{f.path[:60]}: sha256 {f.sha256[:70]!r} is not 64 hex digits"
             elif f.blob_id is not None and not _COMMIT.fullmatch(f.blob_id):
@@ -116,11 +143,10 @@ def _check_values(path: Path, name: str, entry: LockEntry) -> None:
         for digest in (entry.ollama.digest, *(x.digest for x in entry.ollama.layers)):
             if not _DIGEST.fullmatch(digest):
                 bad = f"digest {digest[:80]!r} is not sha256:<64 hex>"
-    if bad is not None:
-        raise MlxError(
-            f"{path}: {name}: {bad}",
-            hint=f"run `mlx lock --upgrade {name}` to resolve it again",
-        )
+        for layer in entry.ollama.layers:
+            if not 0 <= layer.size <= MAX_SIZE:
+                bad = f"layer size {layer.size} is not a blob size"
+    return bad
 
 
 def same_manifest(model: OllamaModel, lock: OllamaLock) -> bool:
@@ -139,3 +165,9 @@ def lock_mode(locked: bool, frozen: bool) -> LockMode:
 
 def pinned(lock: LockUse | None, name: str | None) -> LockEntry | None:
     return lock.pins.get(name) if lock is not None and name else None
+
+
+def locked_commits(pins: Mapping[str, LockEntry] | None) -> dict[str, str]:
+    """Model name -> the HF commit mlx.lock pins. A locked download is made by commit, so no
+    ref names it: links and the detached-revision cleanup must find it by this instead."""
+    return {name: e.hf.commit for name, e in (pins or {}).items() if e.hf is not None}

@@ -13,6 +13,8 @@ stores' own rules:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from mlxstate.facts import FileFact, Observed
 from mlxstate.mlxyaml.models import CleanupSettings, Spec
 from mlxstate.plan.actions import Action, Kind, Plan, ReasonCode
@@ -51,9 +53,14 @@ EVERY_CLEANUP = CleanupSettings(partials=True, orphans=True, detached_revisions=
 
 
 def plan_cleanups(
-    spec: Spec, observed: Observed, which: CleanupSettings | None = None
+    spec: Spec,
+    observed: Observed,
+    which: CleanupSettings | None = None,
+    locked: Mapping[str, str] | None = None,
 ) -> list[Action]:
-    """The cleanups ``which`` enables (default: the spec's ``settings.cleanup``)."""
+    """The cleanups ``which`` enables (default: the spec's ``settings.cleanup``).
+    ``locked``: model name -> the HF commit mlx.lock pins; never a detached revision (a
+    locked download is made by commit, so no ref points to it)."""
     cleanup = which or spec.settings.cleanup
     old = observed.now - STALE_AFTER
 
@@ -103,25 +110,27 @@ def plan_cleanups(
             if stale(f)
         ]
     if cleanup.detached_revisions:
-        actions += _detached(spec, observed)
+        actions += _detached(spec, observed, locked or {})
     return actions
 
 
-def cleanup_plan(spec: Spec, observed: Observed) -> Plan:
+def cleanup_plan(spec: Spec, observed: Observed, locked: Mapping[str, str] | None = None) -> Plan:
     """``mlx clean``: a plan of every cleanup and nothing else. The same actions, with the
     same re-checks at apply time, as ``mlx apply`` runs when ``settings.cleanup`` enables
     them; the rest of mlx.yaml (downloads, prunes, links) plays no part, so a disk too full
     to download anything can still be cleaned. The stores' warnings say what the scan could
-    not read (e.g. an unreadable manifest: then no Ollama blob counts as an orphan)."""
-    actions = sorted(plan_cleanups(spec, observed, EVERY_CLEANUP), key=order_key)
+    not read (e.g. an unreadable manifest: then no Ollama blob counts as an orphan).
+    ``locked``: the commits mlx.lock pins, kept like declared revisions."""
+    actions = sorted(plan_cleanups(spec, observed, EVERY_CLEANUP, locked), key=order_key)
     return Plan(tuple(actions), (*observed.ollama.warnings, *observed.hf.warnings))
 
 
-def _detached(spec: Spec, observed: Observed) -> list[Action]:
+def _detached(spec: Spec, observed: Observed, locked: Mapping[str, str]) -> list[Action]:
     pinned = {
-        (m.parsed_source.repo_id.lower(), (m.revision or "").lower())
-        for m in spec.models.values()
+        (m.parsed_source.repo_id.lower(), commit.lower())
+        for name, m in spec.models.items()
         if isinstance(m.parsed_source, HfSource)
+        for commit in (m.revision or "", locked.get(name, ""))
     }
     out = []
     for repo in observed.hf.repos:

@@ -19,6 +19,7 @@ link mlx made earlier for it).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,8 +88,11 @@ def _ollama_links(app: AppSpec, name: str, src: OllamaSource, model: OllamaModel
     return out
 
 
-def _hf_links(app: AppSpec, name: str, m: ModelSpec, repo: HfRepo) -> list[_Pair] | None:
-    want = m.revision or "main"
+def _hf_links(
+    app: AppSpec, name: str, m: ModelSpec, repo: HfRepo, locked: str | None
+) -> list[_Pair] | None:
+    # Under mlx.lock the snapshot is the locked commit, which no ref may name.
+    want = locked or m.revision or "main"
     commit = want if len(want) == 40 else repo.ref(want)
     rev = repo.revision(commit) if commit else None
     if rev is None:
@@ -116,11 +120,13 @@ def wanted_links(
     pending: set[str],
     facts: RegistryFacts | None = None,
     off_host: frozenset[str] = frozenset(),
+    locked: Mapping[str, str] | None = None,
 ) -> tuple[list[WantedLink], list[str]]:
     """Every link the spec asks for; ``pending`` names models whose install is planned;
     ``off_host`` the ids (``model/NAME``, ``app/NAME``) whose ``when:`` skips them here.
+    ``locked``: model name -> the HF commit mlx.lock pins (links go to that snapshot).
     A link whose file the app folder already holds comes back with ``covered_by`` set."""
-    found = _Collector(observed, facts or RegistryFacts())
+    found = _Collector(observed, facts or RegistryFacts(), locked or {})
     for app_name, app in spec.apps.items():
         if f"app/{app_name}" in off_host:
             continue
@@ -141,7 +147,8 @@ def wanted_links(
 class _Collector:
     """The wanted links found so far, and which model each link path went to."""
 
-    def __init__(self, observed: Observed, facts: RegistryFacts) -> None:
+    def __init__(self, observed: Observed, facts: RegistryFacts, locked: Mapping[str, str]) -> None:
+        self.locked = locked
         self.ollama = {ollama_key(m): m for m in observed.ollama.models}
         self.fold = observed.hf.case_insensitive
         self.hf = {hf_key(r, self.fold): r for r in observed.hf.repos if r.repo_type == "model"}
@@ -156,7 +163,7 @@ class _Collector:
         if isinstance(src, OllamaSource) and (model := self.ollama.get(ollama_key(src))):
             return _ollama_links(app, name, src, model)
         if isinstance(src, HfSource) and (repo := self.hf.get(hf_key(src, self.fold))):
-            return _hf_links(app, name, m, repo)
+            return _hf_links(app, name, m, repo, self.locked.get(name))
         if isinstance(src, FileSource):
             if app.layout == "dir":
                 return [_Pair(app.path / name, src.path)]

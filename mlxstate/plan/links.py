@@ -11,6 +11,7 @@ path is a CONFLICT, shown and never touched.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,13 +50,14 @@ def plan_links(
     facts: RegistryFacts,
     model_actions: list[Action],
     off_host: frozenset[str] = frozenset(),
+    locked: Mapping[str, str] | None = None,
 ) -> LinkPlan:
     """``off_host``: ids (``model/NAME``, ``app/NAME``) not for this host: no link of theirs
     is made, retargeted or removed here."""
     pending = {
         a.model for a in model_actions if a.model and a.op in ("create", "replace", "update")
     }
-    found, warnings = wanted_links(spec, observed, pending, facts, off_host)
+    found, warnings = wanted_links(spec, observed, pending, facts, off_host, locked)
     wanted = [w for w in found if w.covered_by is None]
     # What could not be read in a declared app folder (a symlink loop, no permission): shown
     # with the plan, since the links planned there may fail.

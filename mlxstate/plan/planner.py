@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from mlxstate.facts import Observed, RemoteRepo
 from mlxstate.hosts import Host, exclusion
 from mlxstate.lock.model import LockEntry
+from mlxstate.lock.use import locked_commits
 from mlxstate.mlxyaml.models import Spec, WhenSpec
 from mlxstate.plan.actions import Action, Plan, PlanProblem, Skipped
 from mlxstate.plan.checks import check_min_free, check_protected
@@ -54,9 +55,12 @@ def make_plan(
     remote: Mapping[tuple[str, str], RemoteRepo] | None = None,
     pins: Mapping[str, LockEntry] | None = None,
     host: Host | None = None,
+    kept_commits: Mapping[str, str] | None = None,
 ) -> Plan:
     """Diff ``spec`` against ``observed`` (and the registry); no I/O. ``pins``: the mlx.lock
-    entries to follow (``--locked``/``--frozen``), by model name. ``host``: the machine
+    entries to follow (``--locked``/``--frozen``), by model name. ``kept_commits``: HF
+    commits an mlx.lock beside the file pins even when it is not followed (model name ->
+    commit): never cleaned up as detached revisions. ``host``: the machine
     planned for; models and apps its ``when:`` leaves out are skipped (``None``: unknown, so
     every ``when:`` fails closed)."""
     cx = Context.build(spec, observed, facts, remote or {}, tuple(targets), pins)
@@ -73,11 +77,12 @@ def make_plan(
             plan_model(cx, out, name, model)
     # Skipped models stay declared (cx.declared): prune never touches them on this host.
     prune(cx, out)
-    links = plan_links(spec, observed, facts, out.actions, off_host)
+    locked = locked_commits(cx.pins)  # found by commit: no ref names a locked snapshot
+    links = plan_links(spec, observed, facts, out.actions, off_host, locked)
     # What the observers could not read (an unreadable manifest, a bad app folder) decides
     # what the plan can see: say so here too, not only in `mlx status`.
     out.warnings += [*observed.ollama.warnings, *observed.hf.warnings, *links.warnings]
-    actions = out.actions + list(links.actions) + _housekeeping(cx, out)
+    actions = out.actions + list(links.actions) + _housekeeping(cx, out, kept_commits or {})
     if targets:
         actions = [a for a in actions if a.model in targets]
         out.warnings.insert(
@@ -118,11 +123,12 @@ def _off_host(spec: Spec, host: Host | None) -> list[Skipped]:
     return out
 
 
-def _housekeeping(cx: Context, out: Draft) -> list[Action]:
+def _housekeeping(cx: Context, out: Draft, kept: Mapping[str, str]) -> list[Action]:
     """Cleanups and dedups: whole-machine tidying, left out of a partial (--target) plan."""
     if cx.targets:
         return []
-    cleanups = plan_cleanups(cx.spec, cx.observed)
+    locked = {**kept, **locked_commits(cx.pins)}
+    cleanups = plan_cleanups(cx.spec, cx.observed, locked=locked)
     done = frozenset((str(d.path), str(d.canonical)) for d in cx.facts.dedups)
     dedups, dedup_warnings = plan_dedup(cx.spec, cx.observed, done)
     out.warnings += dedup_warnings
