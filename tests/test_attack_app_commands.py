@@ -1,0 +1,67 @@
+"""Hostile input for the app-facing commands: ``mlx show`` on a crafted plan file,
+``mlx config``/``link`` edge cases, ``mlx which`` on a hostile store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.builders import ollama_store as ob
+from tests.helpers import mlx, ollama_dir
+from tests.helpers.apply import no_traceback
+
+ESC = "\x1b[2J"
+
+
+def _saved_plan(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """A real plan with one action (a model declared absent), as ``mlx plan --out`` saves it."""
+    ob.add_model(ollama_dir(), "old:1b", ob.default_layers("old"))
+    Path("mlx.yaml").write_text(
+        "version: 1\nmodels:\n  old:\n    source: ollama://old:1b\n    ensure: absent\n"
+    )
+    assert mlx(capsys, "plan", "--out", "plan.json").code == 0
+    doc: dict[str, Any] = json.loads(Path("plan.json").read_text())
+    assert doc["actions"]
+    return doc
+
+
+def _show(capsys: pytest.CaptureFixture[str], doc: dict[str, Any], *args: str) -> Any:
+    Path("hostile.json").write_text(json.dumps(doc))
+    result = mlx(capsys, "show", "hostile.json", *args)
+    no_traceback(result)
+    return result
+
+
+def test_show_ignores_skipped_entries_not_shaped_like_a_plan_s(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    doc = _saved_plan(capsys)
+    doc["skipped"] = [
+        {"id": "nameless", "subject": "s", "reason": "r"},
+        {"id": {"a": 1}, "subject": "s", "reason": None},
+        {"id": "model/kept", "subject": "ollama://kept:1", "reason": "os is linux"},
+    ]
+
+    result = _show(capsys, doc)
+
+    assert result.code == 0, result.err
+    assert "kept" in result.out
+    assert "nameless" not in result.out
+
+
+def test_show_never_writes_terminal_escapes_from_the_plan_file(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    doc = _saved_plan(capsys)
+    doc["workspace"] = f"ws{ESC}"
+    doc["host"] = {"name": f"box{ESC}", "given": True}
+
+    result = _show(capsys, doc)
+
+    assert result.code == 0, result.err
+    assert "Workspace: ws" in result.out
+    assert "Host: box" in result.out
+    assert "\x1b" not in result.out
