@@ -65,3 +65,42 @@ def test_show_never_writes_terminal_escapes_from_the_plan_file(
     assert "Workspace: ws" in result.out
     assert "Host: box" in result.out
     assert "\x1b" not in result.out
+
+
+def test_config_set_1_on_a_true_setting_is_a_change_refused_like_validate(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    Path("mlx.yaml").write_text("version: 1\nsettings:\n  prune: true\nmodels: {}\n")
+
+    result = mlx(capsys, "config", "set", "prune", "1")
+
+    assert result.code == 1
+    assert "settings.prune: expected true or false, got 1" in result.err
+    assert "already so" not in result.out
+    assert Path("mlx.yaml").read_text() == "version: 1\nsettings:\n  prune: true\nmodels: {}\n"
+
+
+def test_config_get_prints_a_default_config_set_accepts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    Path("mlx.yaml").write_text("version: 1\nmodels: {}\n")
+
+    got = mlx(capsys, "config", "get", "watch.interval")
+    assert got.code == 0
+    default = got.out.strip()
+
+    result = mlx(capsys, "config", "set", "watch.interval", default)
+    assert result.code == 0, result.err
+    assert default == "10m"
+
+
+def test_link_creating_an_app_lists_a_repeated_model_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    Path("mlx.yaml").write_text("version: 1\nmodels:\n  a:\n    source: ollama://a:1\n")
+
+    result = mlx(capsys, "link", "box", "a", "a", "--path", "./box")
+
+    assert result.code == 0, result.err
+    assert "models: [a]" in Path("mlx.yaml").read_text()
+    assert mlx(capsys, "validate").code == 0
