@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from tests.builders import hf_cache as hb
 from tests.builders import ollama_store as ob
-from tests.helpers import mlx, ollama_dir
+from tests.helpers import hf_dir, mlx, ollama_dir
 from tests.helpers.apply import no_traceback
 
 ESC = "\x1b[2J"
@@ -104,3 +105,25 @@ def test_link_creating_an_app_lists_a_repeated_model_once(
     assert result.code == 0, result.err
     assert "models: [a]" in Path("mlx.yaml").read_text()
     assert mlx(capsys, "validate").code == 0
+
+
+def test_which_never_hands_out_a_snapshot_link_pointing_out_of_the_cache(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.gguf"
+    secret.write_bytes(b"not a model of the cache")
+    rev = hb.add_revision(hf_dir(), "org/g", {"m.gguf": ob.fake_gguf("g", 2048)})
+    link = rev.snapshot_dir / "m.gguf"
+    link.unlink()
+    link.symlink_to(secret)
+    Path("mlx.yaml").write_text("version: 1\nmodels:\n  g:\n    source: hf://org/g\n")
+
+    result = mlx(capsys, "which", "g", "--json")
+
+    no_traceback(result)
+    assert result.code == 1
+    doc = json.loads(result.out)
+    assert doc["present"] is False
+    assert doc["gguf"] is None
+    assert [f["present"] for f in doc["files"]] == [False]
+    assert secret.read_bytes() == b"not a model of the cache"
