@@ -90,6 +90,15 @@ def _timeout(seconds: float) -> httpx.Timeout:
     return httpx.Timeout(seconds, connect=min(CONNECT_TIMEOUT, seconds))
 
 
+def _checked(host: str, path: str, status: int, got: wire.Body, model: str | None) -> str:
+    """The text of a whole answer, or the error its status or size is."""
+    if not 200 <= status < 300:
+        raise wire.refused(host, path, status, got.text(), model)
+    if got.full:
+        raise wire.too_large(host, path)
+    return got.text()
+
+
 class _Base:
     """What both clients share: the host, and the request bodies of each method."""
 
@@ -264,12 +273,14 @@ class OllamaClient(_Base):
 
     def _text(self, method: str, path: str, body: Any = None, model: str | None = None) -> str:
         try:
-            reply = self.http.request(method, f"{self.host}{path}", json=body)
+            with self.http.stream(method, f"{self.host}{path}", json=body) as reply:
+                got = wire.Body(reply.is_success)
+                for data in reply.iter_bytes():  # bounded: never a whole endless answer
+                    if not got.feed(data):
+                        break
         except httpx.HTTPError as exc:
             raise wire.unreachable(self.host, exc) from None
-        if not reply.is_success:
-            raise wire.refused(self.host, path, reply.status_code, reply.text, model)
-        return reply.text
+        return _checked(self.host, path, reply.status_code, got, model)
 
     def _json(
         self, method: str, path: str, body: Any = None, model: str | None = None
@@ -282,8 +293,11 @@ class OllamaClient(_Base):
         try:
             with self.http.stream("POST", f"{self.host}{path}", json=body) as reply:
                 if not reply.is_success:
-                    reply.read()
-                    raise wire.refused(self.host, path, reply.status_code, reply.text, model)
+                    got = wire.Body(success=False)
+                    for data in reply.iter_bytes():  # only the start of an error page
+                        if not got.feed(data):
+                            break
+                    raise wire.refused(self.host, path, reply.status_code, got.text(), model)
                 lines = wire.Lines()
                 for data in reply.iter_bytes():
                     for doc in wire.objects(lines.feed(data)):
@@ -443,12 +457,14 @@ class AsyncOllamaClient(_Base):
         self, method: str, path: str, body: Any = None, model: str | None = None
     ) -> str:
         try:
-            reply = await self.http.request(method, f"{self.host}{path}", json=body)
+            async with self.http.stream(method, f"{self.host}{path}", json=body) as reply:
+                got = wire.Body(reply.is_success)
+                async for data in reply.aiter_bytes():  # bounded: never a whole endless answer
+                    if not got.feed(data):
+                        break
         except httpx.HTTPError as exc:
             raise wire.unreachable(self.host, exc) from None
-        if not reply.is_success:
-            raise wire.refused(self.host, path, reply.status_code, reply.text, model)
-        return reply.text
+        return _checked(self.host, path, reply.status_code, got, model)
 
     async def _json(
         self, method: str, path: str, body: Any = None, model: str | None = None
@@ -461,8 +477,11 @@ class AsyncOllamaClient(_Base):
         try:
             async with self.http.stream("POST", f"{self.host}{path}", json=body) as reply:
                 if not reply.is_success:
-                    await reply.aread()
-                    raise wire.refused(self.host, path, reply.status_code, reply.text, model)
+                    got = wire.Body(success=False)
+                    async for data in reply.aiter_bytes():  # only the start of an error page
+                        if not got.feed(data):
+                            break
+                    raise wire.refused(self.host, path, reply.status_code, got.text(), model)
                 lines = wire.Lines()
                 async for data in reply.aiter_bytes():
                     for doc in wire.objects(lines.feed(data)):

@@ -175,7 +175,7 @@ def _hf(name: str, model: ModelSpec, src: HfSource, root: Path) -> ResolvedModel
     rev = repo.revision(commit) if commit else None
     if rev is None:
         return base
-    files, missing = _hf_files(rev, model)
+    files, missing = _hf_files(rev, model, _cache_roots(root))
     weights = [f for f in files if f.present and f.name.lower().endswith(".gguf")]
     return ResolvedModel(
         name,
@@ -196,17 +196,32 @@ def _is_commit(text: str) -> bool:
     return len(text) == 40 and all(c in "0123456789abcdef" for c in text)
 
 
-def _hf_files(rev: HfRevision, model: ModelSpec) -> tuple[tuple[ModelFile, ...], bool]:
+def _cache_roots(root: Path) -> tuple[str, ...]:
+    """The cache folder as configured and as resolved (it may live behind a link)."""
+    return tuple({os.path.normpath(os.path.abspath(root)), os.path.realpath(root)})
+
+
+def _in_cache(blob_file: str, roots: tuple[str, ...]) -> bool:
+    path = os.path.normpath(blob_file)
+    return any(path.startswith(r + os.sep) for r in roots)
+
+
+def _hf_files(
+    rev: HfRevision, model: ModelSpec, roots: tuple[str, ...]
+) -> tuple[tuple[ModelFile, ...], bool]:
     """The snapshot files ``include``/``exclude`` select, and whether any the hub listed for
     this commit (``trees/<commit>.json``, when recorded) or the snapshot links to is missing:
-    the same test ``mlx plan`` repairs by."""
+    the same test ``mlx plan`` repairs by. A snapshot link pointing out of the cache (to
+    ``/etc/passwd``) is no file of the model: not present, never handed out as its GGUF."""
     from mlxstate.facts import RemoteFile
     from mlxstate.plan.files import wanted_files
 
     listing = [RemoteFile(f.path, f.size, f.blob) for f in rev.files]
     wanted = {f.path for f in wanted_files(listing, model.include, model.exclude)}
     files = tuple(
-        ModelFile(f.path, rev.snapshot_path / f.path, f.size, f.present)
+        ModelFile(
+            f.path, rev.snapshot_path / f.path, f.size, f.present and _in_cache(f.blob_file, roots)
+        )
         for f in sorted(rev.files, key=lambda f: f.path)
         if f.path in wanted
     )

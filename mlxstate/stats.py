@@ -110,9 +110,7 @@ def reclaimed(state_dir: Path) -> dict[str, Any]:
             freed = spec.get("free_bytes")
             if not isinstance(freed, int) or isinstance(freed, bool) or freed <= 0:
                 continue
-            when = event.get("time")
-            stamp = float(when) if isinstance(when, int | float) else 0.0
-            month = time.strftime("%Y-%m", time.localtime(stamp))
+            month = _month(event.get("time"))
             by_month[month][0] += freed
             by_month[month][1] += 1
             by_kind[str(spec.get("kind"))] += freed
@@ -123,6 +121,16 @@ def reclaimed(state_dir: Path) -> dict[str, Any]:
         ],
         "by_kind": dict(sorted(by_kind.items())),
     }
+
+
+def _month(when: Any) -> str:
+    """``YYYY-MM`` of a journal time; a time no clock has (NaN, 1e300: the file is untrusted)
+    counts in the month of the epoch rather than stopping the command."""
+    try:
+        stamp = float(when) if isinstance(when, int | float) else 0.0
+        return time.strftime("%Y-%m", time.localtime(stamp))
+    except (OverflowError, ValueError, OSError):
+        return time.strftime("%Y-%m", time.localtime(0))
 
 
 def _events(state_dir: Path) -> Iterable[dict[str, Any]]:

@@ -152,9 +152,15 @@ def digest_file(path: Path, algo: Algo, advance: Callable[[int], None] = lambda 
             h.update(b"blob %d\0" % st.st_size)
         buf = bytearray(CHUNK)
         view = memoryview(buf)
-        while n := fh.readinto(buf):
+        left = st.st_size
+        # Read what fstat said is there and no more: a regular file that never ends (a link
+        # to /proc/self/pagemap, a file still being appended to) is reported, not read on.
+        while left and (n := fh.readinto(view[: min(CHUNK, left)])):
             h.update(view[:n])
             advance(n)
+            left -= n
+        if left or fh.readinto(buf):
+            raise OSError(f"{path} changed size while it was read")
     return h.hexdigest()
 
 

@@ -86,3 +86,23 @@ def test_saved_by_links_counts_app_links_instead_of_copies(
     saved = doc["saved"]
     assert isinstance(saved, dict)
     assert saved["links"] == {"bytes": 6000, "links": 1}
+
+
+@pytest.mark.parametrize("when", ["1e300", "NaN", "-Infinity", "1" + "0" * 400])
+def test_a_journal_time_no_clock_has_is_counted_not_a_crash(
+    capsys: pytest.CaptureFixture[str], when: str
+) -> None:
+    journal = state_dir() / "journal.jsonl"
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    journal.write_bytes(
+        b'{"event":"started","run":"r","action":"a","spec":{"free_bytes":7,"kind":"k"}}\n'
+        + b'{"event":"done","run":"r","action":"a","time":'
+        + when.encode()
+        + b"}\n\xff\xfe not json\n"
+    )
+
+    result = mlx(capsys, "stats", "--json")
+
+    no_traceback(result)
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["reclaimed"]["by_kind"] == {"k": 7}

@@ -157,3 +157,28 @@ def test_digest_file_matches_hashlib_and_git(tmp_path: Path) -> None:
 
     assert digest_file(path, "sha256") == hashlib.sha256(data).hexdigest()
     assert digest_file(path, "git-sha1") == git_blob_sha1(data)
+
+
+def test_a_blob_linked_to_an_endless_file_is_reported_not_read_forever(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # /proc/self/pagemap is a "regular file" of size 0 that reads on for hundreds of GB.
+    s = Stores()
+    blob = ob.remove_blob(ollama_dir(), s.a.layers[0].hex)
+    blob.symlink_to("/proc/self/pagemap")
+
+    code, doc = _verify(capsys, "a:1")
+
+    assert code == 1
+    problems = doc["problems"]
+    assert isinstance(problems, list)
+    assert [(p["path"], p["problem"]) for p in problems] == [(str(blob), "unreadable")]
+
+
+def test_digest_file_stops_at_the_size_the_file_had(tmp_path: Path) -> None:
+    endless = Path("/proc/self/pagemap")
+    if not endless.is_file():
+        pytest.skip("needs a Linux /proc")
+
+    with pytest.raises(OSError, match="changed size while it was read"):
+        digest_file(endless, "sha256")

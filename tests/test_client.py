@@ -7,12 +7,15 @@ import asyncio
 import base64
 import json
 import math
-from collections.abc import Iterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from mlxstate._httpx import httpx
+from mlxstate._ollama import wire
+from mlxstate._ollama.wire import encode_image
 from mlxstate.client import (
     AsyncOllamaClient,
     ChatChunk,
@@ -350,3 +353,66 @@ def test_a_final_line_without_newline_still_counts() -> None:
     http = httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(200, content=body)))
     chunks = list(OllamaClient("127.0.0.1:9", http=http).stream_generate(MODEL, "hi"))
     assert [c.done for c in chunks] == [False, True] and chunks[-1].eval_count == 1
+
+
+# --- hostile daemons and inputs -------------------------------------------------------------
+
+
+def _endless(first: bytes = b"") -> Iterator[bytes]:
+    yield first
+    while True:
+        yield b"<p>" * 21845
+
+
+def test_an_http_500_with_an_endless_html_page_is_one_bounded_error() -> None:
+    http = httpx.Client(
+        transport=httpx.MockTransport(
+            lambda _: httpx.Response(500, content=_endless(b"<html>oops"))
+        )
+    )
+    client = OllamaClient("127.0.0.1:9", http=http)
+    with pytest.raises(OllamaError, match=r"^Ollama answered HTTP 500: <html>oops<p>") as caught:
+        client.list()
+    assert caught.value.status == 500
+    with pytest.raises(OllamaError, match=r"^Ollama answered HTTP 500: <html>oops"):
+        list(client.stream_generate(MODEL, "hi"))
+
+
+def test_an_endless_answer_is_refused_not_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wire, "MAX_ANSWER", 1 << 20)
+    http = httpx.Client(
+        transport=httpx.MockTransport(lambda _: httpx.Response(200, content=_endless()))
+    )
+    with pytest.raises(OllamaError, match=r"is larger than 1048576 bytes; not read$"):
+        OllamaClient("127.0.0.1:9", http=http).generate(MODEL, "hi")
+
+
+def test_async_an_endless_answer_is_refused_not_read_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(wire, "MAX_ANSWER", 1 << 20)
+
+    async def endless() -> AsyncIterator[bytes]:
+        for chunk in _endless():
+            yield chunk
+
+    async def go() -> None:
+        transport = httpx.MockTransport(lambda _: httpx.Response(200, content=endless()))
+        async with AsyncOllamaClient(
+            "127.0.0.1:9", http=httpx.AsyncClient(transport=transport)
+        ) as c:
+            await c.list()
+
+    with pytest.raises(OllamaError, match=r"is larger than 1048576 bytes; not read$"):
+        asyncio.run(go())
+
+
+def test_an_image_that_is_a_fifo_or_an_endless_file_fails_before_sending(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(OllamaError, match=r"is not a regular file$"):
+        encode_image(fifo)  # a Path: not mistaken for base64, and no hang without a writer
+    endless = Path("/proc/self/pagemap")
+    if endless.is_file():
+        with pytest.raises(OllamaError, match=r"too large to send$"):
+            encode_image(endless)  # stat says 0 bytes; reading never ends

@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import os
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -68,10 +69,20 @@ def encode_image(image: Image) -> str:
         raise OllamaError(f"an image is a path, bytes or base64 text, not {type(image).__name__}")
     path = Path(image)
     try:
-        size = path.stat().st_size
-        if size > MAX_IMAGE_BYTES:
-            raise OllamaError(f"image {printable(str(path))} is {size} bytes; too large to send")
-        return base64.b64encode(path.read_bytes()).decode("ascii")
+        # Opened without blocking (a FIFO has no writer) and read only when a regular file.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OllamaError(f"image {printable(str(path))} is not a regular file")
+            os.set_blocking(fd, True)
+            # At most the limit and one byte more: stat's size is no bound on what a read
+            # returns (/proc files say 0 and never end; a file may grow meanwhile).
+            data = fh.read(MAX_IMAGE_BYTES + 1)
+        if len(data) > MAX_IMAGE_BYTES:
+            raise OllamaError(
+                f"image {printable(str(path))} is over {MAX_IMAGE_BYTES} bytes; too large to send"
+            )
+        return base64.b64encode(data).decode("ascii")
     except OSError as exc:
         raise OllamaError(f"cannot read image {printable(str(path))}: {exc.strerror}") from None
 
@@ -319,6 +330,36 @@ def is_final(doc: Mapping[str, Any]) -> bool:
 
 def unfinished() -> StreamError:
     return StreamError("the Ollama stream ended before its final object")
+
+
+# --- whole answers --------------------------------------------------------------------------
+
+# The largest answer read whole (an embedding of a big batch is tens of MB); an error page is
+# only shown by its start. A daemon (or whatever listens there) sending more is not read on.
+MAX_ANSWER = 512 * 1024 * 1024
+MAX_ERROR_BODY = 64 * 1024
+
+
+class Body:
+    """A reply's bytes, collected up to ``limit`` (``full`` once more were offered)."""
+
+    def __init__(self, success: bool) -> None:
+        self.limit = MAX_ANSWER if success else MAX_ERROR_BODY
+        self.data = bytearray()
+        self.full = False
+
+    def feed(self, chunk: bytes) -> bool:
+        """Keep ``chunk``; False once the limit is passed (stop reading)."""
+        self.data += chunk[: self.limit + 1 - len(self.data)]
+        self.full = len(self.data) > self.limit
+        return not self.full
+
+    def text(self) -> str:
+        return bytes(self.data[: self.limit]).decode("utf-8", "replace")
+
+
+def too_large(host: str, path: str) -> OllamaError:
+    return OllamaError(f"the answer of {host}{path} is larger than {MAX_ANSWER} bytes; not read")
 
 
 # --- failures -------------------------------------------------------------------------------

@@ -86,9 +86,10 @@ def show_plan(
 
     sys.stdout.write(render_text(plan, color=color_enabled(sys.stdout, no_color)))
     if workspace and plan.has_changes:
-        sys.stdout.write(f"Workspace: {workspace} (owner of what this apply installs)\n")
+        # printable: a saved plan (``mlx show``) is untrusted text bound for a terminal.
+        sys.stdout.write(f"Workspace: {printable(workspace)} (owner of what this apply installs)\n")
     if host is not None and (host.given or plan.skipped):
-        sys.stdout.write(host_line(host) + "\n")
+        sys.stdout.write(printable(host_line(host)) + "\n")
     sys.stdout.flush()  # keep the order on a terminal, where both streams meet
     for warning in plan.warnings:
         warn(warning)

@@ -68,7 +68,8 @@ def set_command(
     spec_path, shown = call.find_spec()
     text, doc = load_for_edit(call, spec_path, shown)
     found, before = _lookup(doc, path)
-    changed = not found or before != parsed
+    # Typed: `1` is not `true` (Python says True == 1), nor `1.0` the same text as `1`.
+    changed = not found or (type(before), before) != (type(parsed), parsed)
     if changed:
         commit_edit(call, spec_path, shown, set_entry(text, doc, path, scalar_text(parsed)))
     _done(json_out, quiet, path, parsed, changed, f"Set {'.'.join(path)} = {scalar_text(parsed)}")
@@ -162,8 +163,20 @@ def _lookup(doc: Any, path: list[str]) -> tuple[bool, Any]:
 
 
 def _default(path: list[str]) -> Any:
+    """The default as mlx.yaml would write it (``10m``, not the ``PT10M`` of a dump), so
+    that ``config get`` prints a value ``config set`` accepts."""
+    from pydantic import BaseModel
+
     from mlxstate.mlxyaml.models import SettingsSpec
 
+    model: Any = SettingsSpec
+    for part in path[1:-1]:
+        model = model.model_fields[part].annotation
+    default = model.model_fields[path[-1]].get_default(call_default_factory=True)
+    if isinstance(default, bool | str | None):
+        return default
+    if isinstance(default, int | float) and not isinstance(default, BaseModel):
+        return int(default) if isinstance(default, int) else float(default)
     node: Any = SettingsSpec().model_dump(mode="json")
     for part in path[1:]:
         node = node[part]

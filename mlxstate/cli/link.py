@@ -58,10 +58,8 @@ def link_command(
             text = _reload_and(
                 text, shown, lambda t, d: set_entry(t, d, ["apps", app, "layout"], layout)
             )
-        text = _reload_and(
-            text, shown, lambda t, d: list_add(t, d, ["apps", app, "models"], models)
-        )
-        added = _unique(models)
+        added = _unique(models)  # `mlx link app a a` lists `a` once, as on an existing app
+        text = _reload_and(text, shown, lambda t, d: list_add(t, d, ["apps", app, "models"], added))
     else:
         _check_same(entry, app, path, layout, spec_path)
         linked = list(entry.get("models") or []) if isinstance(entry, dict) else []

@@ -54,8 +54,15 @@ def _raw(path: Path) -> dict[str, Any]:
     checked to be a format_version 1 plan by load_saved_plan)."""
     import json
 
-    with path.open("rb") as handle:
-        doc: dict[str, Any] = json.loads(handle.read().decode("utf-8"))
+    from mlxstate.errors import MlxError
+
+    try:
+        with path.open("rb") as handle:
+            doc = json.loads(handle.read().decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        doc = None
+    if not isinstance(doc, dict):  # replaced since it was checked a moment ago
+        raise MlxError(f"{path} changed while it was read; run `mlx show` again")
     return doc
 
 
@@ -66,10 +73,15 @@ def _strings(value: Any) -> tuple[str, ...]:
 def _plan(actions: Any, doc: dict[str, Any]) -> Any:
     from mlxstate.plan.actions import Plan, Skipped
 
+    entries = doc.get("skipped")
+    # Only entries shaped as plan writes them (``model/NAME`` or ``app/NAME``, strings):
+    # the file is untrusted and rendering splits the id.
     skipped = tuple(
-        Skipped(str(s["id"]), str(s["subject"]), str(s["reason"]))
-        for s in doc.get("skipped") or []
-        if isinstance(s, dict) and all(k in s for k in ("id", "subject", "reason"))
+        Skipped(s["id"], s["subject"], s["reason"])
+        for s in (entries if isinstance(entries, list) else [])
+        if isinstance(s, dict)
+        and all(isinstance(s.get(k), str) for k in ("id", "subject", "reason"))
+        and "/" in s["id"]
     )
     return Plan(
         actions=actions,
