@@ -165,11 +165,13 @@ def normalize_ollama_host(value: str, *, strict: bool = False) -> str:
         port = parts.port
     except ValueError as exc:
         if strict:
-            raise ValueError(f"invalid Ollama host {value!r}: {exc}") from None
+            raise ValueError(f"invalid Ollama host {_masked(value)!r}: {exc}") from None
         return default
     if parts.scheme not in ("http", "https") or not parts.hostname:
         if strict:
-            raise ValueError(f"invalid Ollama host {value!r}; expected http(s)://HOST[:PORT]")
+            raise ValueError(
+                f"invalid Ollama host {_masked(value)!r}; expected http(s)://HOST[:PORT]"
+            )
         return default
     if port is None:
         # Ollama: no scheme → 11434; explicit http → 80; https → 443.
@@ -278,3 +280,10 @@ def resolve(spec: SettingsSpec | None, env: Environment, spec_path: Path | None 
             ollama.registry if ollama and ollama.registry else DEFAULT_OLLAMA_REGISTRY
         ),
     )
+
+
+def _masked(url: str) -> str:
+    """``url`` with any password replaced by ``***``: error messages end up in logs."""
+    import re
+
+    return re.sub(r"(://[^/@:\s]*:)[^/\s]*@", r"\1***@", url)

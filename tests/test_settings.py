@@ -98,3 +98,13 @@ def test_the_token_variable_is_read_through_the_environment_and_never_shown() ->
     named = resolve(None, env).__class__(**{**settings.__dict__, "hf_token_env": "MY_HF"})
     assert named.hf_token == "hf_secretsecretsecretsecret1234"
     assert "secret" not in repr(env) and "snapshot" not in env.model_dump()
+
+
+@pytest.mark.parametrize(
+    "value", ["http://me:s3cret@example:99999", "ftp://me:s3cret@host", "http://me:s3@cret@h:1:2"]
+)
+def test_a_bad_host_is_reported_without_its_password(value: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        normalize_ollama_host(value, strict=True)
+    assert "s3cret" not in str(caught.value) and "cret" not in str(caught.value)
+    assert "me:***@" in str(caught.value)
