@@ -200,9 +200,19 @@ class HfRevision:
     files: tuple[HfFile, ...]
     snapshot_path: Path
     last_modified: float
-    # The hub's file list for this commit (trees/<commit>.json, read by the observer);
-    # None when not recorded.
-    remote: tuple[RemoteFile, ...] | None = None
+    # The hub's file list for this commit: given (``listed``), or read on first use from
+    # ``tree_path`` (trees/<commit>.json): most revisions of a cache are never asked for it,
+    # and reading every listing was a sixth of a scan. None when not recorded.
+    listed: tuple[RemoteFile, ...] | None = None
+    tree_path: Path | None = None
+
+    @cached_property
+    def remote(self) -> tuple[RemoteFile, ...] | None:
+        if self.tree_path is None:
+            return self.listed
+        from mlxstate.observe.hf_cache import read_tree
+
+        return read_tree(self.tree_path)
 
     @property
     def size(self) -> int:

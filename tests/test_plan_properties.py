@@ -273,7 +273,7 @@ def hf_revision(
         ),
         snapshot_path=folder / "snapshots" / commit,
         last_modified=0.0,
-        remote=listing(repo_id),
+        listed=listing(repo_id),
     )
 
 

@@ -173,12 +173,16 @@ def _without_linked_orphans(repos: list[HfRepo]) -> tuple[HfRepo, ...]:
 
     linked: set[tuple[str, str]] = set()
     for repo in repos:
-        own = os.path.normpath(repo.path / "blobs")  # once per repo: the loop is per file
+        own = os.path.normpath(repo.path / "blobs") + "/"  # once per repo: the loop is per file
+        start = len(own)
         for rev in repo.revisions:
             for f in rev.files:
-                folder = os.path.dirname(f.blob_file)
-                if folder != own:
-                    linked.add((resolved(folder), os.path.basename(f.blob_file)))
+                path = f.blob_file
+                # The common case, a blob of its own repo, with two C calls (no dirname).
+                if path.startswith(own) and path.find("/", start) < 0:
+                    continue
+                folder, name = os.path.split(path)
+                linked.add((resolved(folder), name))
     if not linked:
         return tuple(repos)
     out = []
@@ -421,7 +425,7 @@ def _scan_revision(
         files=tuple(files),
         snapshot_path=Path(entry.path),
         last_modified=max(present) if present else entry.stat().st_mtime,
-        remote=read_tree(repo / "trees" / f"{commit}.json"),
+        tree_path=repo / "trees" / f"{commit}.json",
     )
 
 

@@ -372,7 +372,7 @@ def _hf_repo(raw: Any, where: str, now: float = 0.0) -> HfRepo:
                 files=tuple(sorted(files)),
                 snapshot_path=folder / "snapshots" / commit,
                 last_modified=0.0,
-                remote=listed,
+                listed=listed,
             )
         )
     blobs = folder / "blobs"
