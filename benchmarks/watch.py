@@ -139,7 +139,12 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="build (or reuse) the environment here")
     args = parser.parse_args()
     base = large_env(args.keep)
-    spec_text = (base / "noop.yaml").read_text()  # installed models only: plans no action
+    noop = base / "noop.yaml"
+    if not noop.exists():  # installed models only: plans no action (as benchmarks/apply.py)
+        from make_env import write_spec
+
+        write_spec(noop, 200, 300, missing=0)
+    spec_text = noop.read_text()
     models = spec_text.count("source:")
     print(f"# {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} cores")
     print(f"# environment {base} ({models} models declared), Ollama daemon down")
