@@ -78,18 +78,19 @@ def conditions(platform_name: str = sys.platform) -> Conditions:
 
 def memory_pressure(platform_name: str = sys.platform) -> Pressure | None:
     if platform_name == "darwin":
-        try:
-            out = subprocess.run(
-                ["sysctl", "-n", "kern.memorystatus_vm_pressure_level"],
-                capture_output=True,
-                text=True,
-                timeout=2,
-                check=False,
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return mac_pressure(out)
+        return mac_pressure(sysctl("kern.memorystatus_vm_pressure_level"))
     return psi_pressure(PSI_FILE)
+
+
+def sysctl(name: str) -> str | None:
+    """``sysctl -n NAME`` (macOS; no privileges needed); None when it cannot say."""
+    try:
+        done = subprocess.run(
+            ["sysctl", "-n", name], capture_output=True, text=True, timeout=2, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def mac_pressure(sysctl_out: str | None) -> Pressure | None:
@@ -121,19 +122,8 @@ def psi_pressure(path: Path) -> Pressure | None:
 
 
 def cpu_name(platform_name: str = sys.platform) -> str:
-    if platform_name == "darwin":
-        try:
-            out = subprocess.run(
-                ["sysctl", "-n", "machdep.cpu.brand_string"],
-                capture_output=True,
-                text=True,
-                timeout=2,
-                check=False,
-            ).stdout.strip()
-            if out:
-                return out
-        except (OSError, subprocess.SubprocessError):
-            pass
+    if platform_name == "darwin" and (brand := sysctl("machdep.cpu.brand_string")):
+        return brand
     try:
         for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
             key, _, value = line.partition(":")
