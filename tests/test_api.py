@@ -286,6 +286,33 @@ def test_which_not_declared_exits_1(spec: Path, capsys: pytest.CaptureFixture[st
     }
 
 
+def test_which_plain_calls_skip_the_parser_and_others_use_it(
+    spec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plain call (name, --json, -f, -q, --no-color) never imports the option parser;
+    help and unknown options still go through it, with its usual errors."""
+    import subprocess
+    import sys
+
+    ob.add_model(ollama_dir(), VISION, VISION_LAYERS)
+    code = (
+        "import sys; from mlxstate.cli.main import main; rc = main(sys.argv[1:]);"
+        "print('typer' in sys.modules, rc, file=sys.stderr)"
+    )
+    plain = subprocess.run(
+        [sys.executable, "-c", code, "which", "vision", "--json", "--file", str(spec), "-q"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(plain.stdout)["present"] is True
+    assert plain.stderr.split() == ["False", "0"]
+    assert "Usage" in mlx(capsys, "which", "--help").out
+    bad = mlx(capsys, "which", "vision", "--bogus")
+    assert bad.code == 1 and "No such option: --bogus" in bad.err  # the parser's own error
+    assert mlx(capsys, "which", "vision", "-f", str(spec), "-v").code == 0  # parsed: same
+
+
 # --- ensure ---------------------------------------------------------------------------------
 
 

@@ -161,6 +161,16 @@ def _main(args: list[str]) -> int:
             return _pipe_closed()
         except (Exception, KeyboardInterrupt) as exc:
             return report(exc, debug=debug)
+    if args[:1] == ["which"]:
+        # Scripts call it in loops: a plain call skips the option parser and its import.
+        try:
+            code = _which_plain(args[1:])
+            if code is not None:
+                return code
+        except BrokenPipeError:
+            return _pipe_closed()
+        except (Exception, KeyboardInterrupt) as exc:
+            return report(exc, debug=debug)
     import typer
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
@@ -196,6 +206,12 @@ def _main(args: list[str]) -> int:
 
 def _menubar_plain(args: list[str]) -> bool:
     from mlxstate.cli.menubar_run import plain_run
+
+    return plain_run(args)
+
+
+def _which_plain(args: list[str]) -> int | None:
+    from mlxstate.cli.which_run import plain_run
 
     return plain_run(args)
 
