@@ -3,6 +3,7 @@ their figures, skips and failures, the lock, the --json document and the exit co
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -277,3 +278,29 @@ def test_non_finite_rates_of_an_engine_are_unknown(
     )
     assert record.status == "ok" and record.samples
     assert {(s.gen_tps, s.prompt_tps) for s in record.samples} == {(None, None)}
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_names_model_prompt_and_run_on_a_terminal_only() -> None:
+    """What the progress line says while a benchmark runs (it draws on a terminal only)."""
+    from mlxstate.cli.bench import _Progress
+
+    screen = _Terminal()
+    with _Progress(screen, no_color=True, enabled=True) as progress:
+        progress.model_started("nightly", "qwen", prompts=3, runs=5)
+        progress.generation(1, 1, warmup=True)
+        progress._bar.refresh()
+        warm = screen.getvalue()
+        progress.generation(2, 4, warmup=False)
+        progress._bar.refresh()
+    assert "nightly/qwen  prompt 1/3  warm-up" in warm
+    assert "nightly/qwen  prompt 2/3  run 4/5" in screen.getvalue()
+    piped = io.StringIO()  # a pipe or a log file: nothing but the results
+    with _Progress(piped, no_color=True, enabled=True) as progress:
+        progress.model_started("", "qwen", prompts=3, runs=5)
+        progress.generation(1, 1, warmup=False)
+    assert piped.getvalue() == ""
