@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlxstate.cli._common import FileOpt, Invocation, JsonOpt, NoColorOpt, QuietOpt, VerboseOpt
+from mlxstate.cli._common import FileOpt, JsonOpt, NoColorOpt, QuietOpt, VerboseOpt
 from mlxstate.errors import MlxError
 
 __all__ = ["app"]
@@ -30,13 +30,11 @@ def get_command(
     verbose: VerboseOpt = False,
 ) -> None:
     """Print a setting: its value in mlx.yaml, else its default."""
-    from mlxstate.cli.edit import load_for_edit
+    from mlxstate.cli.edit import open_for_edit
     from mlxstate.edit_tree import scalar_text
 
     path = setting_path(key)
-    call = Invocation.make(file, no_color, quiet, verbose)
-    spec_path, shown = call.find_spec()
-    _, doc = load_for_edit(call, spec_path, shown)
+    doc = open_for_edit(file, no_color, quiet, verbose).doc
     found, value = _lookup(doc, path)
     if not found:
         value = _default(path)
@@ -59,19 +57,18 @@ def set_command(
     verbose: VerboseOpt = False,
 ) -> None:
     """Set a setting in mlx.yaml (checked like `mlx validate` before writing)."""
-    from mlxstate.cli.edit import commit_edit, load_for_edit
+    from mlxstate.cli.edit import open_for_edit
     from mlxstate.edit_tree import parse_scalar, scalar_text, set_entry
 
     path = setting_path(key)
     parsed = parse_scalar(value)
-    call = Invocation.make(file, no_color, quiet, verbose)
-    spec_path, shown = call.find_spec()
-    text, doc = load_for_edit(call, spec_path, shown)
+    ed = open_for_edit(file, no_color, quiet, verbose)
+    text, doc = ed.text, ed.doc
     found, before = _lookup(doc, path)
     # Typed: `1` is not `true` (Python says True == 1), nor `1.0` the same text as `1`.
     changed = not found or (type(before), before) != (type(parsed), parsed)
     if changed:
-        commit_edit(call, spec_path, shown, set_entry(text, doc, path, scalar_text(parsed)))
+        ed.commit(set_entry(text, doc, path, scalar_text(parsed)))
     _done(json_out, quiet, path, parsed, changed, f"Set {'.'.join(path)} = {scalar_text(parsed)}")
 
 
@@ -85,16 +82,15 @@ def unset_command(
     verbose: VerboseOpt = False,
 ) -> None:
     """Remove a setting from mlx.yaml (its default applies again)."""
-    from mlxstate.cli.edit import commit_edit, load_for_edit
+    from mlxstate.cli.edit import open_for_edit
     from mlxstate.edit_tree import scalar_text, unset_entry
 
     path = setting_path(key)
-    call = Invocation.make(file, no_color, quiet, verbose)
-    spec_path, shown = call.find_spec()
-    text, doc = load_for_edit(call, spec_path, shown)
+    ed = open_for_edit(file, no_color, quiet, verbose)
+    text, doc = ed.text, ed.doc
     found, _ = _lookup(doc, path)
     if found:
-        commit_edit(call, spec_path, shown, unset_entry(text, doc, path))
+        ed.commit(unset_entry(text, doc, path))
     default = _default(path)
     name = ".".join(path)
     _done(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -50,6 +51,30 @@ def commit_edit(call: Invocation, path: Path, shown: str, text: str) -> None:
         raise MlxError(
             f"cannot write {shown}: {exc.strerror or exc}; the file is unchanged"
         ) from None
+
+
+@dataclass(frozen=True)
+class Editing:
+    """An mlx.yaml open for an edit: validated, its text and its round-trip document."""
+
+    call: Invocation
+    path: Path
+    shown: str
+    text: str
+    doc: Any
+
+    def commit(self, text: str) -> None:
+        """Validate ``text`` and write it atomically in place of the file."""
+        commit_edit(self.call, self.path, self.shown, text)
+
+
+def open_for_edit(file: Path | None, no_color: bool, quiet: bool, verbose: bool) -> Editing:
+    """Find mlx.yaml as every command does and load it for an edit (an invalid file is
+    refused: an edit never builds on errors)."""
+    call = Invocation.make(file, no_color, quiet, verbose)
+    path, shown = call.find_spec()
+    text, doc = load_for_edit(call, path, shown)
+    return Editing(call, path, shown, text, doc)
 
 
 def load_for_edit(call: Invocation, path: Path, shown: str) -> tuple[str, Any]:
@@ -190,9 +215,8 @@ def rm_command(
     """Remove a model from mlx.yaml (the files stay until `mlx apply` prunes them)."""
     from mlxstate.edit import remove_model
 
-    call = Invocation.make(file, no_color, quiet, verbose)
-    path, shown = call.find_spec()
-    text, doc = load_for_edit(call, path, shown)
+    ed = open_for_edit(file, no_color, quiet, verbose)
+    text, doc, shown = ed.text, ed.doc, ed.shown
     models = doc.get("models") or {}
     if name not in models:
         import difflib
@@ -208,7 +232,7 @@ def rm_command(
             f"models.{name} is used by {', '.join(users)}",
             hint=f"remove {name!r} from there first, then run `mlx rm {name}` again",
         )
-    commit_edit(call, path, shown, remove_model(text, doc, name))
+    ed.commit(remove_model(text, doc, name))
     if json_out:
         _emit({"file": shown, "name": name, "source": str(models[name].get("source", ""))})
     elif not quiet:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from mlxstate.cli._common import FileOpt, Invocation, JsonOpt, NoColorOpt, QuietOpt, VerboseOpt
+from mlxstate.cli._common import FileOpt, JsonOpt, NoColorOpt, QuietOpt, VerboseOpt
 from mlxstate.errors import MlxError
 
 __all__ = ["link_command", "unlink_command"]
@@ -35,12 +35,11 @@ def link_command(
     verbose: VerboseOpt = False,
 ) -> None:
     """Link models into an app's folder (creates apps.APP with --path when missing)."""
-    from mlxstate.cli.edit import commit_edit, load_for_edit
+    from mlxstate.cli.edit import open_for_edit
     from mlxstate.edit_tree import list_add, scalar_text, set_entry
 
-    call = Invocation.make(file, no_color, quiet, verbose)
-    spec_path, shown = call.find_spec()
-    text, doc = load_for_edit(call, spec_path, shown)
+    ed = open_for_edit(file, no_color, quiet, verbose)
+    text, doc, shown, spec_path = ed.text, ed.doc, ed.shown, ed.path
     declared = doc.get("models") or {}
     for model in models:
         _check_declared(model, declared, shown)
@@ -67,7 +66,7 @@ def link_command(
         if added:
             text = list_add(text, doc, ["apps", app, "models"], added)
     if added:
-        commit_edit(call, spec_path, shown, text)
+        ed.commit(text)
     _report(json_out, quiet, "link", app, added, created, shown)
 
 
@@ -81,21 +80,18 @@ def unlink_command(
     verbose: VerboseOpt = False,
 ) -> None:
     """Stop linking models into an app's folder (apply then removes the links mlx made)."""
-    from mlxstate.cli.edit import commit_edit, load_for_edit
+    from mlxstate.cli.edit import open_for_edit
     from mlxstate.edit_tree import list_remove
 
-    call = Invocation.make(file, no_color, quiet, verbose)
-    spec_path, shown = call.find_spec()
-    text, doc = load_for_edit(call, spec_path, shown)
+    ed = open_for_edit(file, no_color, quiet, verbose)
+    text, doc, shown = ed.text, ed.doc, ed.shown
     apps = doc.get("apps") or {}
     if app not in apps:
         raise MlxError(f"no app named {app!r} in {shown}", hint=_close(app, apps))
     linked = list(apps[app].get("models") or [])
     removed = [m for m in _unique(models) if m in linked]
     if removed:
-        commit_edit(
-            call, spec_path, shown, list_remove(text, doc, ["apps", app, "models"], removed)
-        )
+        ed.commit(list_remove(text, doc, ["apps", app, "models"], removed))
     _report(json_out, quiet, "unlink", app, removed, False, shown)
 
 
